@@ -1,0 +1,280 @@
+"""The `trailguard` command line."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.resources
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from detector import __version__
+from detector.config import Settings, load_settings
+from detector.core.taxonomy import Severity
+from detector.errors import ConfigError, DetectorError
+
+logger = logging.getLogger("trailguard")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_FINDINGS = 3
+# A progress bar is worth drawing only on inputs that take a while.
+PROGRESS_ABOVE_BYTES = 16 * 1024 * 1024
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(format="trailguard: %(levelname)s: %(message)s", level=logging.INFO)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"trailguard: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FileNotFoundError as exc:
+        print(f"trailguard: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DetectorError as exc:
+        print(f"trailguard: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # `trailguard replay ... | head` closing the pipe early is not an error.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trailguard",
+        description="Watches CloudTrail for AI agents acting outside their task.",
+    )
+    parser.add_argument("--version", action="version", version=f"trailguard {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    replay = commands.add_parser("replay", help="run the pipeline over CloudTrail files")
+    _replay_options(replay)
+    replay.add_argument("paths", nargs="+", metavar="PATH", help="file, directory, or - for stdin")
+    replay.set_defaults(handler=_cmd_replay)
+
+    demo = commands.add_parser("demo", help="replay the bundled incident scenario")
+    _replay_options(demo)
+    # The demo is for reading: a summary unless the contract is asked for.
+    demo.set_defaults(handler=_cmd_demo, paths=None, format="table")
+
+    catalog = commands.add_parser("catalog", help="inspect the risk catalogue")
+    catalog_cmds = catalog.add_subparsers(metavar="SUBCOMMAND")
+    show = catalog_cmds.add_parser("show", help="show the catalogue entry of an IAM action")
+    show.add_argument("action", metavar="ACTION", help="IAM action, e.g. s3:DeleteBucket")
+    show.add_argument("--config", type=Path, help="configuration file (for catalogue overrides)")
+    show.set_defaults(handler=_cmd_catalog_show)
+
+    scope = commands.add_parser("scope", help="validate and explain task scope files")
+    scope_cmds = scope.add_subparsers(metavar="SUBCOMMAND")
+    check = scope_cmds.add_parser("check", help="validate a scope file")
+    check.add_argument("file", type=Path, metavar="FILE")
+    check.set_defaults(handler=_cmd_scope_check)
+    explain = scope_cmds.add_parser("explain", help="say why an event is in or out of scope")
+    explain.add_argument("file", type=Path, metavar="FILE")
+    explain.add_argument("event", metavar="EVENT", help="a file holding one CloudTrail event, or -")
+    explain.add_argument("--config", type=Path, help="configuration file")
+    explain.set_defaults(handler=_cmd_scope_explain)
+
+    config = commands.add_parser("config", help="validate a configuration file")
+    config_cmds = config.add_subparsers(metavar="SUBCOMMAND")
+    config_check = config_cmds.add_parser("check", help="validate a configuration file")
+    config_check.add_argument("file", type=Path, metavar="FILE")
+    config_check.set_defaults(handler=_cmd_config_check)
+    return parser
+
+
+def _replay_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scopes", type=Path, help="task scope file (YAML or JSON)")
+    parser.add_argument("--config", type=Path, help="configuration file (YAML or TOML)")
+    parser.add_argument("--output", default="-", help="where to write (default: stdout)")
+    parser.add_argument(
+        "--format",
+        choices=("table", "jsonl"),
+        help="table: a readable summary; jsonl: the output contract "
+        "(default: table on a terminal, jsonl otherwise)",
+    )
+    parser.add_argument("--dead-letter", type=Path, help="write rejected records here (JSONL)")
+    parser.add_argument(
+        "--fail-on",
+        type=_severity,
+        metavar="SEVERITY",
+        help="exit 3 when any finding reaches this severity (info|low|medium|high|critical)",
+    )
+
+
+def _severity(value: str) -> Severity:
+    try:
+        return Severity.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _settings(path: Path | None) -> Settings:
+    return load_settings(path, os.environ)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from detector.sources.files import expand
+
+    files, skipped = expand(args.paths)
+    return _run_replay(args, files, skipped_files=len(skipped), scopes_path=args.scopes)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from detector.sources.files import InputFile
+
+    demo = importlib.resources.files("detector") / "data" / "demo"
+    with importlib.resources.as_file(demo) as folder:
+        events = folder / "incident.jsonl"
+        files = [InputFile(str(events), events, events.stat().st_size)]
+        return _run_replay(
+            args, files, skipped_files=0, scopes_path=args.scopes or folder / "scopes.yaml"
+        )
+
+
+def _run_replay(
+    args: argparse.Namespace, files: list[Any], *, skipped_files: int, scopes_path: Path | None
+) -> int:
+    from detector import report
+    from detector.dead_letter import DeadLetterFile
+    from detector.replay import replay
+    from detector.sinks.jsonl import JsonlWriter
+    from detector.wiring import build_pipeline
+
+    settings = _settings(args.config)
+    pipeline = build_pipeline(settings, scopes_path=scopes_path)
+    with _open_output(args.output) as out, _open_dead_letter(args.dead_letter) as dead:
+        fmt = args.format or ("table" if out.isatty() else "jsonl")
+        writer = JsonlWriter(out)
+        dead_letter = DeadLetterFile(dead) if dead is not None else None
+
+        def on_result(result: Any) -> None:
+            if fmt == "jsonl":
+                writer.write(result)
+
+        def on_reject(origin: str, reason: str, raw: object) -> None:
+            if dead_letter is not None:
+                dead_letter.add(origin=origin, error=reason, raw=raw)
+
+        with _progress(files) as progress:
+            stats = replay(
+                pipeline, files, on_result=on_result, on_reject=on_reject, progress=progress
+            )
+        stats.skipped_files = skipped_files
+        if fmt == "table":
+            text = _TextOut(out)
+            report.render(stats, text, color=out.isatty() and "NO_COLOR" not in os.environ)
+        writer.flush()
+    if (
+        args.fail_on is not None
+        and stats.max_severity is not None
+        and stats.max_severity >= args.fail_on
+    ):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+class _TextOut:
+    """Text facade over the binary output stream, so table and JSONL share one destination."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(text.encode("utf-8"))
+        return len(text)
+
+
+@contextlib.contextmanager
+def _open_output(target: str) -> Iterator[IO[bytes]]:
+    if target == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    with open(target, "wb") as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _open_dead_letter(path: Path | None) -> Iterator[IO[bytes] | None]:
+    if path is None:
+        yield None
+        return
+    with path.open("wb") as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _progress(files: list[Any]) -> Iterator[Any]:
+    total = sum(f.size for f in files)
+    if not sys.stderr.isatty() or total < PROGRESS_ABOVE_BYTES:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="B", unit_scale=True, desc="replay", file=sys.stderr) as bar:
+        yield bar.update
+
+
+def _cmd_catalog_show(args: argparse.Namespace) -> int:
+    from detector.catalog_loader import load_catalog
+
+    settings = _settings(args.config)
+    catalog = load_catalog(settings.catalog.overrides)
+    entry = catalog.entry(args.action)
+    rules = catalog.param_rules.rules_for(entry.action)
+    record = {
+        "catalog_version": catalog.version,
+        **entry.to_dict(),
+        "parameter_rules": [
+            {"name": r.name, "category": r.category.value, "tier": r.tier, "summary": r.summary}
+            for r in rules
+        ],
+    }
+    sys.stdout.write(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return EXIT_OK
+
+
+def _cmd_scope_check(args: argparse.Namespace) -> int:
+    from detector.scope_file import load_scopes
+
+    scopes = load_scopes(args.file)
+    names = ", ".join(s.name for s in scopes.scopes) or "none"
+    print(f"{args.file}: {len(scopes)} scope(s) valid: {names}")
+    return EXIT_OK
+
+
+def _cmd_scope_explain(args: argparse.Namespace) -> int:
+    from detector.explain import explain_event
+
+    settings = _settings(args.config)
+    raw = sys.stdin.buffer.read() if args.event == "-" else Path(args.event).read_bytes()
+    for line in explain_event(settings, args.file, raw, source=args.event):
+        print(line)
+    return EXIT_OK
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    settings = _settings(args.file)
+    print(f"{args.file}: valid")
+    if settings.scopes is not None:
+        from detector.scope_file import load_scopes
+
+        scopes = load_scopes(settings.scopes)
+        print(f"  scopes: {settings.scopes} ({len(scopes)} scope(s))")
+    return EXIT_OK

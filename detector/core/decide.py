@@ -1,0 +1,159 @@
+"""Findings → alerts and responses, deduplicated.
+
+Alerts: one per (session, kind). The first finding at or above the alert threshold opens it;
+a later finding of higher severity re-emits it under the same dedup_key, so a pager sees one
+incident that escalates rather than a stream of pages.
+
+Responses: the first finding at or above the revoke threshold on an agent session whose scope
+says `on_violation: revoke` yields one `revoke-session` response. People are never revoked
+automatically; `dry_run` is carried in the response, not decided by whoever performs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from detector.core.findings import Alert, Finding, Response
+from detector.core.parse import parse_time
+from detector.core.policy import SeverityPolicy
+from detector.core.session_view import SessionView
+from detector.core.taxonomy import SessionKind, Severity
+
+# An alert lists at most this many event ids; the findings themselves carry the rest.
+MAX_ALERT_EVENT_IDS = 50
+
+
+@dataclass(slots=True)
+class _OpenAlert:
+    severity: Severity
+    event_ids: list[str]
+    first_seen: str
+    last_seen: str
+
+
+class Decider:
+    """Turns findings into alerts and responses; remembers what it already emitted."""
+
+    def __init__(self, policy: SeverityPolicy, *, responses_enabled: bool) -> None:
+        self.policy = policy
+        self.responses_enabled = responses_enabled
+        self._alerts: dict[str, _OpenAlert] = {}
+        self._responded: set[str] = set()
+
+    def decide(
+        self,
+        findings: Sequence[Finding],
+        session: SessionView,
+        *,
+        on_violation: str | None,
+    ) -> tuple[list[Alert], list[Response]]:
+        alerts: list[Alert] = []
+        responses: list[Response] = []
+        for finding in findings:
+            alert = self._alert_for(finding)
+            if alert is not None:
+                alerts.append(alert)
+            response = self._response_for(finding, session, on_violation)
+            if response is not None:
+                responses.append(response)
+        return alerts, responses
+
+    def _alert_for(self, finding: Finding) -> Alert | None:
+        if finding.severity < self.policy.alert_min:
+            return None
+        key = alert_key(finding.session_id, finding.kind)
+        stamp = _iso(finding)
+        current = self._alerts.get(key)
+        if current is None:
+            current = _OpenAlert(finding.severity, [finding.event_id], stamp, stamp)
+            self._alerts[key] = current
+        else:
+            ids = current.event_ids
+            if finding.event_id not in ids and len(ids) < MAX_ALERT_EVENT_IDS:
+                ids.append(finding.event_id)
+            current.first_seen = min(current.first_seen, stamp)
+            current.last_seen = max(current.last_seen, stamp)
+            if finding.severity <= current.severity:
+                return None
+            current.severity = finding.severity
+        return Alert(
+            dedup_key=key,
+            severity=current.severity,
+            session_id=finding.session_id,
+            kind=finding.kind,
+            title=_title(finding),
+            finding_event_ids=tuple(current.event_ids),
+            session_kind=finding.session_kind,
+            agent=finding.agent,
+            principal=finding.principal,
+            scope=finding.scope,
+            first_seen=parse_time(current.first_seen),
+            last_seen=parse_time(current.last_seen),
+        )
+
+    def _response_for(
+        self, finding: Finding, session: SessionView, on_violation: str | None
+    ) -> Response | None:
+        if (
+            session.kind is not SessionKind.AGENT
+            or on_violation != "revoke"
+            or finding.severity < self.policy.revoke_min
+            or session.session_id in self._responded
+        ):
+            return None
+        self._responded.add(session.session_id)
+        return Response(
+            action="revoke-session",
+            session_id=session.session_id,
+            event_id=finding.event_id,
+            event_time=finding.event_time,
+            dry_run=not self.responses_enabled,
+            reason=f"{finding.severity.label} {finding.kind}: {finding.reason}",
+            scope=finding.scope,
+            agent=session.agent,
+            principal=session.principal_arn,
+            role_arn=session.role_arn,
+            session_name=session.session_name,
+            source_identity=session.source_identity,
+            access_key_id=session.access_key_id,
+            issued_at=session.issued_at,
+            on_human_credentials=session.on_human_credentials,
+            human=session.human,
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "alerts": {
+                key: [a.severity.label, a.event_ids, a.first_seen, a.last_seen]
+                for key, a in self._alerts.items()
+            },
+            "responded": sorted(self._responded),
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        self._alerts = {
+            key: _OpenAlert(Severity.parse(sev), list(ids), first, last)
+            for key, (sev, ids, first, last) in data.get("alerts", {}).items()
+        }
+        self._responded = set(data.get("responded", ()))
+
+
+def alert_key(session_id: str, kind: str) -> str:
+    return f"trailguard/{session_id}/{kind}"
+
+
+def _title(finding: Finding) -> str:
+    who = finding.agent or finding.principal or finding.session_id
+    if finding.session_kind is SessionKind.AGENT:
+        who = f"agent {finding.agent or 'unidentified'}"
+        if finding.human:
+            who += f" for {finding.human}"
+    what = finding.action or finding.kind
+    scope = f" (scope {finding.scope})" if finding.scope else ""
+    return f"{finding.kind}: {who} called {what}{scope}"
+
+
+def _iso(finding: Finding) -> str:
+    return finding.event_time.strftime("%Y-%m-%dT%H:%M:%SZ")

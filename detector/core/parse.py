@@ -1,0 +1,185 @@
+"""Decoded JSON → CloudTrailEvent, and the envelopes CloudTrail records arrive in.
+
+Every way a record can be malformed ends in a ParseError that says which field is wrong;
+the caller adds where the record came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from detector.core.events import EMPTY, Actor, CloudTrailEvent, ResourceRef
+from detector.errors import ParseError
+
+# EventBridge detail-types whose `detail` is a CloudTrail record.
+CLOUDTRAIL_DETAIL_TYPES = frozenset(
+    {
+        "AWS API Call via CloudTrail",
+        "AWS Console Signin via CloudTrail",
+        "AWS Console Action via CloudTrail",
+        "AWS Service Event via CloudTrail",
+    }
+)
+
+
+def unwrap(document: Any) -> Iterator[tuple[str, Any]]:
+    """Yield (position, record) for each CloudTrail record a decoded document holds.
+
+    Accepts an S3 log file `{"Records": [...]}`, a JSON array of records or of EventBridge
+    envelopes, one EventBridge envelope, or one bare record. The position is "" for a lone
+    record and "[i]" or "Records[i]" inside a batch, so errors can point at the element.
+    """
+    if isinstance(document, list):
+        for index, item in enumerate(document):
+            for position, record in unwrap_one(item):
+                yield f"[{index}]{position}", record
+        return
+    if isinstance(document, dict) and "Records" in document:
+        records = document["Records"]
+        if not isinstance(records, list):
+            raise ParseError("'Records' is not a list")
+        for index, item in enumerate(records):
+            yield f"Records[{index}]", item
+        return
+    yield from unwrap_one(document)
+
+
+def unwrap_one(item: Any) -> Iterator[tuple[str, Any]]:
+    """A single element: an EventBridge envelope is opened, anything else passes through."""
+    if isinstance(item, dict) and "detail-type" in item and "detail" in item:
+        if item["detail-type"] not in CLOUDTRAIL_DETAIL_TYPES:
+            raise ParseError(
+                f"EventBridge event of detail-type {item['detail-type']!r} is not CloudTrail"
+            )
+        yield ".detail", item["detail"]
+        return
+    yield "", item
+
+
+def parse_record(record: Any) -> CloudTrailEvent:
+    """Build a CloudTrailEvent from one decoded record, or raise ParseError naming the field."""
+    if not isinstance(record, dict):
+        raise ParseError(f"record is a JSON {type(record).__name__}, not an object")
+    version = record.get("eventVersion")
+    if version is not None and not str(version).startswith("1."):
+        raise ParseError(f"eventVersion {version!r} is not a 1.x CloudTrail record")
+    identity = record.get("userIdentity")
+    if identity is None:
+        identity = {}
+    elif not isinstance(identity, dict):
+        raise ParseError("userIdentity is not an object")
+    try:
+        return CloudTrailEvent(
+            event_id=_required_str(record, "eventID"),
+            event_time=parse_time(_required_str(record, "eventTime")),
+            event_source=_required_str(record, "eventSource"),
+            event_name=_required_str(record, "eventName"),
+            event_type=_optional_str(record, "eventType") or "AwsApiCall",
+            aws_region=_optional_str(record, "awsRegion") or "",
+            source_ip=_optional_str(record, "sourceIPAddress"),
+            user_agent=_optional_str(record, "userAgent") or "",
+            error_code=_optional_str(record, "errorCode"),
+            error_message=_optional_str(record, "errorMessage"),
+            read_only=_optional_bool(record.get("readOnly")),
+            recipient_account_id=_optional_str(record, "recipientAccountId"),
+            shared_event_id=_optional_str(record, "sharedEventID"),
+            console_session=_optional_bool(record.get("sessionCredentialFromConsole")) is True,
+            actor=_actor(identity),
+            resources=_resources(record.get("resources")),
+            request_parameters=_mapping(record, "requestParameters"),
+            response_elements=_mapping(record, "responseElements"),
+            additional_event_data=_mapping(record, "additionalEventData"),
+        )
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ParseError(str(exc)) from exc
+
+
+def parse_time(value: str) -> datetime:
+    """CloudTrail times are ISO 8601 in UTC ("2023-07-10T11:42:18Z")."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ParseError(f"eventTime {value!r} is not an ISO 8601 time") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _actor(identity: Mapping[str, Any]) -> Actor:
+    context = identity.get("sessionContext") or {}
+    attributes = context.get("attributes") or {}
+    issuer = context.get("sessionIssuer") or {}
+    on_behalf = identity.get("onBehalfOf") or {}
+    in_scope_of = identity.get("inScopeOf") or {}
+    return Actor(
+        type=_optional_str(identity, "type") or "Unknown",
+        arn=_optional_str(identity, "arn"),
+        principal_id=_optional_str(identity, "principalId"),
+        account_id=_optional_str(identity, "accountId"),
+        access_key_id=_optional_str(identity, "accessKeyId") or None,
+        user_name=_optional_str(identity, "userName"),
+        session_issuer_arn=_optional_str(issuer, "arn"),
+        session_issuer_type=_optional_str(issuer, "type"),
+        session_created_at=_optional_str(attributes, "creationDate"),
+        mfa_authenticated=_optional_bool(attributes.get("mfaAuthenticated")) is True,
+        source_identity=_optional_str(context, "sourceIdentity"),
+        invoked_by=_optional_str(identity, "invokedBy"),
+        on_behalf_of=_optional_str(on_behalf, "userId"),
+        identity_provider=_optional_str(identity, "identityProvider"),
+        credentials_issued_to=_optional_str(in_scope_of, "credentialsIssuedTo"),
+    )
+
+
+def _resources(value: Any) -> tuple[ResourceRef, ...]:
+    if not value:
+        return ()
+    if not isinstance(value, list):
+        raise ParseError("resources is not a list")
+    refs = []
+    for item in value:
+        if isinstance(item, dict):
+            arn = item.get("ARN") or item.get("arn")
+            if isinstance(arn, str) and arn:
+                kind = item.get("type")
+                refs.append(ResourceRef(arn=arn, type=kind if isinstance(kind, str) else None))
+    return tuple(refs)
+
+
+def _mapping(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = record.get(key)
+    if value is None:
+        return EMPTY
+    if not isinstance(value, dict):
+        # Some services log a bare string here (e.g. "HIDDEN_DUE_TO_SECURITY_REASONS").
+        return MappingProxyType({"_value": value})
+    return MappingProxyType(value)
+
+
+def _required_str(record: Mapping[str, Any], key: str) -> str:
+    value = record.get(key)
+    if not isinstance(value, str) or not value:
+        if value is None:
+            raise ParseError(f"missing required field {key!r}")
+        raise ParseError(f"field {key!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _optional_str(record: Mapping[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float | bool):
+        return str(value)
+    raise ParseError(f"field {key!r} must be a string, got a JSON {type(value).__name__}")
+
+
+def _optional_bool(value: Any) -> bool | None:
+    """CloudTrail writes booleans both as JSON booleans and as "true"/"false" strings."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+    raise ParseError(f"expected a boolean, got {value!r}")

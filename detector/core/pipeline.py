@@ -1,0 +1,208 @@
+"""One step of the pipeline: a parsed CloudTrail event in, findings and decisions out.
+
+`replay` and the always-on service both drive this same object; they differ only in where
+events come from and where the results go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from detector.core.actions import resolve_actions
+from detector.core.bursts import DeniedBurstDetector
+from detector.core.catalog import RiskCatalog
+from detector.core.decide import Decider
+from detector.core.dedup import EventIdWindow
+from detector.core.events import CloudTrailEvent
+from detector.core.findings import Alert, Finding, Response
+from detector.core.policy import EventContext, SeverityPolicy, judge
+from detector.core.resources import extract_resources
+from detector.core.scope import Scope, ScopeSet
+from detector.core.session_view import SessionView
+from detector.core.sessions import SessionTracker
+from detector.core.taxonomy import SessionKind, Severity
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepResult:
+    """What one event produced. A duplicate event produces nothing."""
+
+    event: CloudTrailEvent
+    duplicate: bool = False
+    session: SessionView | None = None
+    findings: tuple[Finding, ...] = ()
+    alerts: tuple[Alert, ...] = ()
+    responses: tuple[Response, ...] = ()
+
+
+STATE_VERSION = 1
+
+
+class Pipeline:
+    """Attribution, scope check, catalogue, policy and decisions for a stream of events.
+
+    State (sessions, scope bindings, open alerts, bursts, the eventID window) lives here and
+    can be snapshotted and restored, so a restarted service resumes without re-alerting.
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog: RiskCatalog,
+        scopes: ScopeSet,
+        tracker: SessionTracker,
+        policy: SeverityPolicy,
+        responses_enabled: bool = False,
+        dedup_capacity: int = 250_000,
+    ) -> None:
+        self.catalog = catalog
+        self.scopes = scopes
+        self.tracker = tracker
+        self.policy = policy
+        self.decider = Decider(policy, responses_enabled=responses_enabled)
+        self.dedup = EventIdWindow(dedup_capacity)
+        self.bursts = DeniedBurstDetector(
+            threshold=policy.burst_threshold, window_seconds=policy.burst_window_seconds
+        )
+        # session_id -> (the view the binding was computed for, bound scope or None)
+        self._bindings: dict[str, tuple[SessionView, Scope | None]] = {}
+        self._flagged_human_credentials: set[str] = set()
+
+    def process(self, event: CloudTrailEvent) -> StepResult:
+        if self.dedup.seen(event.event_id):
+            return StepResult(event=event, duplicate=True)
+        session = self.tracker.observe(event)
+        session, scope = self._bind(session)
+        actions = resolve_actions(event.event_source, event.event_name)
+        resources = extract_resources(event)
+        classifications = tuple(self.catalog.classify(event, action) for action in actions)
+        verdict = None
+        if scope is not None:
+            verdict = scope.evaluate(
+                actions=actions,
+                resources=resources,
+                region=event.aws_region,
+                account=event.account_id,
+                at=event.event_time,
+            )
+        ctx = EventContext(
+            event=event,
+            session=session,
+            actions=actions,
+            resources=resources,
+            classifications=classifications,
+            scope=scope.name if scope else None,
+            verdict=verdict,
+        )
+        findings = judge(ctx, self.policy)
+        findings.extend(self._session_findings(ctx))
+        alerts, responses = self.decider.decide(
+            findings, session, on_violation=scope.on_violation if scope else None
+        )
+        return StepResult(
+            event=event,
+            session=session,
+            findings=tuple(findings),
+            alerts=tuple(alerts),
+            responses=tuple(responses),
+        )
+
+    def _bind(self, session: SessionView) -> tuple[SessionView, Scope | None]:
+        """Bind the session to its task scope; re-bind only when attribution learned more."""
+        cached = self._bindings.get(session.session_id)
+        if cached is not None and cached[0] is session:
+            return session, cached[1]
+        scope = self.scopes.bind(session) if len(self.scopes) else None
+        if scope is not None and session.kind is not SessionKind.AGENT:
+            # A session bound to a task scope is an agent task session, whatever it looked like.
+            session = self.tracker.promote(
+                session.session_id, agent=session.agent, evidence=f"bound to scope {scope.name}"
+            )
+        self._bindings[session.session_id] = (session, scope)
+        return session, scope
+
+    def _session_findings(self, ctx: EventContext) -> list[Finding]:
+        """Findings about the session rather than the single call."""
+        session = ctx.session
+        found: list[Finding] = []
+        if (
+            session.kind is SessionKind.AGENT
+            and session.on_human_credentials
+            and session.session_id not in self._flagged_human_credentials
+        ):
+            self._flagged_human_credentials.add(session.session_id)
+            reason = (
+                f"agent {session.agent or 'unidentified'} is running on "
+                f"{session.human or 'a person'}'s credentials ({session.principal_arn}); "
+                "it can do anything that person can, two-person rules included."
+            )
+            found.append(
+                _session_finding(
+                    ctx,
+                    "agent-on-human-credentials",
+                    self.policy.agent_on_human_credentials,
+                    reason,
+                )
+            )
+        if ctx.event.denied:
+            count = self.bursts.observe(session.session_id, ctx.event.event_time)
+            if count is not None:
+                agent = session.kind is SessionKind.AGENT
+                severity = (
+                    self.policy.agent_access_denied_burst
+                    if agent
+                    else self.policy.access_denied_burst
+                )
+                reason = (
+                    f"{count} denied calls within {self.policy.burst_window_seconds}s from "
+                    f"{session.principal_arn}: probing for permissions it lacks, or a revoked "
+                    "session still retrying."
+                )
+                found.append(_session_finding(ctx, "access-denied-burst", severity, reason))
+        return found
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to resume without re-alerting, as plain JSON-able data."""
+        return {
+            "version": STATE_VERSION,
+            "sessions": self.tracker.snapshot(),
+            "decisions": self.decider.snapshot(),
+            "bursts": self.bursts.snapshot(),
+            "dedup": self.dedup.snapshot(),
+            "flagged_human_credentials": sorted(self._flagged_human_credentials),
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        self.tracker = SessionTracker.restore(data["sessions"], self.tracker.markers)
+        self.decider.restore(data["decisions"])
+        self.bursts.restore(data["bursts"])
+        self.dedup.restore(data["dedup"])
+        self._flagged_human_credentials = set(data["flagged_human_credentials"])
+        self._bindings.clear()
+
+
+def _session_finding(ctx: EventContext, kind: str, severity: Severity, reason: str) -> Finding:
+    session = ctx.session
+    event = ctx.event
+    return Finding(
+        kind=kind,
+        severity=severity,
+        event_id=event.event_id,
+        event_time=event.event_time,
+        session_id=session.session_id,
+        session_kind=session.kind,
+        agent=session.agent,
+        principal=session.principal_arn,
+        human=session.human,
+        action=ctx.actions[0] if ctx.actions else None,
+        resources=ctx.resources,
+        category=None,
+        scope=ctx.scope,
+        reason=reason,
+        region=event.aws_region,
+        account=event.account_id,
+        error_code=event.error_code,
+        evidence=session.evidence,
+    )

@@ -1,0 +1,206 @@
+"""The rules that turn a session's accumulated facts into its SessionView.
+
+`build_view` is a pure function of a `SessionRecord` and of what the session that minted its
+credentials passed down (`Inherited`). Kind is decided in two steps: whether an agent is
+involved (a marker on the session, an agent up the chain, or a scope binding; sticky), and
+what the credentials are without the agent (human, service or unknown). An agent on human
+credentials is the case TrailGuard exists for: an engineer's IAM user, root, console or
+Identity Center session, `aws login` credentials, or a role session a person minted.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from types import MappingProxyType
+
+from detector.core.session_state import Inherited, SessionRecord, last_segment
+from detector.core.session_view import NO_TAGS, SessionView
+from detector.core.taxonomy import SessionKind
+
+_INSTANCE_ID = re.compile(r"^i-[0-9a-fA-F]{8,17}$")
+# Console front ends: signin/console.*.amazonaws.com, "S3Console/0.4", "RDS Console", ...
+_CONSOLE_UA = re.compile(
+    r"^\[?(?:signin\.amazonaws\.com|console\.(?:[a-z0-9-]+\.)*amazonaws\.com)|Console"
+)
+_LAMBDA_UA = re.compile(r"(?:^|[\s\[])exec-env/AWS_Lambda_")
+_CI_UA = re.compile(r"(?:^|[\s\[])exec-env/GitHubActions")
+_WORKLOAD_IDP = re.compile(r"token\.actions\.githubusercontent\.com|(?:^|[/.])oidc\.eks\.")
+
+UA_CONSOLE = 1
+UA_LAMBDA = 2
+UA_CI = 4
+
+# Identity types that are a principal of their own rather than credentials derived from one.
+_SELF_ROOTED = frozenset({"IAMUser", "Root", "SAMLUser", "WebIdentityUser", "IdentityCenterUser"})
+
+
+@lru_cache(maxsize=8192)
+def ua_hints(user_agent: str) -> int:
+    """Bit set of UA_CONSOLE, UA_LAMBDA and UA_CI for one user-agent string."""
+    hints = 0
+    if _CONSOLE_UA.search(user_agent):
+        hints |= UA_CONSOLE
+    if _LAMBDA_UA.search(user_agent):
+        hints |= UA_LAMBDA
+    if _CI_UA.search(user_agent):
+        hints |= UA_CI
+    return hints
+
+
+def build_view(record: SessionRecord) -> tuple[SessionView, Inherited]:
+    """The record's view, and what it passes on to sessions it mints."""
+    link = record.link
+    inherited = record.inherited
+    if inherited is None and link is not None:
+        inherited = Inherited.from_link(link)
+
+    is_agent = record.agent is not None or record.promoted or bool(inherited and inherited.is_agent)
+    agent = record.agent
+    confidence = record.agent_confidence
+    if agent is None and inherited is not None and inherited.is_agent:
+        agent, confidence = inherited.agent, inherited.agent_confidence
+    if is_agent and confidence is None:
+        agent, confidence = agent or record.promoted_agent, "scope-binding"
+
+    base_kind, base_evidence, human = _base(record, inherited)
+    evidence: list[str] = []
+    if is_agent:
+        if record.agent_evidence:
+            evidence.append(record.agent_evidence)
+        if inherited is not None and inherited.is_agent:
+            evidence.append(
+                f"agent {inherited.agent or 'unidentified'} inherited from session "
+                f"{inherited.session_id}"
+            )
+        if record.promoted and record.promoted_evidence:
+            evidence.append(record.promoted_evidence)
+    if base_evidence:
+        evidence.append(base_evidence)
+    if link is not None:
+        evidence.append(
+            f"credentials minted by {link.minted_by} in session {link.parent_session_id}"
+        )
+    if record.login_evidence:
+        evidence.append(f"aws login credentials: {record.login_evidence}")
+    evidence.extend(f"calls made on its behalf by {service}" for service in record.fas)
+
+    inherited_tags = dict(inherited.transitive_tags) if inherited is not None else {}
+    tags = dict(inherited_tags)
+    transitive = dict(inherited_tags)
+    if link is not None:
+        tags.update(link.incoming_transitive)
+        transitive.update(link.incoming_transitive)
+        tags.update(link.tags)
+        transitive.update((k, v) for k, v in link.tags.items() if k in link.transitive_keys)
+
+    source_identity = (
+        record.source_identity
+        or (link.source_identity if link else None)
+        or (inherited.source_identity if inherited else None)
+    )
+    principal_arn = record.principal_arn or (link.arn if link else None)
+    view = SessionView(
+        session_id=record.session_id,
+        kind=SessionKind.AGENT if is_agent else base_kind,
+        agent=agent,
+        principal_arn=principal_arn,
+        role_arn=_role_arn(record),
+        session_name=record.session_name or (link.session_name if link else None),
+        source_identity=source_identity,
+        tags=MappingProxyType(tags) if tags else NO_TAGS,
+        account_id=record.account_id,
+        human=human,
+        on_human_credentials=is_agent and base_kind is SessionKind.HUMAN,
+        root_principal_arn=_root_arn(record, inherited),
+        access_key_id=record.access_key_id,
+        issued_at=record.issued_at,
+        evidence=tuple(dict.fromkeys(evidence)),
+        principal_type=record.principal_type,
+        parent_session_id=link.parent_session_id if link else None,
+        agent_confidence=confidence if is_agent else None,
+    )
+    export = Inherited(
+        session_id=record.session_id,
+        is_agent=is_agent,
+        agent=agent,
+        agent_confidence=view.agent_confidence,
+        base_kind=base_kind,
+        human=human,
+        root_arn=view.root_principal_arn or principal_arn,
+        source_identity=source_identity,
+        transitive_tags=MappingProxyType(transitive) if transitive else NO_TAGS,
+    )
+    return view, export
+
+
+def _base(
+    record: SessionRecord, inherited: Inherited | None
+) -> tuple[SessionKind, str, str | None]:
+    """Kind as if no agent were involved: (kind, evidence, human)."""
+    kind = record.principal_type
+    chain_human = inherited.human if inherited is not None else None
+    role_name = last_segment(_role_arn(record)) or ""
+    role_path = _role_arn(record) or ""
+    sso = role_name.startswith("AWSReservedSSO_") or "/aws-reserved/sso.amazonaws.com/" in role_path
+
+    if kind == "AWSService":
+        return SessionKind.SERVICE, f"AWS service {record.invoked_by or 'principal'}", None
+    if record.invoked_by and not (record.principal_arn or record.principal_id):
+        return SessionKind.SERVICE, f"event by AWS service {record.invoked_by}", None
+    if kind == "IAMUser":
+        name = record.user_name or last_segment(record.principal_arn)
+        return SessionKind.HUMAN, f"IAM user {name}", name
+    if kind == "Root":
+        return SessionKind.HUMAN, "root user", chain_human or "root"
+    if sso:
+        name = record.session_name
+        return SessionKind.HUMAN, f"IAM Identity Center session of {name}", name
+    if kind in ("SAMLUser", "IdentityCenterUser"):
+        name = record.user_name or record.principal_id
+        return SessionKind.HUMAN, f"{kind} {name}", name
+    if record.on_behalf_of:
+        return SessionKind.HUMAN, "identity-enhanced session", record.on_behalf_of
+    if record.console or record.hints & UA_CONSOLE:
+        human = chain_human or record.session_name or record.user_name
+        return SessionKind.HUMAN, "console session", human
+    if "/aws-service-role/" in role_path or role_name.startswith("AWSServiceRoleFor"):
+        return SessionKind.SERVICE, "service-linked role", None
+    if record.session_name and _INSTANCE_ID.match(record.session_name):
+        return SessionKind.SERVICE, f"EC2 instance role session {record.session_name}", None
+    if record.credentials_issued_to:
+        return SessionKind.SERVICE, f"credentials issued to {record.credentials_issued_to}", None
+    if record.hints & UA_LAMBDA:
+        return SessionKind.SERVICE, "Lambda runtime user agent", None
+    if record.login_evidence:
+        human = chain_human or record.user_name or record.session_name
+        return SessionKind.HUMAN, "console credentials via aws login", human
+    if inherited is not None and inherited.base_kind is not SessionKind.UNKNOWN:
+        return inherited.base_kind, "", chain_human
+    if kind == "FederatedUser" and record.issuer_type in ("IAMUser", "Root"):
+        name = last_segment(record.issuer_arn) if record.issuer_type == "IAMUser" else "root"
+        return SessionKind.HUMAN, f"federation token of {record.issuer_type} {name}", name
+    if record.hints & UA_CI:
+        return SessionKind.SERVICE, "GitHub Actions execution environment", None
+    if record.identity_provider and _WORKLOAD_IDP.search(record.identity_provider):
+        return SessionKind.SERVICE, f"workload identity from {record.identity_provider}", None
+    return SessionKind.UNKNOWN, "", chain_human
+
+
+def _role_arn(record: SessionRecord) -> str | None:
+    if record.issuer_type == "Role" and record.issuer_arn:
+        return record.issuer_arn
+    return record.link.role_arn if record.link else None
+
+
+def _root_arn(record: SessionRecord, inherited: Inherited | None) -> str | None:
+    if record.link is not None and inherited is not None:
+        return inherited.root_arn
+    if record.principal_type in _SELF_ROOTED:
+        return record.principal_arn
+    if record.principal_type == "FederatedUser":
+        return record.issuer_arn
+    role = last_segment(_role_arn(record)) or ""
+    if role.startswith("AWSReservedSSO_"):
+        return record.principal_arn
+    return None

@@ -1,0 +1,248 @@
+"""What the tracker knows about one session.
+
+A `SessionRecord` accumulates facts as events arrive (identity, markers seen, console use,
+the link to the credentials' minter); `session_rules.build_view` turns it into a view, and
+the tracker calls that only when a fact changed. `Inherited` is what a session passes down
+to the sessions its STS calls minted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from detector.core.credentials import CredentialLink
+from detector.core.events import Actor
+from detector.core.session_view import NO_TAGS, SessionView
+from detector.core.taxonomy import SessionKind
+
+SessionKey = tuple[str, str, str, str]
+
+_MAX_FAS = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inherited:
+    """What a session passes to the sessions its STS calls minted."""
+
+    session_id: str
+    is_agent: bool = False
+    agent: str | None = None
+    agent_confidence: str | None = None
+    base_kind: SessionKind = SessionKind.UNKNOWN
+    human: str | None = None
+    root_arn: str | None = None
+    source_identity: str | None = None
+    transitive_tags: Mapping[str, str] = field(default_factory=lambda: NO_TAGS)
+
+    @classmethod
+    def from_link(cls, link: CredentialLink) -> Inherited:
+        """A stand-in when the minting session is gone: only the link's own record of it."""
+        kind = SessionKind.UNKNOWN
+        human = None
+        if link.parent_type in ("IAMUser", "Root", "SAMLUser"):
+            kind = SessionKind.HUMAN
+            human = "root" if link.parent_type == "Root" else last_segment(link.parent_arn)
+        elif link.parent_type == "AWSService":
+            kind = SessionKind.SERVICE
+        return cls(
+            session_id=link.parent_session_id,
+            base_kind=kind,
+            human=human,
+            root_arn=link.parent_arn,
+            transitive_tags=link.incoming_transitive,
+        )
+
+
+class SessionRecord:
+    """Mutable facts about one credential set. Owned by the tracker; never handed out."""
+
+    __slots__ = (
+        "access_key_id",
+        "account_id",
+        "agent",
+        "agent_confidence",
+        "agent_evidence",
+        "agent_rank",
+        "children",
+        "console",
+        "credentials_issued_to",
+        "export",
+        "fas",
+        "hints",
+        "identity_provider",
+        "inherited",
+        "invoked_by",
+        "issued_at",
+        "issuer_arn",
+        "issuer_type",
+        "key",
+        "last_seen",
+        "link",
+        "login_evidence",
+        "on_behalf_of",
+        "principal_arn",
+        "principal_id",
+        "principal_type",
+        "promoted",
+        "promoted_agent",
+        "promoted_evidence",
+        "session_id",
+        "session_name",
+        "sigs",
+        "source_identity",
+        "user_name",
+        "view",
+    )
+
+    def __init__(self, session_id: str, key: SessionKey, last_seen: datetime) -> None:
+        self.session_id = session_id
+        self.key = key
+        self.last_seen = last_seen
+        self.principal_type = "Unknown"
+        self.principal_arn: str | None = None
+        self.principal_id: str | None = None
+        self.account_id: str | None = None
+        self.access_key_id: str | None = None
+        self.issued_at: str | None = None
+        self.user_name: str | None = None
+        self.issuer_arn: str | None = None
+        self.issuer_type: str | None = None
+        self.session_name: str | None = None
+        self.source_identity: str | None = None
+        self.on_behalf_of: str | None = None
+        self.identity_provider: str | None = None
+        self.credentials_issued_to: str | None = None
+        self.invoked_by: str | None = None
+        self.agent: str | None = None
+        self.agent_confidence: str | None = None
+        self.agent_evidence: str | None = None
+        self.agent_rank = 1 << 30
+        self.login_evidence: str | None = None
+        self.console = False
+        self.hints = 0
+        self.fas: tuple[str, ...] = ()
+        self.promoted = False
+        self.promoted_agent: str | None = None
+        self.promoted_evidence: str | None = None
+        self.link: CredentialLink | None = None
+        self.inherited: Inherited | None = None
+        self.children: set[str] = set()
+        self.sigs: tuple[tuple[str, str | None, bool], ...] = ()
+        self.view: SessionView = SessionView(session_id=session_id, kind=SessionKind.UNKNOWN)
+        self.export: Inherited = Inherited(session_id=session_id)
+
+    def take_identity(self, actor: Actor, account_id: str | None) -> None:
+        """Identity fields, constant for one credential set, from the session's first event."""
+        self.principal_type = actor.type
+        self.principal_arn = actor.arn or None
+        self.principal_id = actor.principal_id
+        self.account_id = account_id
+        self.access_key_id = actor.access_key_id
+        self.issued_at = actor.session_created_at
+        self.user_name = actor.user_name
+        self.issuer_arn = actor.session_issuer_arn
+        self.issuer_type = actor.session_issuer_type
+        self.session_name = actor.session_name
+        self.source_identity = actor.source_identity
+        self.on_behalf_of = actor.on_behalf_of
+        self.identity_provider = actor.identity_provider
+        self.credentials_issued_to = actor.credentials_issued_to
+        if not (actor.arn or actor.principal_id):
+            self.invoked_by = actor.invoked_by
+
+    def add_fas(self, service: str) -> bool:
+        """Record a service calling on this session's behalf; True when new."""
+        if service in self.fas or len(self.fas) >= _MAX_FAS:
+            return False
+        self.fas = (*self.fas, service)
+        return True
+
+    # Persisted fields, in snapshot order. Derived fields (view, export, sigs) are rebuilt.
+    _PERSISTED = (
+        "principal_type",
+        "principal_arn",
+        "principal_id",
+        "account_id",
+        "access_key_id",
+        "issued_at",
+        "user_name",
+        "issuer_arn",
+        "issuer_type",
+        "session_name",
+        "source_identity",
+        "on_behalf_of",
+        "identity_provider",
+        "credentials_issued_to",
+        "invoked_by",
+        "agent",
+        "agent_confidence",
+        "agent_evidence",
+        "agent_rank",
+        "login_evidence",
+        "console",
+        "hints",
+        "promoted",
+        "promoted_agent",
+        "promoted_evidence",
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {name: getattr(self, name) for name in self._PERSISTED}
+        data["session_id"] = self.session_id
+        data["key"] = list(self.key)
+        data["last_seen"] = self.last_seen.isoformat()
+        data["fas"] = list(self.fas)
+        data["children"] = sorted(self.children)
+        data["link"] = self.link.to_json() if self.link else None
+        data["inherited"] = _inherited_json(self.inherited) if self.inherited else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SessionRecord:
+        a, b, c, d = data["key"]
+        record = cls(data["session_id"], (a, b, c, d), datetime.fromisoformat(data["last_seen"]))
+        for name in cls._PERSISTED:
+            setattr(record, name, data[name])
+        record.fas = tuple(data["fas"])
+        record.children = set(data["children"])
+        record.link = CredentialLink.from_json(data["link"]) if data["link"] else None
+        record.inherited = _inherited_from_json(data["inherited"]) if data["inherited"] else None
+        return record
+
+
+def last_segment(arn: str | None) -> str | None:
+    """The name at the end of an ARN ("role/path/Name" gives "Name")."""
+    return arn.rsplit("/", 1)[-1] if arn else None
+
+
+def _inherited_json(inherited: Inherited) -> dict[str, Any]:
+    return {
+        "session_id": inherited.session_id,
+        "is_agent": inherited.is_agent,
+        "agent": inherited.agent,
+        "agent_confidence": inherited.agent_confidence,
+        "base_kind": inherited.base_kind.value,
+        "human": inherited.human,
+        "root_arn": inherited.root_arn,
+        "source_identity": inherited.source_identity,
+        "transitive_tags": dict(inherited.transitive_tags),
+    }
+
+
+def _inherited_from_json(data: Mapping[str, Any]) -> Inherited:
+    tags = data.get("transitive_tags") or {}
+    return Inherited(
+        session_id=data["session_id"],
+        is_agent=data["is_agent"],
+        agent=data["agent"],
+        agent_confidence=data["agent_confidence"],
+        base_kind=SessionKind(data["base_kind"]),
+        human=data["human"],
+        root_arn=data["root_arn"],
+        source_identity=data["source_identity"],
+        transitive_tags=MappingProxyType(dict(tags)) if tags else NO_TAGS,
+    )

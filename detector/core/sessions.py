@@ -1,0 +1,263 @@
+"""Session attribution: which credential set made each call, and who or what is behind it.
+
+One session per credential set, keyed on (account, principalId, accessKeyId, creationDate)
+as the identity notes recommend (§6): ASIA keys are unique only together with their secret
+and token, and principalId is what IAM conditions see as aws:userid. Events without a key
+(sign-in events, AWS service events) key on the principal, ARN or invoking service.
+
+STS calls that mint credentials are remembered as links from the new key to the caller's
+session, so a role session can be walked back to the person or agent that created it.
+CloudTrail delivers out of order: a child may be seen before the AssumeRole that minted it,
+and when the link arrives the child's view is updated for its later events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from detector.core.agents import AgentMarkerTable
+from detector.core.credentials import CredentialLink, is_minting, link_from_event
+from detector.core.events import CloudTrailEvent
+from detector.core.session_rules import build_view, ua_hints
+from detector.core.session_state import SessionKey, SessionRecord
+from detector.core.session_view import SessionView
+from detector.errors import StateError
+
+SNAPSHOT_VERSION = 1
+# Role chaining is rarely more than a few hops; the bound only guards against bad data.
+_MAX_CHAIN = 32
+# Distinct (user agent, invokedBy, console) combinations remembered per session, so a
+# session that alternates between a few clients is not re-examined on every event.
+_MAX_SIGS = 4
+
+
+def session_id_for(key: SessionKey) -> str:
+    """Stable across restarts: the same credentials always give the same id."""
+    digest = hashlib.sha256("\x1f".join(key).encode()).hexdigest()
+    return f"ses-{digest[:16]}"
+
+
+def session_key(event: CloudTrailEvent) -> SessionKey:
+    actor = event.actor
+    return (
+        actor.account_id or event.recipient_account_id or "",
+        actor.principal_id or actor.arn or actor.invoked_by or actor.user_name or "",
+        actor.access_key_id or "",
+        actor.session_created_at or "",
+    )
+
+
+class SessionTracker:
+    """Attributes each event to a session; learns credential links from STS events."""
+
+    def __init__(self, markers: AgentMarkerTable, *, max_sessions: int = 1_000_000) -> None:
+        if max_sessions < 1:
+            raise ValueError("max_sessions must be at least 1")
+        self.markers = markers
+        self.max_sessions = max_sessions
+        # Least recently seen first, so the oldest is dropped when over max_sessions.
+        self._sessions: OrderedDict[SessionKey, SessionRecord] = OrderedDict()
+        self._by_id: dict[str, SessionRecord] = {}
+        self._by_access_key: dict[str, SessionRecord] = {}
+        self._links: dict[str, CredentialLink] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, session_id: str) -> SessionView | None:
+        record = self._by_id.get(session_id)
+        return record.view if record is not None else None
+
+    def link(self, access_key_id: str) -> CredentialLink | None:
+        """The STS link that minted this access key, if one was seen."""
+        return self._links.get(access_key_id)
+
+    def observe(self, event: CloudTrailEvent) -> SessionView:
+        """Attribute the event, update state, return the (possibly updated) view.
+
+        The same view object comes back for as long as nothing about the session changes.
+        """
+        key = session_key(event)
+        record = self._sessions.get(key)
+        changed = False
+        if record is None:
+            record = self._create(key, event)
+            changed = True
+        else:
+            self._sessions.move_to_end(key)
+            if event.event_time > record.last_seen:
+                record.last_seen = event.event_time
+        actor = event.actor
+        signature = (event.user_agent, actor.invoked_by, event.console_session)
+        if signature not in record.sigs:
+            record.sigs = (*record.sigs[-(_MAX_SIGS - 1) :], signature)
+            changed = self._absorb(record, event) or changed
+        if record.principal_arn is None and actor.arn:
+            record.principal_arn = actor.arn
+            changed = True
+        if changed:
+            self._refresh(record)
+        if is_minting(event):
+            self._learn(event, record)
+        return record.view
+
+    def promote(self, session_id: str, *, agent: str | None, evidence: str) -> SessionView:
+        """Make the session an agent session (sticky): a task scope has bound it.
+
+        A known agent name is kept; `agent` names it otherwise. Raises KeyError if the
+        session is unknown.
+        """
+        record = self._by_id[session_id]
+        if record.promoted and record.promoted_evidence == evidence:
+            return record.view
+        record.promoted = True
+        record.promoted_agent = record.promoted_agent or agent
+        record.promoted_evidence = evidence
+        self._refresh(record)
+        return record.view
+
+    def evict_idle(self, before: datetime) -> int:
+        """Drop sessions whose last event is older than `before`, and their stale links."""
+        idle = [key for key, record in self._sessions.items() if record.last_seen < before]
+        for key in idle:
+            self._drop(key)
+        stale = [
+            access_key
+            for access_key, link in self._links.items()
+            if link.minted_at < before and access_key not in self._by_access_key
+        ]
+        for access_key in stale:
+            del self._links[access_key]
+        for record in self._sessions.values():
+            if record.children:
+                record.children.intersection_update(self._links)
+        return len(idle)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The full state as JSON-serialisable data, least recently seen first."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "sessions": [record.to_json() for record in self._sessions.values()],
+            "links": [link.to_json() for link in self._links.values()],
+        }
+
+    @classmethod
+    def restore(
+        cls, data: Mapping[str, Any], markers: AgentMarkerTable, *, max_sessions: int = 1_000_000
+    ) -> SessionTracker:
+        if data.get("version") != SNAPSHOT_VERSION:
+            raise StateError(f"session snapshot version {data.get('version')!r} is not supported")
+        tracker = cls(markers, max_sessions=max_sessions)
+        try:
+            for item in data["links"]:
+                link = CredentialLink.from_json(item)
+                tracker._links[link.access_key_id] = link
+            for item in data["sessions"]:
+                record = SessionRecord.from_json(item)
+                record.view, record.export = build_view(record)
+                tracker._index(record)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"session snapshot is malformed: {exc!r}") from exc
+        return tracker
+
+    # --- internals -------------------------------------------------------------------
+
+    def _create(self, key: SessionKey, event: CloudTrailEvent) -> SessionRecord:
+        record = SessionRecord(session_id_for(key), key, event.event_time)
+        record.take_identity(event.actor, key[0] or None)
+        access_key = record.access_key_id
+        if access_key is not None:
+            link = self._links.get(access_key)
+            if link is not None and link.fits(record.principal_id):
+                self._bind(record, link)
+        self._index(record)
+        while len(self._sessions) > self.max_sessions:
+            self._drop(next(iter(self._sessions)))
+        return record
+
+    def _index(self, record: SessionRecord) -> None:
+        self._sessions[record.key] = record
+        self._by_id[record.session_id] = record
+        if record.access_key_id is not None:
+            self._by_access_key[record.access_key_id] = record
+
+    def _drop(self, key: SessionKey) -> None:
+        record = self._sessions.pop(key)
+        self._by_id.pop(record.session_id, None)
+        access_key = record.access_key_id
+        if access_key is not None and self._by_access_key.get(access_key) is record:
+            del self._by_access_key[access_key]
+
+    def _absorb(self, record: SessionRecord, event: CloudTrailEvent) -> bool:
+        """Take what one new (user agent, invokedBy, console) combination says; True if new."""
+        actor = event.actor
+        changed = False
+        facts = self.markers.scan(event.user_agent, actor.invoked_by)
+        found = facts.agent
+        if found is not None and found.rank < record.agent_rank:
+            record.agent = found.agent
+            record.agent_confidence = found.marker.confidence
+            record.agent_evidence = found.evidence
+            record.agent_rank = found.rank
+            changed = True
+        if facts.console_credentials is not None and record.login_evidence is None:
+            record.login_evidence = facts.console_credentials
+            changed = True
+        if event.console_session and not record.console:
+            record.console = True
+            changed = True
+        service = actor.invoked_by
+        if service is not None and (actor.arn or actor.principal_id) and actor.type != "AWSService":
+            # A service calling with the caller's identity: its user agent is the service's
+            # ("AWS Internal", "secretsmanager.amazonaws.com") and says nothing about who
+            # the caller is, so only the invokedBy markers above may count.
+            changed = record.add_fas(service) or changed
+        else:
+            hints = ua_hints(event.user_agent) | record.hints
+            if hints != record.hints:
+                record.hints = hints
+                changed = True
+        return changed
+
+    def _learn(self, event: CloudTrailEvent, parent: SessionRecord) -> None:
+        link = link_from_event(event, parent.session_id)
+        if link is None:
+            return
+        existing = self._links.get(link.access_key_id)
+        if existing is not None and not link.better_than(existing):
+            return
+        self._links[link.access_key_id] = link
+        while len(self._links) > self.max_sessions:
+            del self._links[next(iter(self._links))]
+        parent.children.add(link.access_key_id)
+        child = self._by_access_key.get(link.access_key_id)
+        if child is not None and child is not parent and link.fits(child.principal_id):
+            # The minted credentials were used before their AssumeRole reached us.
+            self._bind(child, link)
+            self._refresh(child)
+
+    def _bind(self, child: SessionRecord, link: CredentialLink) -> None:
+        child.link = link
+        parent = self._by_id.get(link.parent_session_id)
+        child.inherited = parent.export if parent is not None else None
+
+    def _refresh(self, record: SessionRecord, depth: int = 0) -> None:
+        """Rebuild the view; hand any change on to the sessions this one minted."""
+        previous = record.export
+        record.view, record.export = build_view(record)
+        if record.export == previous or depth >= _MAX_CHAIN:
+            return
+        for access_key in record.children:
+            child = self._by_access_key.get(access_key)
+            if (
+                child is not None
+                and child.link is not None
+                and child.link.parent_session_id == record.session_id
+                and child is not record
+            ):
+                child.inherited = record.export
+                self._refresh(child, depth + 1)

@@ -1,0 +1,1 @@
+"""Where findings, alerts and responses go."""

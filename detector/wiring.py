@@ -1,0 +1,62 @@
+"""Composition root: builds the pipeline from settings. The only place adapters meet the core."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+
+from detector.catalog_loader import load_catalog
+from detector.config import Settings
+from detector.core.agents import DEFAULT_MARKERS, AgentMarkerTable, parse_markers
+from detector.core.pipeline import Pipeline
+from detector.core.policy import SeverityPolicy
+from detector.core.scope import ScopeSet, parse_scopes
+from detector.core.sessions import SessionTracker
+from detector.scope_file import load_scopes
+
+
+def severity_policy(settings: Settings) -> SeverityPolicy:
+    s = settings.severity
+    return SeverityPolicy(
+        out_of_scope_read=s.out_of_scope_read,
+        out_of_scope_mutating=s.out_of_scope_mutating,
+        out_of_scope_dangerous=s.out_of_scope_dangerous,
+        denied_dangerous=s.denied_dangerous,
+        in_scope_risky=s.in_scope_risky,
+        agent_on_human_credentials=s.agent_on_human_credentials,
+        access_denied_burst=s.access_denied_burst,
+        agent_access_denied_burst=s.agent_access_denied_burst,
+        tier_severity=MappingProxyType({0: s.tier_0, 1: s.tier_1, 2: s.tier_2}),
+        alert_min=s.alert_min,
+        revoke_min=s.revoke_min,
+        burst_threshold=s.burst_threshold,
+        burst_window_seconds=s.burst_window_seconds,
+    )
+
+
+def marker_table(settings: Settings) -> AgentMarkerTable:
+    table = AgentMarkerTable(DEFAULT_MARKERS)
+    if settings.agents.markers:
+        extra = parse_markers(
+            list(settings.agents.markers), source=f"{settings.source}: agents.markers"
+        )
+        table = table.extended(extra)
+    return table
+
+
+def scope_set(settings: Settings, scopes_path: Path | None) -> ScopeSet:
+    path = scopes_path or settings.scopes
+    if path is None:
+        return parse_scopes({"scopes": []}, source="<no scopes>")
+    return load_scopes(path)
+
+
+def build_pipeline(settings: Settings, *, scopes_path: Path | None = None) -> Pipeline:
+    return Pipeline(
+        catalog=load_catalog(settings.catalog.overrides),
+        scopes=scope_set(settings, scopes_path),
+        tracker=SessionTracker(marker_table(settings), max_sessions=settings.state.max_sessions),
+        policy=severity_policy(settings),
+        responses_enabled=settings.responses.enabled,
+        dedup_capacity=settings.state.dedup_capacity,
+    )

@@ -1,0 +1,326 @@
+"""Severity policy (every finding kind, agents vs people) and alert/response decisions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from detector.core.catalog import CatalogEntry, Classification
+from detector.core.decide import Decider
+from detector.core.findings import FINDING_KINDS, Finding
+from detector.core.parse import parse_record
+from detector.core.policy import EventContext, SeverityPolicy, judge
+from detector.core.scope import ScopeVerdict, Violation
+from detector.core.session_view import SessionView
+from detector.core.taxonomy import Category, SessionKind, Severity
+from tests.conftest import make_event
+
+POLICY = SeverityPolicy()
+AGENT = SessionView(
+    session_id="ses-agent",
+    kind=SessionKind.AGENT,
+    agent="kiro",
+    principal_arn="arn:aws:sts::1:assumed-role/r/s",
+)
+HUMAN = SessionView(
+    session_id="ses-human",
+    kind=SessionKind.HUMAN,
+    principal_arn="arn:aws:iam::1:user/dana",
+    human="dana",
+)
+
+
+def classified(
+    action: str, category: Category, tier: int, reasons: tuple[str, ...] = ()
+) -> Classification:
+    entry = CatalogEntry(
+        action=action, access_level="Write", category=category, tier=tier, known=True, source="test"
+    )
+    return Classification(action=action, category=category, tier=tier, reasons=reasons, entry=entry)
+
+
+def context(
+    session: SessionView,
+    classification: Classification,
+    *,
+    violations: tuple[Violation, ...] | None = (),
+    error: str | None = None,
+) -> EventContext:
+    overrides = {"errorCode": error} if error else {}
+    event = parse_record(make_event(eventID="e-1", **overrides))
+    verdict = None if violations is None else ScopeVerdict(scope="task", violations=violations)
+    return EventContext(
+        event=event,
+        session=session,
+        actions=(classification.action,),
+        resources=("arn:aws:cloudformation:us-east-1:1:stack/prod/*",),
+        classifications=(classification,),
+        scope="task" if violations is not None else None,
+        verdict=verdict,
+    )
+
+
+def out_of_scope(action: str) -> tuple[Violation, ...]:
+    return (
+        Violation(kind="out-of-scope-action", reason=f"{action} is not allowed", subject=action),
+    )
+
+
+def kinds(findings: list[Finding]) -> dict[str, Severity]:
+    return {f.kind: f.severity for f in findings}
+
+
+@pytest.mark.parametrize(
+    ("category", "tier", "expected"),
+    [
+        (Category.READ, 3, Severity.MEDIUM),
+        (Category.LIST, 3, Severity.MEDIUM),
+        (Category.WRITE, 2, Severity.HIGH),
+        (Category.PERSISTENCE, 2, Severity.HIGH),
+        (Category.CREDENTIAL_ACCESS, 1, Severity.HIGH),
+        (Category.DESTROY, 0, Severity.CRITICAL),
+        (Category.PERMISSIONS, 1, Severity.CRITICAL),
+        (Category.DEFENSE_EVASION, 0, Severity.CRITICAL),
+        (Category.DATA_EXPOSURE, 0, Severity.CRITICAL),
+    ],
+)
+def test_agent_out_of_scope_severity_by_category(
+    category: Category, tier: int, expected: Severity
+) -> None:
+    c = classified("svc:Act", category, tier)
+    found = kinds(judge(context(AGENT, c, violations=out_of_scope("svc:Act")), POLICY))
+    assert found["out-of-scope-action"] is expected
+
+
+def test_agent_denied_attempt_at_dangerous_action_is_high() -> None:
+    c = classified("cloudformation:DeleteStack", Category.DESTROY, 0)
+    found = kinds(
+        judge(context(AGENT, c, violations=out_of_scope(c.action), error="AccessDenied"), POLICY)
+    )
+    assert found == {"out-of-scope-action": Severity.HIGH, "destructive-action": Severity.HIGH}
+
+
+def test_agent_denied_ordinary_write_is_one_step_lower() -> None:
+    c = classified("lambda:CreateFunction", Category.WRITE, 2)
+    found = kinds(
+        judge(context(AGENT, c, violations=out_of_scope(c.action), error="AccessDenied"), POLICY)
+    )
+    assert found == {"out-of-scope-action": Severity.MEDIUM}
+
+
+def test_agent_in_scope_dangerous_action_is_low() -> None:
+    c = classified("s3:DeleteObject", Category.DESTROY, 1)
+    found = judge(context(AGENT, c, violations=()), POLICY)
+    assert kinds(found) == {"destructive-action": Severity.LOW}
+    assert "inside scope task" in found[0].reason
+
+
+def test_agent_in_scope_read_raises_nothing() -> None:
+    assert (
+        judge(
+            context(AGENT, classified("ce:GetCostAndUsage", Category.READ, 3), violations=()),
+            POLICY,
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("category", "kind"),
+    [
+        (Category.DESTROY, "destructive-action"),
+        (Category.PERMISSIONS, "privilege-escalation"),
+        (Category.DEFENSE_EVASION, "defense-evasion"),
+        (Category.DATA_EXPOSURE, "data-exposure"),
+        (Category.CREDENTIAL_ACCESS, "credential-access"),
+        (Category.PERSISTENCE, "persistence"),
+    ],
+)
+def test_unscoped_agent_raises_unscoped_and_category_kind(category: Category, kind: str) -> None:
+    c = classified("svc:Act", category, 0)
+    found = kinds(judge(context(AGENT, c, violations=None), POLICY))
+    expected = Severity.CRITICAL if category.dangerous else Severity.HIGH
+    assert found == {"unscoped-agent": expected, kind: expected}
+
+
+@pytest.mark.parametrize(
+    ("kind", "subject"),
+    [
+        ("out-of-scope-resource", "arn:aws:s3:::other"),
+        ("out-of-scope-region", "eu-west-1"),
+        ("out-of-scope-account", "999999999999"),
+        ("scope-expired", "2025-12-01T00:00:00Z"),
+    ],
+)
+def test_other_violation_kinds_take_the_event_category(kind: str, subject: str) -> None:
+    c = classified("s3:PutObject", Category.WRITE, 2)
+    violation = Violation(kind=kind, reason="outside", subject=subject)
+    found = judge(context(AGENT, c, violations=(violation,)), POLICY)
+    assert kinds(found) == {kind: Severity.HIGH}
+    assert found[0].action == "s3:PutObject"
+
+
+@pytest.mark.parametrize(
+    ("tier", "expected"), [(0, Severity.HIGH), (1, Severity.MEDIUM), (2, Severity.LOW)]
+)
+def test_people_are_judged_by_catalogue_tier(tier: int, expected: Severity) -> None:
+    c = classified("logs:DeleteLogGroup", Category.DESTROY, tier)
+    assert kinds(judge(context(HUMAN, c, violations=None), POLICY)) == {
+        "destructive-action": expected
+    }
+
+
+def test_people_reads_and_writes_raise_nothing() -> None:
+    assert (
+        judge(
+            context(HUMAN, classified("s3:PutObject", Category.WRITE, 2), violations=None), POLICY
+        )
+        == []
+    )
+
+
+def test_finding_carries_evidence_and_contract_fields() -> None:
+    c = classified(
+        "s3:PutBucketPolicy",
+        Category.DATA_EXPOSURE,
+        0,
+        reasons=("bucket policy grants Principal '*'",),
+    )
+    (finding,) = judge(context(HUMAN, c, violations=None), POLICY)
+    record = finding.to_record()
+    assert set(record) >= {
+        "type",
+        "event_id",
+        "event_time",
+        "session_id",
+        "session_kind",
+        "agent",
+        "principal",
+        "action",
+        "resources",
+        "kind",
+        "category",
+        "severity",
+        "scope",
+        "reason",
+    }
+    assert record["type"] == "finding"
+    assert record["category"] == "data-exposure"
+    assert record["event_time"] == "2025-12-08T10:00:00Z"
+    assert "bucket policy grants Principal '*'" in record["evidence"]
+    assert "Principal '*'" in record["reason"]
+
+
+def test_every_finding_kind_is_registered_with_a_summary() -> None:
+    issue_kinds = {
+        "out-of-scope-action",
+        "out-of-scope-resource",
+        "out-of-scope-region",
+        "out-of-scope-account",
+        "scope-expired",
+        "unscoped-agent",
+        "agent-on-human-credentials",
+        "destructive-action",
+        "privilege-escalation",
+        "defense-evasion",
+        "data-exposure",
+        "credential-access",
+        "access-denied-burst",
+    }
+    assert issue_kinds <= set(FINDING_KINDS)
+    assert all(FINDING_KINDS.get(k).summary for k in FINDING_KINDS)
+
+
+def _finding(kind: str, severity: Severity, event_id: str, session: SessionView = AGENT) -> Finding:
+    return Finding(
+        kind=kind,
+        severity=severity,
+        event_id=event_id,
+        event_time=datetime(2025, 12, 8, tzinfo=UTC),
+        session_id=session.session_id,
+        session_kind=session.kind,
+        agent=session.agent,
+        principal=session.principal_arn,
+        human=session.human,
+        action="svc:Act",
+        resources=(),
+        category=None,
+        scope="task",
+        reason="r",
+    )
+
+
+def test_alerts_one_per_session_and_kind_and_escalate() -> None:
+    decider = Decider(POLICY, responses_enabled=False)
+    first, _ = decider.decide(
+        [_finding("out-of-scope-action", Severity.MEDIUM, "e1")], AGENT, on_violation="alert"
+    )
+    again, _ = decider.decide(
+        [_finding("out-of-scope-action", Severity.MEDIUM, "e2")], AGENT, on_violation="alert"
+    )
+    worse, _ = decider.decide(
+        [_finding("out-of-scope-action", Severity.CRITICAL, "e3")], AGENT, on_violation="alert"
+    )
+    other, _ = decider.decide(
+        [_finding("destructive-action", Severity.CRITICAL, "e3")], AGENT, on_violation="alert"
+    )
+    assert len(first) == 1 and again == [] and len(worse) == 1 and len(other) == 1
+    assert first[0].dedup_key == worse[0].dedup_key != other[0].dedup_key
+    assert worse[0].severity is Severity.CRITICAL
+    assert worse[0].finding_event_ids == ("e1", "e2", "e3")
+
+
+def test_low_findings_page_no_one() -> None:
+    alerts, responses = Decider(POLICY, responses_enabled=True).decide(
+        [_finding("destructive-action", Severity.LOW, "e1")], AGENT, on_violation="revoke"
+    )
+    assert alerts == [] and responses == []
+
+
+def test_revoke_once_per_agent_session_and_dry_run_travels_with_it() -> None:
+    decider = Decider(POLICY, responses_enabled=False)
+    crit = [_finding("out-of-scope-action", Severity.CRITICAL, "e1")]
+    _, responses = decider.decide(crit, AGENT, on_violation="revoke")
+    assert [(r.action, r.event_id, r.dry_run) for r in responses] == [
+        ("revoke-session", "e1", True)
+    ]
+    _, again = decider.decide(
+        [_finding("destructive-action", Severity.CRITICAL, "e2")], AGENT, on_violation="revoke"
+    )
+    assert again == []
+    _, live = Decider(POLICY, responses_enabled=True).decide(crit, AGENT, on_violation="revoke")
+    assert live[0].dry_run is False
+
+
+@pytest.mark.parametrize(
+    ("session", "on_violation", "severity"),
+    [
+        (HUMAN, "revoke", Severity.CRITICAL),
+        (AGENT, "alert", Severity.CRITICAL),
+        (AGENT, None, Severity.CRITICAL),
+        (AGENT, "revoke", Severity.HIGH),
+    ],
+)
+def test_no_revoke_for_people_alert_scopes_or_below_threshold(
+    session: SessionView, on_violation: str | None, severity: Severity
+) -> None:
+    _, responses = Decider(POLICY, responses_enabled=True).decide(
+        [_finding("out-of-scope-action", severity, "e1", session)],
+        session,
+        on_violation=on_violation,
+    )
+    assert responses == []
+
+
+def test_decider_snapshot_restores_dedup() -> None:
+    decider = Decider(POLICY, responses_enabled=False)
+    decider.decide(
+        [_finding("out-of-scope-action", Severity.CRITICAL, "e1")], AGENT, on_violation="revoke"
+    )
+    restored = Decider(POLICY, responses_enabled=False)
+    restored.restore(decider.snapshot())
+    alerts, responses = restored.decide(
+        [_finding("out-of-scope-action", Severity.CRITICAL, "e2")], AGENT, on_violation="revoke"
+    )
+    assert alerts == [] and responses == []
