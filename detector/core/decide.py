@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from detector.core.findings import Alert, Finding, Response
+from detector.core.findings import FINDING_KINDS, Alert, Finding, Response
 from detector.core.parse import parse_time
 from detector.core.policy import SeverityPolicy
 from detector.core.session_view import SessionView
@@ -122,6 +122,12 @@ class Decider:
             on_human_credentials=session.on_human_credentials,
             human=session.human,
         )
+
+    def forget(self, session_id: str) -> None:
+        """Drop what is remembered about an evicted session."""
+        for kind in FINDING_KINDS:
+            self._alerts.pop(alert_key(session_id, kind), None)
+        self._responded.discard(session_id)
 
     def snapshot(self) -> dict[str, Any]:
         return {

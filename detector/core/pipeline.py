@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from detector.core.actions import resolve_actions
@@ -74,6 +75,8 @@ class Pipeline:
         if self.dedup.seen(event.event_id):
             return StepResult(event=event, duplicate=True)
         session = self.tracker.observe(event)
+        for dropped in self.tracker.drain_dropped():
+            self._forget(dropped)
         session, scope = self._bind(session)
         actions = resolve_actions(event.event_source, event.event_name)
         resources = extract_resources(event)
@@ -108,6 +111,19 @@ class Pipeline:
             alerts=tuple(alerts),
             responses=tuple(responses),
         )
+
+    def evict_idle(self, before: datetime) -> int:
+        """Forget sessions whose last event is older than `before`; returns how many."""
+        count = self.tracker.evict_idle(before)
+        for dropped in self.tracker.drain_dropped():
+            self._forget(dropped)
+        return count
+
+    def _forget(self, session_id: str) -> None:
+        self._bindings.pop(session_id, None)
+        self._flagged_human_credentials.discard(session_id)
+        self.bursts.forget(session_id)
+        self.decider.forget(session_id)
 
     def _bind(self, session: SessionView) -> tuple[SessionView, Scope | None]:
         """Bind the session to its task scope; re-bind only when attribution learned more."""

@@ -64,6 +64,9 @@ class SessionTracker:
         self._by_id: dict[str, SessionRecord] = {}
         self._by_access_key: dict[str, SessionRecord] = {}
         self._links: dict[str, CredentialLink] = {}
+        # Ids of sessions dropped since the last drain, so per-session state kept elsewhere
+        # (alerts, bindings, bursts) is dropped with them and memory stays bounded.
+        self._dropped: list[str] = []
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -185,8 +188,14 @@ class SessionTracker:
         if record.access_key_id is not None:
             self._by_access_key[record.access_key_id] = record
 
+    def drain_dropped(self) -> list[str]:
+        """Session ids evicted since the last call."""
+        dropped, self._dropped = self._dropped, []
+        return dropped
+
     def _drop(self, key: SessionKey) -> None:
         record = self._sessions.pop(key)
+        self._dropped.append(record.session_id)
         self._by_id.pop(record.session_id, None)
         access_key = record.access_key_id
         if access_key is not None and self._by_access_key.get(access_key) is record:
