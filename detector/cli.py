@@ -90,6 +90,17 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--config", type=Path, help="configuration file")
     explain.set_defaults(handler=_cmd_scope_explain)
 
+    bench = commands.add_parser("bench", help="measure replay throughput and peak memory")
+    bench.add_argument(
+        "--events",
+        type=int,
+        nargs="+",
+        default=[100_000, 1_000_000],
+        metavar="N",
+        help="input sizes to measure (default: 100000 1000000)",
+    )
+    bench.set_defaults(handler=_cmd_bench)
+
     config = commands.add_parser("config", help="validate a configuration file")
     config_cmds = config.add_subparsers(metavar="SUBCOMMAND")
     config_check = config_cmds.add_parser("check", help="validate a configuration file")
@@ -277,4 +288,11 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
         scopes = load_scopes(settings.scopes)
         print(f"  scopes: {settings.scopes} ({len(scopes)} scope(s))")
+    return EXIT_OK
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from detector.bench import run
+
+    run(args.events, sys.stdout)
     return EXIT_OK

@@ -30,10 +30,12 @@ def render(stats: ReplayStats, out: TextSink, *, color: bool = False) -> None:
     )
     kinds = Counter(v.kind.value for v in stats.sessions.values())
     summary = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
-    write(f"Sessions: {len(stats.sessions)} ({summary or 'none'})\n")
     flagged = sorted(
         (s for s in stats.sessions.values() if s.session_id in stats.session_findings),
         key=lambda s: (-max(stats.session_findings[s.session_id]), s.kind.value, s.session_id),
+    )
+    write(
+        f"Sessions: {len(stats.sessions)} ({summary or 'none'}); {len(flagged)} with findings\n"
     )
     if flagged:
         write(f"  {'kind':7} {'agent':12} {'principal':58} {'human':20} {'scope':14} findings\n")
