@@ -610,11 +610,24 @@ def _s3_lifecycle_expiration(event: CloudTrailEvent) -> Hit | None:
     for rule in _list(_get(config, "Rule")):
         if str(_get(rule, "Status")).lower() == "disabled":
             continue
-        if _get(rule, "Expiration") is not None or _get(rule, "NoncurrentVersionExpiration"):
+        if _expires_objects(_get(rule, "Expiration")) or _get(rule, "NoncurrentVersionExpiration"):
             return Hit(
                 reason=f"lifecycle rule {_get(rule, 'ID')} expires objects in {_bucket(event)}"
             )
     return None
+
+
+def _expires_objects(expiration: Any) -> bool:
+    """An Expiration that sets only ExpiredObjectDeleteMarker removes delete markers left with
+    no versions behind them (S3 refuses it alongside Days or Date), so it deletes no data."""
+    if expiration is None:
+        return False
+    if (
+        isinstance(expiration, Mapping)
+        and _get(expiration, "ExpiredObjectDeleteMarker") is not None
+    ):
+        return _get(expiration, "Days") is not None or _get(expiration, "Date") is not None
+    return True
 
 
 @_rule(
