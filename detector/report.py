@@ -34,9 +34,7 @@ def render(stats: ReplayStats, out: TextSink, *, color: bool = False) -> None:
         (s for s in stats.sessions.values() if s.session_id in stats.session_findings),
         key=lambda s: (-max(stats.session_findings[s.session_id]), s.kind.value, s.session_id),
     )
-    write(
-        f"Sessions: {len(stats.sessions)} ({summary or 'none'}); {len(flagged)} with findings\n"
-    )
+    write(f"Sessions: {len(stats.sessions)} ({summary or 'none'}); {len(flagged)} with findings\n")
     if flagged:
         write(f"  {'kind':7} {'agent':12} {'principal':58} {'human':20} {'scope':14} findings\n")
         for session in flagged[:SESSION_ROWS]:

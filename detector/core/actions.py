@@ -33,6 +33,7 @@ SOURCE_PREFIXES: Mapping[str, str] = MappingProxyType(
         "portal.sso": "sso",
         "data.iot": "iot",
         "s3-control": "s3",
+        "cloudcontrolapi": "cloudformation",  # Cloud Control API is authorised as cloudformation:*
     }
 )
 
