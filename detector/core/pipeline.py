@@ -18,7 +18,7 @@ from detector.core.decide import Decider
 from detector.core.dedup import EventIdWindow
 from detector.core.events import CloudTrailEvent
 from detector.core.findings import Alert, Finding, Response
-from detector.core.policy import EventContext, SeverityPolicy, judge
+from detector.core.policy import EventContext, SeverityPolicy, judge, make_finding
 from detector.core.resources import extract_resources
 from detector.core.scope import Scope, ScopeSet
 from detector.core.session_view import SessionView
@@ -200,25 +200,4 @@ class Pipeline:
 
 
 def _session_finding(ctx: EventContext, kind: str, severity: Severity, reason: str) -> Finding:
-    session = ctx.session
-    event = ctx.event
-    return Finding(
-        kind=kind,
-        severity=severity,
-        event_id=event.event_id,
-        event_time=event.event_time,
-        session_id=session.session_id,
-        session_kind=session.kind,
-        agent=session.agent,
-        principal=session.principal_arn,
-        human=session.human,
-        action=ctx.actions[0] if ctx.actions else None,
-        resources=ctx.resources,
-        category=None,
-        scope=ctx.scope,
-        reason=reason,
-        region=event.aws_region,
-        account=event.account_id,
-        error_code=event.error_code,
-        evidence=session.evidence,
-    )
+    return make_finding(ctx, kind=kind, severity=severity, classification=None, reason=reason)

@@ -107,7 +107,7 @@ def _judge_agent(ctx: EventContext, policy: SeverityPolicy) -> list[Finding]:
             out_of_scope = True
             category = riskiest.category if riskiest else None
             findings.append(
-                _finding(
+                make_finding(
                     ctx,
                     kind="unscoped-agent",
                     severity=policy.out_of_scope(category, denied=denied),
@@ -121,7 +121,7 @@ def _judge_agent(ctx: EventContext, policy: SeverityPolicy) -> list[Finding]:
             classification = by_action.get(violation.subject.lower(), riskiest)
             category = classification.category if classification else None
             findings.append(
-                _finding(
+                make_finding(
                     ctx,
                     kind=violation.kind,
                     severity=policy.out_of_scope(category, denied=denied),
@@ -138,7 +138,7 @@ def _judge_agent(ctx: EventContext, policy: SeverityPolicy) -> list[Finding]:
         else:
             severity = policy.in_scope_risky
         findings.append(
-            _finding(
+            make_finding(
                 ctx,
                 kind=kind,
                 severity=severity,
@@ -159,7 +159,7 @@ def _judge_by_catalogue(ctx: EventContext, policy: SeverityPolicy) -> list[Findi
         if severity is Severity.INFO:
             continue
         findings.append(
-            _finding(
+            make_finding(
                 ctx,
                 kind=kind,
                 severity=severity,
@@ -170,7 +170,7 @@ def _judge_by_catalogue(ctx: EventContext, policy: SeverityPolicy) -> list[Findi
     return findings
 
 
-def _finding(
+def make_finding(
     ctx: EventContext,
     *,
     kind: str,
