@@ -225,3 +225,13 @@ def _records(origin: str, value: Any, *, single: bool = False) -> Iterator[Recor
             yield Record(f"{origin}:{position.lstrip('.')}" if position else origin, record)
     except ParseError as exc:
         yield BadInput(origin, exc.reason, value)
+
+
+def decode_records(origin: str, data: bytes) -> Iterator[Record | BadInput]:
+    """Records held by one message or object already in memory (a Kafka value, an SQS body)."""
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        yield BadInput(origin, f"invalid JSON: {exc}", data[:4096].decode("utf-8", "replace"))
+        return
+    yield from _records(origin, document)

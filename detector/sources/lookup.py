@@ -1,0 +1,554 @@
+"""CloudTrail LookupEvents poller: management events without a trail, for small setups.
+
+Each poll asks every configured region for the events since the last position and hands the
+runtime one batch per region, oldest first. Three properties of LookupEvents shape the code:
+
+- Events reach LookupEvents minutes after they happen, so every poll re-reads from the
+  position minus `overlap_seconds`; an eventID set (bounded to that window) drops repeats.
+- Results come newest-first, page by page. A poll's window is fixed (StartTime, EndTime)
+  so pages stay consistent; a window is delivered only once all its pages are in, because
+  sessions must see events oldest-first. `max_pages_per_poll` bounds the calls made to one
+  region per round; a larger window carries on in the next round.
+- The API allows 2 requests/s per account per region: calls to one region are spaced, and
+  ThrottlingException backs off and retries.
+
+LookupEvents returns management events only (no S3 or Lambda data events); use a trail
+source for those.
+
+This module also holds what every self-positioning source shares: the CheckpointStore
+protocol, the settings reader and the redelivering batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import boto3  # type: ignore[import-untyped, unused-ignore]
+import orjson
+from botocore.config import Config  # type: ignore[import-untyped, unused-ignore]
+from botocore.exceptions import (  # type: ignore[import-untyped, unused-ignore]
+    BotoCoreError,
+    ClientError,
+)
+
+from detector.errors import ConfigError, StateError
+from detector.sources.base import SOURCES, Batch
+from detector.sources.files import BadInput, Record
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 50  # the largest MaxResults LookupEvents accepts
+# LookupEvents allows 2 requests per second per account per region.
+CALL_SPACING_SECONDS = 0.5
+THROTTLE_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+THROTTLE_ATTEMPTS = 6
+BACKOFF_FIRST_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 30.0
+# Hard bound on remembered eventIDs per region, in case a busy region fills the overlap window.
+MAX_SEEN_IDS = 100_000
+# A nacked batch is delivered this many more times before its records are dead-lettered.
+REDELIVERIES = 3
+# Keys the runtime reads from every source entry (which factory, which name); not settings.
+ENTRY_KEYS = frozenset({"type", "name"})
+
+ClientFactory = Callable[[str], Any]
+"""Region name → a boto3 CloudTrail client (or anything with the same `lookup_events`)."""
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class CheckpointStore(Protocol):
+    """Where a source keeps its position between runs (the state store implements this)."""
+
+    def checkpoint(self, name: str) -> str | None: ...
+
+    def save_checkpoint(self, name: str, value: str) -> None: ...
+
+
+class SettingsReader:
+    """Reads one source's settings mapping; every error names `sources.<name>.<key>`.
+
+    A key given as null counts as not given, as it does in the main configuration.
+    """
+
+    def __init__(self, name: str, settings: Mapping[str, Any], known: Iterable[str]) -> None:
+        self.name = name
+        if not isinstance(settings, Mapping):
+            raise ConfigError(f"sources.{name} must be a mapping of settings")
+        allowed = sorted({*known, *ENTRY_KEYS})
+        unknown = sorted(str(key) for key in settings if key not in allowed)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], allowed, n=1)
+            hint = f" (did you mean '{self.key(close[0])}'?)" if close else ""
+            raise ConfigError(f"{self.key(unknown[0])}: unknown setting{hint}")
+        self._settings = settings
+
+    def key(self, key: str) -> str:
+        return f"sources.{self.name}.{key}"
+
+    def _get(self, key: str) -> Any:
+        return self._settings.get(key)
+
+    def seconds(self, key: str, default: float, *, positive: bool = False) -> float:
+        value = self._get(key)
+        if value is None:
+            return default
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+            or (positive and value == 0)
+        ):
+            what = "a positive" if positive else "a non-negative"
+            raise ConfigError(f"{self.key(key)} must be {what} number of seconds, got {value!r}")
+        return float(value)
+
+    def count(self, key: str, default: int) -> int:
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{self.key(key)} must be a positive integer, got {value!r}")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.key(key)} must be true or false, got {value!r}")
+        return value
+
+    def text(self, key: str, *, required: bool = False) -> str | None:
+        value = self._get(key)
+        if value is None:
+            if required:
+                raise ConfigError(f"{self.key(key)} is required")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{self.key(key)} must be a non-empty string, got {value!r}")
+        return value
+
+    def texts(self, key: str) -> list[str]:
+        """A required, non-empty list of distinct non-empty strings."""
+        value = self._get(key)
+        if value is None:
+            raise ConfigError(f"{self.key(key)} is required")
+        if not isinstance(value, list | tuple) or not value:
+            raise ConfigError(f"{self.key(key)} must be a non-empty list, got {value!r}")
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                raise ConfigError(f"{self.key(key)}[{index}] must be a non-empty string")
+        if len(set(value)) != len(value):
+            raise ConfigError(f"{self.key(key)} lists the same entry twice")
+        return list(value)
+
+
+def redeliverable_batch(
+    source: str,
+    items: list[Record | BadInput],
+    *,
+    on_ack: Callable[[], None],
+    requeue: Callable[[Batch], None],
+    on_give_up: Callable[[], None] | None = None,
+    failures: int = 0,
+) -> Batch:
+    """A Batch whose ack runs `on_ack` once and whose nack hands a copy to `requeue`.
+
+    After REDELIVERIES failed deliveries the records come back as BadInput, so the runtime's
+    ordinary handling dead-letters them and the ack still advances the position. A batch
+    that cannot even be dead-lettered is dropped with an error, its position not advanced,
+    and `on_give_up` runs.
+    """
+    settled = False
+
+    async def ack() -> None:
+        nonlocal settled
+        if settled:
+            return
+        settled = True
+        on_ack()
+
+    async def nack(error: BaseException) -> None:
+        nonlocal settled
+        if settled:
+            return
+        settled = True
+        attempt = failures + 1
+        again: list[Record | BadInput]
+        if attempt <= REDELIVERIES:
+            logger.warning(
+                "%s: a batch of %d records failed (%s); delivering it again (%d of %d)",
+                source,
+                len(items),
+                error,
+                attempt,
+                REDELIVERIES,
+            )
+            again = items
+        elif attempt == REDELIVERIES + 1:
+            logger.error(
+                "%s: a batch of %d records failed %d times (%s); dead-lettering it",
+                source,
+                len(items),
+                attempt,
+                error,
+            )
+            reason = f"batch failed {attempt} times: {error}"
+            again = [
+                item if isinstance(item, BadInput) else BadInput(item.origin, reason, item.value)
+                for item in items
+            ]
+        else:
+            logger.error(
+                "%s: dropping a batch of %d records that could not be dead-lettered: %s",
+                source,
+                len(items),
+                error,
+            )
+            if on_give_up is not None:
+                on_give_up()
+            return
+        requeue(
+            redeliverable_batch(
+                source,
+                again,
+                on_ack=on_ack,
+                requeue=requeue,
+                on_give_up=on_give_up,
+                failures=attempt,
+            )
+        )
+
+    return Batch(source=source, items=items, ack=ack, nack=nack)
+
+
+class _RestartWindow(Exception):
+    """The NextToken was refused; the window is read again from its first page."""
+
+
+@dataclass(slots=True)
+class _Window:
+    start: datetime
+    end: datetime
+    token: str | None = None
+    events: list[Mapping[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Region:
+    name: str
+    client: Any = None
+    start_from: datetime | None = None  # StartTime of the next window
+    acked: datetime | None = None  # the last checkpoint saved
+    seen: dict[str, datetime] = field(default_factory=dict)  # eventID → eventTime
+    window: _Window | None = None  # a window whose pages are not all read yet
+    last_call: float = -math.inf
+
+
+class LookupSource:
+    """Polls CloudTrail LookupEvents in each configured region. Settings:
+
+    `regions` (required list), `poll_interval_seconds` (60), `overlap_seconds` (900),
+    `lookback_seconds` (3600, used when no checkpoint exists), `endpoint_url` (optional),
+    `max_pages_per_poll` (20).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: Mapping[str, Any],
+        *,
+        client_factory: ClientFactory | None = None,
+        now: Callable[[], datetime] | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        reader = SettingsReader(
+            name,
+            settings,
+            (
+                "regions",
+                "poll_interval_seconds",
+                "overlap_seconds",
+                "lookback_seconds",
+                "endpoint_url",
+                "max_pages_per_poll",
+            ),
+        )
+        self.name = name
+        self.regions = reader.texts("regions")
+        self.poll_interval = reader.seconds("poll_interval_seconds", 60, positive=True)
+        self.overlap = timedelta(seconds=reader.seconds("overlap_seconds", 900))
+        self.lookback = timedelta(seconds=reader.seconds("lookback_seconds", 3600))
+        self.endpoint_url = reader.text("endpoint_url")
+        self.max_pages = reader.count("max_pages_per_poll", 20)
+        self._client_factory = client_factory or self._boto3_client
+        self._now = now or _utc_now
+        self._sleep = sleep or self._wait
+        self._store: CheckpointStore | None = None
+        self._session: Any = None
+        self._regions = {region: _Region(region) for region in self.regions}
+        self._redeliver: deque[Batch] = deque()
+        self._stopping = asyncio.Event()
+        self._ready = False
+
+    def attach(self, store: CheckpointStore) -> None:
+        """Use `store` for positions. Call before `start`, which reads them."""
+        self._store = store
+
+    def checkpoint_name(self, region: str) -> str:
+        return f"lookup:{self.name}:{region}"
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def start(self) -> None:
+        for region in self._regions.values():
+            # One at a time: creating boto3 clients concurrently is not thread-safe.
+            region.client = await asyncio.to_thread(self._client_factory, region.name)
+            region.acked = self._load_checkpoint(region.name)
+            if region.acked is not None:
+                region.start_from = region.acked - self.overlap
+            else:
+                region.start_from = self._now() - self.lookback
+
+    async def stop(self) -> None:
+        # Clients are left to the garbage collector: closing one under a call still running
+        # in a worker thread would turn a clean stop into a failed request.
+        self._stopping.set()
+
+    async def batches(self) -> AsyncIterator[Batch]:
+        while not self._stopping.is_set():
+            async for batch in self.poll():
+                yield batch
+            if self._stopping.is_set():
+                break
+            # A nacked batch or an unfinished window goes on at once; otherwise wait.
+            unfinished = any(r.window is not None for r in self._regions.values())
+            if not self._redeliver and not unfinished:
+                await self._sleep(self.poll_interval)
+
+    async def poll(self) -> AsyncIterator[Batch]:
+        """One round: batches to deliver again first, then at most one batch per region."""
+        while self._redeliver:
+            yield self._redeliver.popleft()
+        for region in self._regions.values():
+            if self._stopping.is_set():
+                return
+            batch = await self._poll_region(region)
+            if batch is not None:
+                yield batch
+
+    async def _poll_region(self, region: _Region) -> Batch | None:
+        if region.window is None:
+            end = self._now()
+            start = region.start_from if region.start_from is not None else end - self.lookback
+            region.window = _Window(start=min(start, end), end=end)
+        window = region.window
+        for _ in range(self.max_pages):
+            params: dict[str, Any] = {
+                "StartTime": window.start,
+                "EndTime": window.end,
+                "MaxResults": PAGE_SIZE,
+            }
+            if window.token is not None:
+                params["NextToken"] = window.token
+            try:
+                response = await self._call(region, params)
+            except _RestartWindow:
+                region.window = None
+                return None
+            if response is None:
+                return None  # logged; the window carries on next round
+            window.events.extend(response.get("Events") or ())
+            window.token = response.get("NextToken") or None
+            if window.token is None:
+                region.window = None
+                return self._finish(region, window)
+        return None
+
+    async def _call(self, region: _Region, params: dict[str, Any]) -> Mapping[str, Any] | None:
+        """One LookupEvents request, spaced and retried on throttling; None when it failed."""
+        delay = BACKOFF_FIRST_SECONDS
+        for attempt in range(1, THROTTLE_ATTEMPTS + 1):
+            wait = region.last_call + CALL_SPACING_SECONDS - time.monotonic()
+            if wait > 0:
+                await self._sleep(wait)
+            if self._stopping.is_set():
+                return None
+            region.last_call = time.monotonic()
+            try:
+                # boto3 blocks; keep the event loop free for the runtime.
+                response: Mapping[str, Any] = await asyncio.to_thread(
+                    region.client.lookup_events, **params
+                )
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code in THROTTLE_CODES:
+                    if attempt < THROTTLE_ATTEMPTS:
+                        logger.info(
+                            "%s: LookupEvents throttled in %s; retrying in %.1fs",
+                            self.name,
+                            region.name,
+                            delay,
+                        )
+                        await self._sleep(delay)
+                        delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+                    continue
+                if code == "InvalidNextTokenException":
+                    logger.warning(
+                        "%s: LookupEvents in %s refused the page token; reading the window again",
+                        self.name,
+                        region.name,
+                    )
+                    raise _RestartWindow from exc
+                logger.warning("%s: LookupEvents in %s failed: %s", self.name, region.name, exc)
+                return None
+            except BotoCoreError as exc:
+                logger.warning("%s: LookupEvents in %s failed: %s", self.name, region.name, exc)
+                return None
+            self._ready = True
+            return response
+        logger.warning(
+            "%s: LookupEvents in %s still throttled after %d attempts; trying next round",
+            self.name,
+            region.name,
+            THROTTLE_ATTEMPTS,
+        )
+        return None
+
+    def _finish(self, region: _Region, window: _Window) -> Batch | None:
+        """The window's new events, oldest first, as one batch; remembers their ids."""
+        fresh: list[tuple[datetime, Mapping[str, Any]]] = []
+        newest: datetime | None = None
+        # Pages are newest-first; reversed, a stable sort keeps equal times in arrival order.
+        for event in reversed(window.events):
+            when = _event_time(event) or window.start
+            newest = when if newest is None or when > newest else newest
+            event_id = event.get("EventId")
+            if isinstance(event_id, str):
+                if event_id in region.seen:
+                    continue
+                region.seen[event_id] = when
+            fresh.append((when, event))
+        if newest is not None:
+            cursor = newest - self.overlap
+            if region.start_from is None or cursor > region.start_from:
+                region.start_from = cursor
+        self._forget_old_ids(region)
+        if not fresh:
+            return None
+        fresh.sort(key=lambda pair: pair[0])
+        items = [self._decode(region.name, event) for _, event in fresh]
+        high = fresh[-1][0]
+        return redeliverable_batch(
+            self.name,
+            items,
+            on_ack=lambda: self._advance(region, high),
+            requeue=self._redeliver.append,
+        )
+
+    def _forget_old_ids(self, region: _Region) -> None:
+        """Ids older than the next StartTime cannot come back; past the hard bound, oldest go."""
+        floor = region.start_from
+        if floor is not None:
+            region.seen = {i: t for i, t in region.seen.items() if t >= floor}
+        if len(region.seen) > MAX_SEEN_IDS:
+            newest = sorted(region.seen.items(), key=lambda pair: pair[1])[-MAX_SEEN_IDS:]
+            region.seen = dict(newest)
+
+    def _decode(self, region: str, event: Mapping[str, Any]) -> Record | BadInput:
+        origin = f"{self.name}:{region}:{event.get('EventId', '?')}"
+        raw = event.get("CloudTrailEvent")
+        if not isinstance(raw, str):
+            return BadInput(origin, "LookupEvents result has no CloudTrailEvent", dict(event))
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return BadInput(origin, f"CloudTrailEvent is not valid JSON: {exc}", raw)
+        if not isinstance(value, dict):
+            return BadInput(origin, "CloudTrailEvent is not a JSON object", raw)
+        return Record(origin, value)
+
+    def _advance(self, region: _Region, high: datetime) -> None:
+        # Acks may arrive out of order; the position never moves back.
+        if region.acked is not None and high <= region.acked:
+            return
+        region.acked = high
+        if self._store is not None:
+            self._store.save_checkpoint(self.checkpoint_name(region.name), _iso(high))
+
+    def _load_checkpoint(self, region: str) -> datetime | None:
+        if self._store is None:
+            return None
+        name = self.checkpoint_name(region)
+        value = self._store.checkpoint(name)
+        if value is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise StateError(f"checkpoint {name!r} is not an ISO time: {value!r}") from None
+        return _as_utc(parsed)
+
+    def _boto3_client(self, region: str) -> Any:
+        if self._session is None:
+            self._session = boto3.session.Session()
+        return self._session.client(
+            "cloudtrail",
+            region_name=region,
+            endpoint_url=self.endpoint_url,
+            config=Config(retries={"mode": "standard"}),
+        )
+
+    async def _wait(self, seconds: float) -> None:
+        await sleep_until_stopped(self._stopping, seconds)
+
+
+async def sleep_until_stopped(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleep that setting `stopping` cuts short, so `stop` never waits out a poll interval."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # CloudTrail times are UTC; a naive time can only mean UTC here.
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _event_time(event: Mapping[str, Any]) -> datetime | None:
+    value = event.get("EventTime")
+    if isinstance(value, datetime):
+        return _as_utc(value)
+    if isinstance(value, str):
+        try:
+            return _as_utc(datetime.fromisoformat(value))
+        except ValueError:
+            return None
+    return None
+
+
+def _iso(moment: datetime) -> str:
+    return _as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
+SOURCES.register("lookup", LookupSource)
