@@ -1,0 +1,236 @@
+"""The shared state store: PostgreSQL, for several service instances splitting the shards.
+
+One connection guarded by a lock is enough: a store is called a few times per checkpoint
+interval per shard, never per event. A dropped connection (server restart, failover, idle
+timeout in a proxy) is replaced and the call retried once; if the server cannot be reached,
+the call raises TransientError and the caller decides when to try again. Retrying is safe for
+every call: `save` is idempotent for a given epoch, and a repeated `claim` only skips an epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Self, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import TupleRow
+
+from detector.errors import ConfigError, StateError, TransientError
+from detector.state import migrations
+from detector.state.store import NO_CHECKPOINTS, FencedError, decode_snapshot, encode_snapshot
+
+T = TypeVar("T")
+Connection = psycopg.Connection[TupleRow]
+
+# Applied only when the DSN does not say otherwise. Without a connect timeout an unreachable
+# host (packets dropped rather than refused) would block a worker thread for minutes.
+CONNECT_DEFAULTS: Mapping[str, str | int] = {
+    "connect_timeout": 10,
+    "application_name": "trailguard",
+}
+MAX_IDENTIFIER_BYTES = 63
+
+
+class PostgresStateStore:
+    """A StateStore in a PostgreSQL schema. Opening it creates or migrates the schema."""
+
+    def __init__(self, dsn: str, *, schema: str = "trailguard") -> None:
+        try:
+            given = parse_dsn(dsn)
+            check_schema(schema)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.schema = schema
+        self._conninfo = make_conninfo(
+            dsn, **{k: v for k, v in CONNECT_DEFAULTS.items() if k not in given}
+        )
+        # For messages: where the store is, never the password.
+        self._where = f"postgres {given.get('host', 'localhost')}:{given.get('port', 5432)}"
+        self._where += f"/{given.get('dbname', '')} schema {schema}"
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._closed = False
+        ident = sql.Identifier(schema)
+        self._sql = {name: sql.SQL(text).format(schema=ident) for name, text in _STATEMENTS.items()}
+        try:
+            self._run(self._migrate)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- StateStore ---------------------------------------------------------------------------
+
+    def claim(self, shard: str, owner: str) -> int:
+        def op(conn: Connection) -> int:
+            row = conn.execute(self._sql["claim"], (shard, owner)).fetchone()
+            assert row is not None  # INSERT ... RETURNING always yields the row
+            return int(row[0])
+
+        return self._run(op)
+
+    def load(self, shard: str) -> Mapping[str, Any] | None:
+        def op(conn: Connection) -> bytes | None:
+            row = conn.execute(self._sql["load"], (shard,)).fetchone()
+            return None if row is None or row[0] is None else bytes(row[0])
+
+        blob = self._run(op)
+        return None if blob is None else decode_snapshot(blob)
+
+    def save(
+        self,
+        shard: str,
+        snapshot: Mapping[str, Any],
+        *,
+        epoch: int,
+        checkpoints: Mapping[str, str] = NO_CHECKPOINTS,
+    ) -> None:
+        blob = encode_snapshot(snapshot)
+
+        def op(conn: Connection) -> None:
+            with conn.transaction():
+                # The UPDATE locks the shard row, so a concurrent claim waits for this
+                # transaction and cannot slip in between the fence check and the commit.
+                updated = conn.execute(self._sql["save"], (blob, len(blob), shard, epoch)).rowcount
+                if updated != 1:
+                    row = conn.execute(self._sql["owner"], (shard,)).fetchone()
+                    raise FencedError(
+                        shard,
+                        epoch=epoch,
+                        current_epoch=None if row is None else int(row[1]),
+                        owner=None if row is None else str(row[0]),
+                    )
+                if checkpoints:
+                    with conn.cursor() as cur:
+                        cur.executemany(self._sql["checkpoint_put"], list(checkpoints.items()))
+
+        self._run(op)
+
+    def checkpoint(self, name: str) -> str | None:
+        def op(conn: Connection) -> str | None:
+            row = conn.execute(self._sql["checkpoint_get"], (name,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return self._run(op)
+
+    def save_checkpoint(self, name: str, value: str) -> None:
+        def op(conn: Connection) -> None:
+            conn.execute(self._sql["checkpoint_put"], (name, value))
+
+        self._run(op)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _connect(self) -> Connection:
+        try:
+            # Autocommit: single statements commit on their own; multi-statement work uses
+            # explicit conn.transaction() blocks.
+            return psycopg.connect(self._conninfo, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise TransientError(f"{self._where} is unreachable: {exc}") from exc
+
+    def _run(self, op: Callable[[Connection], T]) -> T:
+        """Run `op` under the lock on a live connection, reconnecting once if it dropped."""
+        with self._lock:
+            if self._closed:
+                raise StateError(f"state store {self._where} is closed")
+            for attempt in (1, 2):
+                fresh = self._conn is None or self._conn.closed
+                if fresh:
+                    self._conn = self._connect()
+                conn = self._conn
+                assert conn is not None
+                try:
+                    return op(conn)
+                except psycopg.OperationalError as exc:
+                    self._conn = None
+                    conn.close()
+                    # A connection opened just now failing again is an outage, not staleness.
+                    if fresh or attempt == 2:
+                        raise TransientError(f"{self._where}: {exc}") from exc
+                except psycopg.Error as exc:
+                    raise StateError(f"{self._where}: {exc}") from exc
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def _migrate(self, conn: Connection) -> None:
+        # The advisory lock is held until the transaction ends, so instances starting together
+        # take turns: the second sees the versions the first recorded and applies nothing.
+        # CREATE SCHEMA IF NOT EXISTS is inside the lock too, because two of them racing can
+        # still fail on the catalogue's unique index.
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema),))
+            conn.execute(self._sql["create_schema"])
+            conn.execute(self._sql["create_migrations"])
+            applied = {row[0] for row in conn.execute(self._sql["applied"])}
+            ident = sql.Identifier(self.schema)
+            for version, migration in enumerate(migrations.POSTGRES, start=1):
+                if version in applied:
+                    continue
+                conn.execute(sql.SQL(migration).format(schema=ident))
+                conn.execute(self._sql["record"], (version,))
+
+
+def parse_dsn(dsn: str) -> dict[str, Any]:
+    """The DSN's parameters; ValueError (without echoing the DSN, which may hold a password)
+    when it is not a libpq connection string or URI."""
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        raise ValueError("not a valid PostgreSQL connection string or URI") from None
+
+
+def check_schema(schema: str) -> None:
+    """ValueError unless `schema` can be used as is: PostgreSQL silently truncates longer
+    identifiers, which would make two configured schemas one."""
+    if not schema or len(schema.encode()) > MAX_IDENTIFIER_BYTES:
+        raise ValueError(f"must be 1 to {MAX_IDENTIFIER_BYTES} bytes long, got {schema!r}")
+
+
+def _lock_key(schema: str) -> int:
+    """A stable signed 64-bit advisory lock key per schema, so distinct schemas never wait."""
+    digest = hashlib.blake2b(f"trailguard.migrations:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+_STATEMENTS: dict[str, str] = {
+    "create_schema": "CREATE SCHEMA IF NOT EXISTS {schema}",
+    "create_migrations": (
+        "CREATE TABLE IF NOT EXISTS {schema}.schema_migrations "
+        "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    ),
+    "applied": "SELECT version FROM {schema}.schema_migrations",
+    "record": "INSERT INTO {schema}.schema_migrations (version) VALUES (%s)",
+    "claim": (
+        "INSERT INTO {schema}.shards AS s (shard, owner, epoch) VALUES (%s, %s, 1) "
+        "ON CONFLICT (shard) DO UPDATE "
+        "SET owner = EXCLUDED.owner, epoch = s.epoch + 1, updated_at = now() "
+        "RETURNING epoch"
+    ),
+    "load": "SELECT snapshot FROM {schema}.shards WHERE shard = %s",
+    "save": (
+        "UPDATE {schema}.shards SET snapshot = %s, snapshot_bytes = %s, updated_at = now() "
+        "WHERE shard = %s AND epoch = %s"
+    ),
+    "owner": "SELECT owner, epoch FROM {schema}.shards WHERE shard = %s",
+    "checkpoint_get": "SELECT value FROM {schema}.checkpoints WHERE name = %s",
+    "checkpoint_put": (
+        "INSERT INTO {schema}.checkpoints AS c (name, value) VALUES (%s, %s) "
+        "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()"
+    ),
+}

@@ -1,0 +1,233 @@
+"""The embedded state store: one SQLite file, no server to run.
+
+WAL with `synchronous=NORMAL` spares a save the fsync of a full-durability commit. A save that
+returned survives the process crashing; an OS crash or power cut can roll back the last few
+saves (never corrupt the file). Positions saved as checkpoints roll back with their snapshot,
+so such sources re-read a little input, which the pipeline's eventID window absorbs; a
+position acknowledged elsewhere after the save (a Kafka offset commit) does not roll back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from os import PathLike
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+from detector.errors import StateError, TransientError
+from detector.state import migrations
+from detector.state.store import NO_CHECKPOINTS, FencedError, decode_snapshot, encode_snapshot
+
+T = TypeVar("T")
+
+# How long a writer waits for another process's write transaction before giving up.
+BUSY_TIMEOUT_SECONDS = 30.0
+_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+# SQLite result codes that mean "someone else holds the lock": worth trying again.
+_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+class SqliteStateStore:
+    """A StateStore in a single SQLite file. `":memory:"` gives a private, throwaway store."""
+
+    def __init__(self, path: str | PathLike[str]) -> None:
+        self.path = str(path)
+        # One connection shared by every thread; the lock serialises them, which is all a
+        # single SQLite writer allows anyway.
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no implicit transactions; every write opens its own
+            # BEGIN IMMEDIATE so the write lock is taken up front, not upgraded mid-way.
+            self._conn = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"cannot open state store {self.path}: {exc}") from exc
+        try:
+            self._run(self._configure)
+            self._run(self._migrate)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- StateStore ---------------------------------------------------------------------------
+
+    def claim(self, shard: str, owner: str) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                conn.execute(
+                    f"INSERT OR IGNORE INTO shards (shard, owner, epoch, updated_at) "  # noqa: S608
+                    f"VALUES (?, ?, 0, {_NOW})",
+                    (shard, owner),
+                )
+                conn.execute(
+                    f"UPDATE shards SET owner = ?, epoch = epoch + 1, updated_at = {_NOW} "  # noqa: S608
+                    "WHERE shard = ?",
+                    (owner, shard),
+                )
+                row = conn.execute("SELECT epoch FROM shards WHERE shard = ?", (shard,)).fetchone()
+            return int(row[0])
+
+        return self._run(op)
+
+    def load(self, shard: str) -> Mapping[str, Any] | None:
+        def op(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT snapshot FROM shards WHERE shard = ?", (shard,)).fetchone()
+            return None if row is None or row[0] is None else bytes(row[0])
+
+        blob = self._run(op)
+        return None if blob is None else decode_snapshot(blob)
+
+    def save(
+        self,
+        shard: str,
+        snapshot: Mapping[str, Any],
+        *,
+        epoch: int,
+        checkpoints: Mapping[str, str] = NO_CHECKPOINTS,
+    ) -> None:
+        blob = encode_snapshot(snapshot)
+
+        def op(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                updated = conn.execute(
+                    f"UPDATE shards SET snapshot = ?, snapshot_bytes = ?, updated_at = {_NOW} "  # noqa: S608
+                    "WHERE shard = ? AND epoch = ?",
+                    (blob, len(blob), shard, epoch),
+                ).rowcount
+                if updated != 1:
+                    row = conn.execute(
+                        "SELECT owner, epoch FROM shards WHERE shard = ?", (shard,)
+                    ).fetchone()
+                    raise FencedError(
+                        shard,
+                        epoch=epoch,
+                        current_epoch=None if row is None else int(row[1]),
+                        owner=None if row is None else str(row[0]),
+                    )
+                for name, value in checkpoints.items():
+                    _upsert_checkpoint(conn, name, value)
+
+        self._run(op)
+
+    def checkpoint(self, name: str) -> str | None:
+        def op(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM checkpoints WHERE name = ?", (name,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return self._run(op)
+
+    def save_checkpoint(self, name: str, value: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                _upsert_checkpoint(conn, name, value)
+
+        self._run(op)
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _run(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `op` under the lock, turning sqlite3 errors into the detector's error types."""
+        with self._lock:
+            if self._conn is None:
+                raise StateError(f"state store {self.path} is closed")
+            try:
+                return op(self._conn)
+            except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES:
+                    raise TransientError(f"state store {self.path} is busy: {exc}") from exc
+                raise StateError(f"state store {self.path}: {exc}") from exc
+
+    @staticmethod
+    def _configure(conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs an exclusive lock, and SQLite does not run the busy
+        # handler for it: a second process or thread opening the same new file at the same
+        # moment gets "database is locked" at once. The mode is persistent, so only the very
+        # first opening switches; until it has, wait and try again like the busy handler would.
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode not in _BUSY_CODES or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.01)
+        conn.execute("PRAGMA synchronous=NORMAL")
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        # BEGIN IMMEDIATE serialises concurrent openers: the second waits, then finds the
+        # versions the first recorded and applies nothing.
+        with _transaction(conn):
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for version, migration in enumerate(migrations.SQLITE, start=1):
+                if version in applied:
+                    continue
+                for statement in _statements(migration):
+                    conn.execute(statement)
+                conn.execute(
+                    f"INSERT INTO schema_migrations (version, applied_at) VALUES (?, {_NOW})",  # noqa: S608
+                    (version,),
+                )
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (FencedError included)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _upsert_checkpoint(conn: sqlite3.Connection, name: str, value: str) -> None:
+    conn.execute(
+        f"INSERT INTO checkpoints (name, value, updated_at) VALUES (?, ?, {_NOW}) "  # noqa: S608
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        (name, value),
+    )
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements: sqlite3 runs one per execute(), and executescript()
+    would commit the surrounding transaction."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\r\n;"):
+                yield pending.strip()
+            pending = ""
+    if pending.strip(" \t\r\n;"):
+        raise StateError(f"migration ends in an incomplete statement: {pending.strip()!r}")

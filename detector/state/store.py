@@ -1,0 +1,113 @@
+"""The contract every state store keeps, and the snapshot encoding they share.
+
+The always-on service runs one pipeline per shard (a partition of the keyed topic, or
+"default" when it reads unpartitioned sources). Whoever processes a shard first `claim`s it,
+which bumps the shard's epoch; every later `save` names that epoch and fails with
+`FencedError` once somebody else has claimed the shard. After a Kafka rebalance the old owner
+may still be finishing a batch: fencing is what stops it from overwriting the state the new
+owner has already saved.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+
+from detector.errors import StateError
+
+# Level 1: snapshots are written on every checkpoint interval, so speed matters more than the
+# last few percent; JSON of session state still shrinks several-fold at this level.
+COMPRESSION_LEVEL = 1
+
+NO_CHECKPOINTS: Mapping[str, str] = MappingProxyType({})
+
+
+class FencedError(StateError):
+    """Another owner claimed the shard after this one: its state must not be written.
+
+    Not retriable: the instance has lost the shard and must drop its in-memory pipeline,
+    not try again.
+    """
+
+    retriable = False
+
+    def __init__(
+        self, shard: str, *, epoch: int, current_epoch: int | None, owner: str | None
+    ) -> None:
+        if current_epoch is None:
+            held = "has never been claimed"
+        else:
+            held = f"is held by {owner!r} at epoch {current_epoch}"
+        super().__init__(f"shard {shard!r} {held}; this instance holds epoch {epoch}")
+        self.shard = shard
+        self.epoch = epoch
+        self.current_epoch = current_epoch
+        self.owner = owner
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Durable pipeline snapshots per shard, fenced by epoch, plus named source checkpoints.
+
+    Calls are blocking and thread-safe; the async runtime calls them through
+    `asyncio.to_thread`. A dependency that is down raises `TransientError`; anything else
+    that goes wrong raises `StateError`.
+    """
+
+    def claim(self, shard: str, owner: str) -> int:
+        """Take ownership of `shard` and return its new epoch, which fences older owners."""
+        ...
+
+    def load(self, shard: str) -> Mapping[str, Any] | None:
+        """The last snapshot saved for `shard`, or None when there is none yet."""
+        ...
+
+    def save(
+        self,
+        shard: str,
+        snapshot: Mapping[str, Any],
+        *,
+        epoch: int,
+        checkpoints: Mapping[str, str] = NO_CHECKPOINTS,
+    ) -> None:
+        """Store the snapshot and the checkpoints in one transaction.
+
+        Raises FencedError, writing nothing, when `epoch` is no longer the shard's epoch.
+        """
+        ...
+
+    def checkpoint(self, name: str) -> str | None:
+        """The position a source saved under `name`, or None."""
+        ...
+
+    def save_checkpoint(self, name: str, value: str) -> None:
+        """Record a source's position on its own, for sources that are not sharded."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection. Idempotent; any later call raises StateError."""
+        ...
+
+
+def encode_snapshot(snapshot: Mapping[str, Any]) -> bytes:
+    """The stored form of a snapshot: orjson, then zlib."""
+    try:
+        raw = orjson.dumps(snapshot if isinstance(snapshot, dict) else dict(snapshot))
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        raise StateError(f"snapshot is not JSON-serialisable: {exc}") from exc
+    return zlib.compress(raw, COMPRESSION_LEVEL)
+
+
+def decode_snapshot(blob: bytes) -> dict[str, Any]:
+    """The inverse of encode_snapshot; a damaged blob raises StateError, not a bare zlib error."""
+    try:
+        value = orjson.loads(zlib.decompress(blob))
+    except (zlib.error, orjson.JSONDecodeError) as exc:
+        raise StateError(f"stored snapshot is damaged: {exc}") from exc
+    if not isinstance(value, dict):
+        raise StateError(f"stored snapshot is a JSON {type(value).__name__}, not an object")
+    return value
