@@ -66,7 +66,7 @@ def expand(paths: Sequence[str]) -> tuple[list[InputFile], list[str]]:
         path = Path(raw)
         if path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                if _wanted(child):
+                if wanted(child):
                     files.append(InputFile(str(child), child, child.stat().st_size))
                 else:
                     skipped.append(str(child))
@@ -77,7 +77,7 @@ def expand(paths: Sequence[str]) -> tuple[list[InputFile], list[str]]:
     return files, skipped
 
 
-def _wanted(path: Path) -> bool:
+def wanted(path: Path) -> bool:
     name = path.name
     # CloudTrail digest files sit beside log files and hold hashes, not records.
     if name.startswith(".") or "CloudTrail-Digest" in name or "CloudTrail-Digest" in str(path):
@@ -235,3 +235,8 @@ def decode_records(origin: str, data: bytes) -> Iterator[Record | BadInput]:
         yield BadInput(origin, f"invalid JSON: {exc}", data[:4096].decode("utf-8", "replace"))
         return
     yield from _records(origin, document)
+
+
+def read_bytes(name: str, data: bytes) -> Iterator[Record | BadInput]:
+    """Records of a whole object already in memory (an S3 log file), in any shape and gzip."""
+    yield from _read_stream(name, io.BufferedReader(io.BytesIO(data)), size=len(data))

@@ -30,7 +30,7 @@ import orjson
 
 from detector.errors import ConfigError, StateError
 from detector.sources.base import SOURCES, Batch
-from detector.sources.files import BadInput, InputFile, Record, _wanted, read_file
+from detector.sources.files import BadInput, InputFile, Record, read_file, wanted
 from detector.sources.lookup import (
     CheckpointStore,
     SettingsReader,
@@ -190,7 +190,7 @@ class WatchSource:
             raise FileNotFoundError(f"no such directory: {self.root}")
         listing: dict[str, _Found] = {}
         for path in self.root.glob(self.pattern):
-            if not _wanted(path):
+            if not wanted(path):
                 continue
             try:
                 info = path.stat()

@@ -1,0 +1,819 @@
+"""CloudTrail records announced on an SQS queue: S3 log-file notifications and EventBridge events.
+
+CloudTrail writes gzipped log files to S3 and the bucket notifies an SQS queue, directly or
+through SNS. An EventBridge rule can also send CloudTrail events to the queue one by one. Each
+SQS message becomes one Batch: the records of the objects it names, or the record it carries.
+
+Delivery is at least once. A message is deleted when its batch is acked, or when there is
+nothing in it to process (an `s3:TestEvent`, a digest file, an object that is not a CloudTrail
+log). A batch that fails is left on the queue to come back after a short backoff; a poison
+message (an object that cannot be decoded, a non-retriable error, or one received more than
+`max_receive_count` times) goes to `dead_letter_queue_url` with the error and is then deleted.
+Without a dead-letter queue it is left for the queue's own redrive policy. A message naming
+several objects is dead-lettered whole if one of them is poison.
+
+Stopping: `stop()` interrupts the long poll. Messages received but not yet handed out are made
+visible again at once, so another instance picks them up without waiting for the visibility
+timeout. `batches()` then ends. The clients stay open until every batch handed out has been
+acked or nacked, so the runtime can settle what it is still processing, and then close by
+themselves. `wait_closed()` (after the runtime's final flush), or `stop()` once `batches()`
+has ended, closes them at once; a batch settled after that raises TransientError and its
+message is simply delivered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import random
+import re
+import time
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+from urllib.parse import unquote_plus
+
+import aiohttp
+import orjson
+from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
+from aiobotocore.session import AioSession  # type: ignore[import-untyped]
+from botocore.exceptions import (  # type: ignore[import-untyped]
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoRegionError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from detector.core.parse import unwrap
+from detector.errors import ConfigError, DetectorError, ParseError, TransientError
+from detector.sources.base import SOURCES, Batch, Source
+from detector.sources.files import RECORDS_BATCH, BadInput, Record, read_bytes
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# CloudTrail log files live under [prefix/]AWSLogs/[o-org/]<account>/CloudTrail/<region>/...;
+# the trailing slash keeps out CloudTrail-Digest/ and CloudTrail-Insight/.
+CLOUDTRAIL_KEY = re.compile(r"(?:^|/)AWSLogs/(?:[^/]+/)*CloudTrail/")
+DIGEST_MARKER = "CloudTrail-Digest"
+# Objects outside the CloudTrail layout are read this far first to see if they hold Records.
+SNIFF_BYTES = 64 * 1024
+# Retries of one S3 or SQS call before the message is given back to the queue.
+CALL_ATTEMPTS = 4
+FIRST_RETRY_DELAY = 0.5
+# The receive loop never gives up; its pauses grow to this.
+MAX_RECEIVE_DELAY = 60.0
+# Without long polling an empty queue would be asked again at once.
+IDLE_PAUSE = 1.0
+# A retriable failure comes back after BASE * 2^(receives - 1) seconds, capped by the timeout.
+NACK_BACKOFF_BASE = 5
+# SQS message attributes are small; the full error is in the logs.
+MAX_ERROR_CHARS = 1024
+MAX_RAW_CHARS = 4096
+
+NO_SUCH_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+# Errors that say the object is gone for good: retrying cannot help.
+OBJECT_GONE = frozenset({"NoSuchKey", "NoSuchBucket", "InvalidObjectState", "NoSuchVersion"})
+THROTTLING = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "AWS.SimpleQueueService.RequestThrottled",
+        "TooManyRequestsException",
+        "SlowDown",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "KmsThrottled",
+        "OverLimit",
+    }
+)
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    HTTPClientError,
+    BotoConnectionError,
+    aiohttp.ClientError,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SqsS3Settings:
+    queue_url: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    wait_time_seconds: int = 20
+    max_messages: int = 10
+    visibility_timeout: int = 300
+    extend_visibility_above_bytes: int = 16 * 1024 * 1024
+    max_receive_count: int = 5
+    dead_letter_queue_url: str | None = None
+
+    @classmethod
+    def from_mapping(cls, name: str, settings: Mapping[str, Any]) -> SqsS3Settings:
+        """Validate one `sources.<name>` section; errors name the key in full."""
+        prefix = f"sources.{name}."
+        known = [f.name for f in fields(cls)]
+        for key in settings:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+                raise ConfigError(f"unknown key '{prefix}{key}'{hint}")
+        if settings.get("queue_url") is None:
+            raise ConfigError(f"'{prefix}queue_url' is required")
+        region = _optional_str(settings, prefix, "region")
+        queue_url = _url(settings, prefix, "queue_url")
+        assert queue_url is not None  # checked above
+        return cls(
+            queue_url=queue_url,
+            region=region or _region_of(queue_url),
+            endpoint_url=_url(settings, prefix, "endpoint_url"),
+            wait_time_seconds=_int(settings, prefix, "wait_time_seconds", 20, 0, 20),
+            max_messages=_int(settings, prefix, "max_messages", 10, 1, 10),
+            visibility_timeout=_int(settings, prefix, "visibility_timeout", 300, 0, 43_200),
+            extend_visibility_above_bytes=_int(
+                settings, prefix, "extend_visibility_above_bytes", 16 * 1024 * 1024, 0, None
+            ),
+            max_receive_count=_int(settings, prefix, "max_receive_count", 5, 1, None),
+            dead_letter_queue_url=_url(settings, prefix, "dead_letter_queue_url"),
+        )
+
+
+def _int(
+    settings: Mapping[str, Any], prefix: str, key: str, default: int, low: int, high: int | None
+) -> int:
+    value = settings.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"'{prefix}{key}' must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"'{prefix}{key}' must be {bounds}, got {value}")
+    return value
+
+
+def _optional_str(settings: Mapping[str, Any], prefix: str, key: str) -> str | None:
+    value = settings.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"'{prefix}{key}' must be a non-empty string, got {value!r}")
+    return value
+
+
+def _url(settings: Mapping[str, Any], prefix: str, key: str) -> str | None:
+    value = _optional_str(settings, prefix, key)
+    if value is not None and not value.startswith(("https://", "http://")):
+        raise ConfigError(f"'{prefix}{key}' must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _region_of(queue_url: str) -> str | None:
+    """Queue URLs name their region (https://sqs.eu-west-1.amazonaws.com/...)."""
+    match = re.match(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com", queue_url)
+    return match.group(1) if match else None
+
+
+@dataclass(slots=True)
+class _Message:
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+    received_at: float  # monotonic
+    settled: bool = False
+
+    @property
+    def origin(self) -> str:
+        return f"sqs:{self.message_id}"
+
+
+class _Stopped(Exception):
+    """stop() was called while waiting on the queue."""
+
+
+class SqsS3Source:
+    """Reads one SQS queue. Counters are plain ints for the metrics module to read."""
+
+    def __init__(self, name: str, settings: SqsS3Settings) -> None:
+        self.name = name
+        self.settings = settings
+        self.received_messages = 0
+        self.deleted_messages = 0
+        self.dead_lettered_messages = 0
+        self.requeued_messages = 0  # given back to the queue after a retriable failure
+        self.released_messages = 0  # made visible again unprocessed at stop
+        self.skipped_test_events = 0
+        self.skipped_digests = 0
+        self.skipped_objects = 0
+        self.visibility_extensions = 0
+        self.failed_calls = 0  # S3 and SQS calls that failed (each is retried or reported)
+        self._ready = False
+        self._stopping = asyncio.Event()
+        self._stack: AsyncExitStack | None = None
+        self._closed = False
+        self._sqs: Any = None
+        self._s3: Any = None
+        self._iterating = False
+        self._buffer: deque[_Message] = deque()
+        self._outstanding: dict[str, _Message] = {}  # by receipt handle
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def start(self) -> None:
+        if self._stack is not None:
+            return
+        config = AioConfig(
+            retries={"mode": "standard", "max_attempts": 3},
+            connect_timeout=10,
+            # A long poll holds the connection for up to wait_time_seconds.
+            read_timeout=self.settings.wait_time_seconds + 40,
+        )
+        session = AioSession()
+        stack = AsyncExitStack()
+        options = {
+            "region_name": self.settings.region,
+            "endpoint_url": self.settings.endpoint_url,
+            "config": config,
+        }
+        try:
+            self._sqs = await stack.enter_async_context(session.create_client("sqs", **options))
+            self._s3 = await stack.enter_async_context(session.create_client("s3", **options))
+        except NoRegionError:
+            await stack.aclose()
+            raise ConfigError(
+                f"'sources.{self.name}.region' is not set and the queue URL names no region"
+            ) from None
+        self._stack = stack
+        await self._check_queue("queue_url", self.settings.queue_url)
+        if self.settings.dead_letter_queue_url:
+            await self._check_queue("dead_letter_queue_url", self.settings.dead_letter_queue_url)
+
+    async def _check_queue(self, key: str, url: str) -> None:
+        """A queue that does not exist is a configuration error; anything else can wait.
+
+        The receive loop reports access and network problems as they happen: a role may
+        lack GetQueueAttributes and still consume the queue.
+        """
+        try:
+            response = await self._sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["RedrivePolicy"]
+            )
+        except ClientError as exc:
+            if _code(exc) in NO_SUCH_QUEUE:
+                await self._close()
+                raise ConfigError(f"'sources.{self.name}.{key}': no such queue {url}") from None
+            logger.warning("source %s: cannot inspect %s: %s", self.name, url, _describe(exc))
+            return
+        except (BotoCoreError, *NETWORK_ERRORS) as exc:
+            logger.warning("source %s: cannot inspect %s: %s", self.name, url, _describe(exc))
+            return
+        attributes = response.get("Attributes", {})
+        if (
+            key == "queue_url"
+            and not self.settings.dead_letter_queue_url
+            and "RedrivePolicy" not in attributes
+        ):
+            logger.warning(
+                "source %s: %s has no redrive policy and no dead_letter_queue_url is set; "
+                "a poison message will be received again and again",
+                self.name,
+                url,
+            )
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if not self._iterating:
+            # batches() is not being read (never was, or has ended): close now. A batch still
+            # unsettled can no longer be acked; its message simply comes back.
+            await self._close()
+
+    async def wait_closed(self) -> None:
+        """After the runtime's final flush: close the clients, whatever is still unsettled.
+
+        A batch settled after this raises TransientError; its message comes back to the
+        queue when its visibility timeout lapses.
+        """
+        self._stopping.set()
+        await self._close()
+
+    async def batches(self) -> AsyncIterator[Batch]:
+        if self._stack is None:
+            raise RuntimeError(f"source {self.name}: start() was not called")
+        if self._iterating:
+            raise RuntimeError(f"source {self.name}: batches() is already being read")
+        self._iterating = True
+        try:
+            while True:
+                if self._stopping.is_set():
+                    break
+                if not self._buffer:
+                    self._buffer.extend(await self._receive())
+                    continue
+                message = self._buffer.popleft()
+                batch = await self._batch_for(message)
+                if batch is not None:
+                    yield batch
+        finally:
+            self._iterating = False
+            await self._release_buffer()
+            await self._close_if_drained()
+
+    # --- receiving ---------------------------------------------------------------------
+
+    async def _receive(self) -> list[_Message]:
+        """One ReceiveMessage call, repeated with growing pauses until it works or we stop."""
+        delay = FIRST_RETRY_DELAY
+        while not self._stopping.is_set():
+            try:
+                response = await self._unless_stopped(
+                    self._sqs.receive_message(
+                        QueueUrl=self.settings.queue_url,
+                        MaxNumberOfMessages=self.settings.max_messages,
+                        WaitTimeSeconds=self.settings.wait_time_seconds,
+                        VisibilityTimeout=self.settings.visibility_timeout,
+                        MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                    )
+                )
+            except _Stopped:
+                return []
+            except (ClientError, BotoCoreError, *NETWORK_ERRORS) as exc:
+                # Never fatal: the queue may be throttling, unreachable or briefly denied.
+                self.failed_calls += 1
+                level = logging.WARNING if _is_transient(exc) else logging.ERROR
+                logger.log(level, "source %s: ReceiveMessage: %s", self.name, _describe(exc))
+                await self._pause(_jittered(delay))
+                delay = min(delay * 2, MAX_RECEIVE_DELAY)
+                continue
+            self._ready = True
+            now = time.monotonic()
+            messages = [
+                _Message(
+                    message_id=raw["MessageId"],
+                    receipt_handle=raw["ReceiptHandle"],
+                    body=raw.get("Body", ""),
+                    receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                    received_at=now,
+                )
+                for raw in response.get("Messages", [])
+            ]
+            self.received_messages += len(messages)
+            if not messages and self.settings.wait_time_seconds == 0:
+                await self._pause(IDLE_PAUSE)
+            return messages
+        return []
+
+    async def _unless_stopped(self, call: Coroutine[Any, Any, T]) -> T:
+        """Await `call`, abandoning it if stop() is called first.
+
+        Abandoning a long poll is safe: SQS either had not picked messages yet, or the ones
+        it picked reappear after their visibility timeout.
+        """
+        task = asyncio.ensure_future(call)
+        stopped = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not task.done():
+                task.cancel()
+        if task.done() and not task.cancelled():
+            # Even when stop() came at the same moment, messages already received are kept:
+            # they are released at once instead of hiding for the visibility timeout.
+            return task.result()
+        with suppress(asyncio.CancelledError):
+            await task
+        raise _Stopped
+
+    async def _pause(self, seconds: float) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    # --- one message -------------------------------------------------------------------
+
+    async def _batch_for(self, message: _Message) -> Batch | None:
+        """The batch for one message, or None when the message was settled here."""
+        if time.monotonic() - message.received_at > self.settings.visibility_timeout / 2:
+            # It waited behind the rest of its receive; keep it ours while it is read.
+            await self._extend(message)
+        try:
+            items = await self._decode(message)
+        except (ParseError, TransientError) as exc:
+            await self._fail(message, exc)
+            return None
+        except Exception as exc:
+            # A defect must not stop the source; the receive count decides when to give up.
+            logger.exception("source %s: %s: unexpected error", self.name, message.origin)
+            await self._fail(message, exc)
+            return None
+        if items is None:
+            await self._delete_quietly(message)
+            return None
+        self._outstanding[message.receipt_handle] = message
+
+        async def ack() -> None:
+            await self._ack(message)
+
+        async def nack(exc: BaseException) -> None:
+            await self._nack(message, exc)
+
+        return Batch(source=self.name, items=items, ack=ack, nack=nack)
+
+    async def _decode(self, message: _Message) -> list[Record | BadInput] | None:
+        """Items for the message; None when it holds nothing to process."""
+        origin = message.origin
+        try:
+            document = orjson.loads(message.body)
+        except orjson.JSONDecodeError as exc:
+            return [
+                BadInput(origin, f"message body is not JSON: {exc}", message.body[:MAX_RAW_CHARS])
+            ]
+        if _is_sns(document):
+            try:
+                document = orjson.loads(document["Message"])
+            except orjson.JSONDecodeError as exc:
+                return [BadInput(origin, f"SNS Message is not JSON: {exc}", document)]
+        if isinstance(document, dict) and document.get("Event") == "s3:TestEvent":
+            self.skipped_test_events += 1
+            return None
+        notifications = _s3_records(document)
+        if notifications is None:
+            # The message carries CloudTrail itself: an EventBridge event or a record.
+            return _unwrapped(origin, document)
+        items: list[Record | BadInput] = []
+        processed = False
+        for index, notification in enumerate(notifications):
+            result = await self._notification(message, f"{origin}:Records[{index}]", notification)
+            if result is not None:
+                processed = True
+                items.extend(result)
+        return items if processed else None
+
+    async def _notification(
+        self, message: _Message, origin: str, notification: Mapping[str, Any]
+    ) -> list[Record | BadInput] | None:
+        """Items of the object one S3 event names; None when the object is skipped."""
+        event_name = notification.get("eventName")
+        if not isinstance(event_name, str) or not event_name.startswith("ObjectCreated:"):
+            self.skipped_objects += 1  # deletions, restores, lifecycle: no new records
+            return None
+        s3 = notification.get("s3")
+        bucket = _dig(s3, "bucket", "name")
+        raw_key = _dig(s3, "object", "key")
+        if not isinstance(bucket, str) or not isinstance(raw_key, str) or not bucket:
+            return [BadInput(origin, "S3 event without bucket name or object key", notification)]
+        key = unquote_plus(raw_key)
+        if DIGEST_MARKER in key:
+            self.skipped_digests += 1
+            return None
+        url = f"s3://{bucket}/{key}"
+        if CLOUDTRAIL_KEY.search(key):
+            data = await self._fetch(message, bucket, key)
+        else:
+            head, complete = await self._fetch_head(bucket, key)
+            if not _holds_records(head):
+                self.skipped_objects += 1
+                return None
+            data = head if complete else await self._fetch(message, bucket, key)
+        return await asyncio.to_thread(_decode_object, url, data)
+
+    # --- S3 ------------------------------------------------------------------------------
+
+    async def _fetch(self, message: _Message, bucket: str, key: str) -> bytes:
+        url = f"s3://{bucket}/{key}"
+        extended = False
+
+        async def attempt() -> bytes:
+            nonlocal extended
+            response = await self._s3.get_object(Bucket=bucket, Key=key)
+            size = int(response.get("ContentLength") or 0)
+            if size > self.settings.extend_visibility_above_bytes and not extended:
+                # Reading and decoding a large file may outlast what is left of the timeout.
+                extended = True
+                await self._extend(message)
+            async with response["Body"] as body:
+                data: bytes = await body.read()
+            return data
+
+        try:
+            return await self._retrying(f"GetObject {url}", attempt)
+        except (ClientError, BotoCoreError) as exc:
+            raise _object_error(url, exc) from exc
+
+    async def _fetch_head(self, bucket: str, key: str) -> tuple[bytes, bool]:
+        """The first SNIFF_BYTES of an object, and whether that is all of it."""
+        url = f"s3://{bucket}/{key}"
+
+        async def attempt() -> tuple[bytes, bool]:
+            response = await self._s3.get_object(
+                Bucket=bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}"
+            )
+            async with response["Body"] as body:
+                data: bytes = await body.read()
+            total = str(response.get("ContentRange") or "").rpartition("/")[2]
+            complete = not total.isdigit() or len(data) >= int(total)
+            return data, complete
+
+        try:
+            return await self._retrying(f"GetObject {url}", attempt)
+        except (ClientError, BotoCoreError) as exc:
+            if _code(exc) == "InvalidRange":  # an empty object has no first byte
+                return b"", True
+            raise _object_error(url, exc) from exc
+
+    # --- settling ----------------------------------------------------------------------
+
+    async def _ack(self, message: _Message) -> None:
+        if message.settled:
+            return
+        message.settled = True
+        self._outstanding.pop(message.receipt_handle, None)
+        try:
+            await self._delete(message)
+        finally:
+            await self._close_if_drained()
+
+    async def _nack(self, message: _Message, exc: BaseException) -> None:
+        if message.settled:
+            return
+        message.settled = True
+        self._outstanding.pop(message.receipt_handle, None)
+        try:
+            await self._fail(message, exc)
+        finally:
+            await self._close_if_drained()
+
+    async def _fail(self, message: _Message, exc: BaseException) -> None:
+        """Give the message back for another try, or dead-letter it if it cannot succeed.
+
+        TrailGuard's own errors say whether they are retriable; any other error (a defect,
+        a socket error in a sink) carries no verdict, so it is retried until the message has
+        been received more than max_receive_count times.
+        """
+        poison = isinstance(exc, DetectorError) and not exc.retriable
+        worn_out = message.receive_count > self.settings.max_receive_count
+        error = _describe(exc)
+        if not (poison or worn_out):
+            logger.warning("source %s: %s will be retried: %s", self.name, message.origin, error)
+            backoff = NACK_BACKOFF_BASE * 2 ** min(message.receive_count - 1, 16)
+            await self._set_visibility(message, min(self.settings.visibility_timeout, backoff))
+            self.requeued_messages += 1
+            return
+        if not self.settings.dead_letter_queue_url or self._closed:
+            logger.error(
+                "source %s: %s cannot be processed (%s); left for the queue's redrive policy",
+                self.name,
+                message.origin,
+                error,
+            )
+            return
+        try:
+            await self._dead_letter(message, error)
+        except (TransientError, ClientError, BotoCoreError):
+            # Not in the dead-letter queue, so it must stay on this one.
+            logger.exception("source %s: %s: not dead-lettered", self.name, message.origin)
+            return
+        self.dead_lettered_messages += 1
+        logger.warning("source %s: %s dead-lettered: %s", self.name, message.origin, error)
+        # If this fails the message returns and is dead-lettered once more: a duplicate
+        # in the dead-letter queue, never a loss.
+        await self._delete_quietly(message)
+
+    async def _dead_letter(self, message: _Message, error: str) -> None:
+        """Send the body unchanged, so the message can be redriven after a fix."""
+        url = self.settings.dead_letter_queue_url
+        params: dict[str, Any] = {
+            "QueueUrl": url,
+            "MessageBody": message.body,
+            "MessageAttributes": {
+                "TrailGuard.Error": _string(error[:MAX_ERROR_CHARS]),
+                "TrailGuard.Source": _string(self.name),
+                "TrailGuard.Queue": _string(self.settings.queue_url),
+                "TrailGuard.MessageId": _string(message.message_id),
+                "TrailGuard.ReceiveCount": {
+                    "DataType": "Number",
+                    "StringValue": str(message.receive_count),
+                },
+            },
+        }
+        if url and url.endswith(".fifo"):
+            params["MessageGroupId"] = self.name
+            params["MessageDeduplicationId"] = message.message_id
+        await self._retrying("SendMessage (dead letter)", lambda: self._sqs.send_message(**params))
+
+    async def _delete(self, message: _Message) -> None:
+        if self._closed:
+            raise TransientError(f"source {self.name} is stopped; {message.origin} will return")
+        try:
+            await self._retrying(
+                "DeleteMessage",
+                lambda: self._sqs.delete_message(
+                    QueueUrl=self.settings.queue_url, ReceiptHandle=message.receipt_handle
+                ),
+            )
+        except (TransientError, ClientError, BotoCoreError) as exc:
+            raise TransientError(f"{message.origin} not deleted: {_describe(exc)}") from exc
+        self.deleted_messages += 1
+
+    async def _delete_quietly(self, message: _Message) -> None:
+        try:
+            await self._delete(message)
+        except TransientError as exc:
+            logger.warning("source %s: %s", self.name, exc)
+
+    async def _extend(self, message: _Message) -> None:
+        await self._set_visibility(message, self.settings.visibility_timeout)
+        self.visibility_extensions += 1
+
+    async def _set_visibility(self, message: _Message, seconds: int) -> None:
+        """Best effort: if it fails the message still returns when its timeout lapses."""
+        if self._closed:
+            return
+        try:
+            await self._retrying(
+                "ChangeMessageVisibility",
+                lambda: self._sqs.change_message_visibility(
+                    QueueUrl=self.settings.queue_url,
+                    ReceiptHandle=message.receipt_handle,
+                    VisibilityTimeout=seconds,
+                ),
+            )
+        except (TransientError, ClientError, BotoCoreError) as exc:
+            logger.warning(
+                "source %s: %s: visibility not changed: %s", self.name, message.origin, exc
+            )
+
+    async def _release_buffer(self) -> None:
+        """Received but never handed out: let another consumer have them now."""
+        pending = list(self._buffer)
+        self._buffer.clear()
+        if self._closed:
+            return  # they come back when their visibility timeout lapses
+        for start in range(0, len(pending), 10):
+            chunk = pending[start : start + 10]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
+                for i, m in enumerate(chunk)
+            ]
+            try:
+                response = await self._sqs.change_message_visibility_batch(
+                    QueueUrl=self.settings.queue_url, Entries=entries
+                )
+            except (ClientError, BotoCoreError, *NETWORK_ERRORS) as exc:
+                logger.warning("source %s: messages not released: %s", self.name, _describe(exc))
+                continue
+            self.released_messages += len(response.get("Successful", []))
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Retry throttling and network failures; other errors go straight to the caller."""
+        delay = FIRST_RETRY_DELAY
+        attempt = 1
+        while True:
+            try:
+                return await call()
+            except (ClientError, *NETWORK_ERRORS) as exc:
+                if not _is_transient(exc):
+                    raise
+                self.failed_calls += 1
+                if attempt >= CALL_ATTEMPTS:
+                    raise TransientError(f"{what}: {_describe(exc)}") from exc
+                logger.warning("source %s: %s (will retry): %s", self.name, what, _describe(exc))
+            await asyncio.sleep(_jittered(delay))
+            delay *= 2
+            attempt += 1
+
+    async def _close_if_drained(self) -> None:
+        if self._stopping.is_set() and not self._iterating and not self._outstanding:
+            await self._close()
+
+    async def _close(self) -> None:
+        if self._closed or self._stack is None:
+            return
+        # batches() may not have run its cleanup yet (a reader cancelled while it waited).
+        await self._release_buffer()
+        self._closed = True
+        self._ready = False
+        await self._stack.aclose()
+
+
+# --- decoding (no I/O) ---------------------------------------------------------------
+
+
+def _decode_object(url: str, data: bytes) -> list[Record | BadInput]:
+    """All items of one downloaded object; ParseError if nothing in it can be read.
+
+    The same reader as for local files, so every CloudTrail shape is understood here too.
+    """
+    try:
+        items = list(read_bytes(url, data))
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ParseError(f"corrupt gzip data: {exc}", origin=url) from exc
+    bad = [item for item in items if isinstance(item, BadInput)]
+    if bad and len(bad) == len(items):
+        raise ParseError(f"no records could be read: {bad[0].reason}", origin=url)
+    return items
+
+
+def _holds_records(head: bytes) -> bool:
+    """True if the object starts like a CloudTrail log file, compressed or not."""
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(wbits=31).decompress(head, SNIFF_BYTES)
+        except zlib.error:
+            return False
+    return RECORDS_BATCH.match(head.lstrip()) is not None
+
+
+def _is_sns(document: Any) -> bool:
+    return (
+        isinstance(document, dict)
+        and document.get("Type") == "Notification"
+        and isinstance(document.get("Message"), str)
+    )
+
+
+def _s3_records(document: Any) -> list[Mapping[str, Any]] | None:
+    """The records of an S3 event notification, or None if the document is not one."""
+    if not isinstance(document, dict):
+        return None
+    records = document.get("Records")
+    if not isinstance(records, list) or not records:
+        return None
+    if all(isinstance(r, dict) and r.get("eventSource") == "aws:s3" for r in records):
+        return records
+    return None
+
+
+def _unwrapped(origin: str, document: Any) -> list[Record | BadInput]:
+    try:
+        return [
+            Record(f"{origin}:{position.lstrip('.')}" if position else origin, record)
+            for position, record in unwrap(document)
+        ]
+    except ParseError as exc:
+        return [BadInput(origin, exc.reason, document)]
+
+
+def _dig(value: Any, *path: str) -> Any:
+    for step in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(step)
+    return value
+
+
+def _object_error(url: str, exc: Any) -> DetectorError:
+    code = _code(exc)
+    if code in OBJECT_GONE:
+        return ParseError(f"object cannot be read: {code}", origin=url)
+    # Access denied and the like may be fixed; the receive count bounds the retries.
+    return TransientError(f"GetObject {url}: {_describe(exc)}")
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return _code(exc) in THROTTLING or status == 429 or status >= 500
+    return isinstance(exc, NETWORK_ERRORS)
+
+
+def _code(exc: Any) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _string(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value or "-"}
+
+
+def _jittered(delay: float) -> float:
+    # Jitter spreads the retries of many consumers; it is not used for anything secret.
+    return delay * random.uniform(0.5, 1.5)  # noqa: S311
+
+
+def _create(name: str, settings: Mapping[str, Any]) -> Source:
+    return SqsS3Source(name, SqsS3Settings.from_mapping(name, settings))
+
+
+SOURCES.register("sqs-s3", _create)
