@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import orjson
 
@@ -100,6 +100,15 @@ def _parser() -> argparse.ArgumentParser:
         help="input sizes to measure (default: 100000 1000000)",
     )
     bench.set_defaults(handler=_cmd_bench)
+
+    run = commands.add_parser("run", help="run the always-on service (sources from the config)")
+    run.add_argument("--config", type=Path, required=True, help="configuration file")
+    run.add_argument("--scopes", type=Path, help="task scope file (overrides the config)")
+    run.set_defaults(handler=_cmd_run)
+
+    route = commands.add_parser("route", help="republish raw topics keyed by credential chain")
+    route.add_argument("--config", type=Path, required=True, help="configuration file")
+    route.set_defaults(handler=_cmd_route)
 
     config = commands.add_parser("config", help="validate a configuration file")
     config_cmds = config.add_subparsers(metavar="SUBCOMMAND")
@@ -281,8 +290,16 @@ def _cmd_scope_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
+    from detector.run import build_sinks, build_sources
+
     settings = _settings(args.file)
+    sources = build_sources(settings)
+    sinks = build_sinks(settings)
     print(f"{args.file}: valid")
+    if sources:
+        print(f"  sources: {', '.join(s.name for s in sources)}")
+    print(f"  sinks: {', '.join(s.name for s in sinks)}")
+    print(f"  state: {settings.state.store}")
     if settings.scopes is not None:
         from detector.scope_file import load_scopes
 
@@ -296,3 +313,27 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     run(args.events, sys.stdout)
     return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from detector.logs import configure
+    from detector.run import run_service
+
+    settings = _settings(args.config)
+    configure(settings.log.level, _log_format(settings.log.format))
+    return run_service(settings, scopes_path=args.scopes)
+
+
+def _cmd_route(args: argparse.Namespace) -> int:
+    from detector.logs import configure
+    from detector.run import run_router
+
+    settings = _settings(args.config)
+    configure(settings.log.level, _log_format(settings.log.format))
+    return run_router(settings)
+
+
+def _log_format(value: str) -> Literal["json", "text"]:
+    if value not in ("json", "text"):
+        raise ConfigError(f"log.format: expected 'json' or 'text', got {value!r}")
+    return "json" if value == "json" else "text"

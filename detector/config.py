@@ -66,6 +66,37 @@ class ResponseSettings:
 class StateSettings:
     dedup_capacity: int = 250_000
     max_sessions: int = 1_000_000
+    # Where `trailguard run` keeps sessions, alert dedup and checkpoints: "sqlite" (one file,
+    # the embedded default) or "postgres" (shared by several instances).
+    store: str = "sqlite"
+    path: Path = Path("trailguard-state.db")
+    dsn: str | None = None
+    schema: str = "trailguard"
+    # Sessions with no event for this long (event time) are evicted with their state.
+    session_idle_seconds: int = 7 * 24 * 3600
+    # State is flushed and sources acknowledged at most this often (and at shutdown); a crash
+    # redelivers at most this much, which idempotent sinks absorb.
+    flush_interval_seconds: int = 5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogSettings:
+    level: str = "info"
+    format: str = "json"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceSettings:
+    # Bounded queue between sources and the pipeline: slow sinks slow the sources down.
+    queue_batches: int = 16
+    # Instance name used to claim state shards; defaults to the host name.
+    instance: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +107,15 @@ class Settings:
     severity: SeveritySettings = field(default_factory=SeveritySettings)
     responses: ResponseSettings = field(default_factory=ResponseSettings)
     state: StateSettings = field(default_factory=StateSettings)
+    # Streaming sources and output sinks of `trailguard run`; each mapping has a `type` naming
+    # a registered adapter, an optional `name`, and the adapter's own settings.
+    sources: tuple[Mapping[str, Any], ...] = ()
+    sinks: tuple[Mapping[str, Any], ...] = ()
+    http: HttpSettings = field(default_factory=HttpSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    # `trailguard route`: raw topics in, the keyed topic out (see detector/route.py).
+    route: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
 
@@ -199,4 +239,5 @@ def _resolve_paths(settings: Settings, base: Path) -> dict[str, Any]:
     return {
         "scopes": resolve(settings.scopes) if settings.scopes else None,
         "catalog": CatalogSettings(overrides=tuple(resolve(p) for p in settings.catalog.overrides)),
+        "state": dataclasses.replace(settings.state, path=resolve(settings.state.path)),
     }

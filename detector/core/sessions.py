@@ -14,7 +14,7 @@ and when the link arrives the child's view is updated for its later events.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,7 @@ from detector.core.events import CloudTrailEvent
 from detector.core.session_rules import build_view, ua_hints
 from detector.core.session_state import SessionKey, SessionRecord
 from detector.core.session_view import SessionView
+from detector.core.taxonomy import SessionKind
 from detector.errors import StateError
 
 SNAPSHOT_VERSION = 1
@@ -70,6 +71,10 @@ class SessionTracker:
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+    def kind_counts(self) -> Counter[SessionKind]:
+        """Live sessions by kind, for the active-sessions gauge."""
+        return Counter(record.view.kind for record in self._sessions.values())
 
     def get(self, session_id: str) -> SessionView | None:
         record = self._by_id.get(session_id)

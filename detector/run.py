@@ -1,0 +1,157 @@
+"""Composition of `trailguard run` and `trailguard route` from validated settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from detector.adapters import load_adapters
+from detector.config import Settings
+from detector.core.taxonomy import SessionKind
+from detector.errors import ConfigError
+from detector.sinks import SINKS, Sink
+from detector.sources.base import SOURCES, Source
+
+logger = logging.getLogger(__name__)
+
+
+def build_sources(settings: Settings) -> list[Source]:
+    load_adapters()
+    sources: list[Source] = []
+    names: set[str] = set()
+    for index, raw in enumerate(settings.sources):
+        kind = raw.get("type")
+        if not isinstance(kind, str):
+            raise ConfigError(f"{settings.source}: sources[{index}].type: required")
+        name = raw.get("name") or kind
+        if not isinstance(name, str) or name in names:
+            raise ConfigError(f"{settings.source}: sources[{index}].name: {name!r} is not unique")
+        names.add(name)
+        try:
+            factory = SOURCES.get(kind)
+        except KeyError as exc:
+            raise ConfigError(f"{settings.source}: sources[{index}].type: {exc.args[0]}") from None
+        sources.append(factory(name, raw))
+    return sources
+
+
+def build_sinks(settings: Settings) -> list[Sink]:
+    load_adapters()
+    configured: tuple[Mapping[str, Any], ...] = settings.sinks or ({"type": "jsonl", "path": "-"},)
+    sinks: list[Sink] = []
+    for index, raw in enumerate(configured):
+        kind = raw.get("type")
+        if not isinstance(kind, str):
+            raise ConfigError(f"{settings.source}: sinks[{index}].type: required")
+        try:
+            factory = SINKS.get(kind)
+        except KeyError as exc:
+            raise ConfigError(f"{settings.source}: sinks[{index}].type: {exc.args[0]}") from None
+        sinks.append(factory(str(raw.get("name") or kind), raw))
+    return sinks
+
+
+def open_store(settings: Settings) -> Any:
+    load_adapters()
+    from detector.state import STATE_STORES
+
+    state = settings.state
+    try:
+        factory = STATE_STORES.get(state.store)
+    except KeyError as exc:
+        raise ConfigError(f"{settings.source}: state.store: {exc.args[0]}") from None
+    if state.store == "postgres":
+        return factory({"dsn": state.dsn or "", "schema": state.schema})
+    return factory({"path": str(state.path)})
+
+
+def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
+    """Run until SIGTERM or SIGINT; 0 after a clean stop, 1 when a source or sink failed."""
+    from detector.http_server import Health, HttpServer, readiness_checks
+    from detector.metrics import Metrics
+    from detector.service import Service
+    from detector.wiring import build_pipeline
+
+    sources = build_sources(settings)
+    if not sources:
+        raise ConfigError(f"{settings.source}: sources: `trailguard run` needs at least one")
+    sinks = build_sinks(settings)
+    store = open_store(settings)
+    owner = settings.service.instance or socket.gethostname()
+    metrics = Metrics(sources=[s.name for s in sources], sinks=[s.name for s in sinks])
+    service = Service(
+        settings,
+        pipeline_factory=lambda: build_pipeline(settings, scopes_path=scopes_path),
+        sources=sources,
+        sinks=sinks,
+        store=store,
+        owner=owner,
+        metrics=metrics,
+    )
+
+    def session_counts() -> Mapping[SessionKind, int]:
+        counts: Counter[SessionKind] = Counter()
+        for pipeline in service.pipelines():
+            counts.update(pipeline.tracker.kind_counts())
+        return counts
+
+    metrics.count_sessions_with(session_counts)
+    health = Health()
+    server = HttpServer(
+        metrics,
+        health,
+        readiness_checks(sources, state_restored=lambda: service.restored),
+        host=settings.http.host,
+        port=settings.http.port,
+    )
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            health.mark_stopping()
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        await server.start()
+        watcher = asyncio.create_task(health.watch_loop())
+        logger.info("trailguard running", extra={"port": server.port, "owner": owner})
+        try:
+            await service.run(stop)
+        except Exception as exc:
+            health.mark_failed(str(exc))
+            logger.exception("trailguard stopped on an error")
+            return 1
+        finally:
+            watcher.cancel()
+            await server.stop()
+            store.close()
+        return 1 if service.failed else 0
+
+    return asyncio.run(main())
+
+
+def run_router(settings: Settings) -> int:
+    from detector.route import Router, RouteSettings
+
+    if not settings.route:
+        raise ConfigError(f"{settings.source}: route: `trailguard route` needs a route section")
+    router = Router(RouteSettings.parse(settings.route), open_store(settings))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stats = router.run(stop)
+    logger.info(
+        "route stopped",
+        extra={"consumed": stats.consumed, "routed": stats.routed, "rejected": stats.rejected},
+    )
+    return 0

@@ -1,0 +1,311 @@
+"""`trailguard run`: the same pipeline as replay, fed by streaming sources, with durable state.
+
+Order of work, fixed so that nothing is lost and nothing is alerted twice:
+  1. process a batch through the shard's pipeline;
+  2. hand its findings, alerts and responses to the sinks;
+  3. at the flush interval (and at shutdown): flush the sinks, save each changed shard's state
+     (with its fencing epoch), and only then acknowledge the batches to their sources.
+A crash anywhere redelivers the unacknowledged batches to a pipeline restored from the last
+saved state; the sinks recognise what they already wrote.
+
+Sources run as tasks feeding one bounded queue: when sinks or the state store are slow the
+queue fills and the sources wait, which is the service's backpressure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any, Protocol
+
+from detector.config import Settings
+from detector.core.parse import parse_record
+from detector.core.pipeline import Pipeline
+from detector.dead_letter import DeadLetterFile
+from detector.errors import DetectorError, ParseError
+from detector.metrics import Metrics, ParseErrorReason
+from detector.sinks import Sink
+from detector.sinks.jsonl import step_records
+from detector.sources.base import DEFAULT_SHARD, Batch, ShardHooks, Source
+from detector.sources.files import BadInput
+
+logger = logging.getLogger(__name__)
+
+# Retrying a failing sink or state store: first pause, and the longest.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
+WAKE_SECONDS = 0.2
+
+
+class StateStore(Protocol):
+    def claim(self, shard: str, owner: str) -> int: ...
+
+    def load(self, shard: str) -> Any: ...
+
+    def save(self, shard: str, snapshot: Any, *, epoch: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _Shard:
+    pipeline: Pipeline
+    epoch: int
+    watermark: datetime | None = None  # newest event time seen: evictions go by event time
+    dirty: bool = False
+
+
+PipelineFactory = Callable[[], Pipeline]
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pipeline_factory: PipelineFactory,
+        sources: Sequence[Source],
+        sinks: Sequence[Sink],
+        store: StateStore,
+        owner: str,
+        metrics: Metrics | None = None,
+        dead_letter: IO[bytes] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self._new_pipeline = pipeline_factory
+        self.sources = list(sources)
+        self.sinks = list(sinks)
+        self.store = store
+        self.owner = owner
+        self.metrics = metrics
+        self.dead_letter = DeadLetterFile(dead_letter) if dead_letter is not None else None
+        self._clock = clock
+        self._shards: dict[str, _Shard] = {}
+        self._pending: list[Batch] = []
+        self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(
+            maxsize=max(1, settings.service.queue_batches)
+        )
+        self._flush_now = False
+        self.restored = False
+        self.stopping = False
+        self.failed: str | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.restored and all(source.ready for source in self.sources)
+
+    def pipelines(self) -> list[Pipeline]:
+        return [shard.pipeline for shard in self._shards.values()]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; then drain, flush, acknowledge and return."""
+        for sink in self.sinks:
+            await sink.open()
+        # Sources other than Kafka's keyed partitions share one shard; claim and restore it
+        # before the first batch so /readyz means "state restored".
+        await self._shard(DEFAULT_SHARD)
+        for source in self.sources:
+            attach = getattr(source, "attach", None)
+            if attach is not None:
+                attach(self.store)
+            attach_shards = getattr(source, "attach_shards", None)
+            if attach_shards is not None:
+                attach_shards(ShardHooks(self.request_flush, self.forget))
+            await source.start()
+        self.restored = True
+        pumps = [asyncio.create_task(self._pump(source)) for source in self.sources]
+        stopper = asyncio.create_task(self._stop_when(stop))
+        try:
+            await self._consume(len(pumps))
+        finally:
+            stopper.cancel()
+            for task in pumps:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*pumps, return_exceptions=True)
+            await self._flush()
+            for source in self.sources:
+                wait_closed = getattr(source, "wait_closed", None)
+                if wait_closed is not None:
+                    await wait_closed()
+            for sink in self.sinks:
+                await sink.close()
+            if self.dead_letter is not None:
+                self.dead_letter.flush()
+
+    async def _stop_when(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.stopping = True
+        logger.info("stopping: finishing the current batches")
+        for source in self.sources:
+            await source.stop()
+
+    async def _pump(self, source: Source) -> None:
+        try:
+            async for batch in source.batches():
+                await self._queue.put(batch)
+        except Exception as exc:
+            self.failed = f"source {source.name}: {exc}"
+            logger.exception("source %s failed", source.name)
+            raise
+        finally:
+            await self._queue.put(None)
+
+    def request_flush(self) -> None:
+        """Flush as soon as the batch in hand is done (a rebalance is waiting)."""
+        self._flush_now = True
+
+    async def forget(self, shards: Sequence[str]) -> None:
+        """Drop shards this instance no longer owns; their state was saved by the flush."""
+        for name in shards:
+            shard = self._shards.pop(name, None)
+            if shard is not None and shard.dirty:
+                logger.warning("shard %s forgotten with unsaved changes", name)
+            logger.info("shard released", extra={"shard": name})
+
+    async def _consume(self, running_sources: int) -> None:
+        interval = max(0.05, float(self.settings.state.flush_interval_seconds))
+        deadline = time.monotonic() + interval
+        while running_sources:
+            # Wake at least every WAKE_SECONDS so a flush request is not left waiting.
+            timeout = min(WAKE_SECONDS, max(0.0, deadline - time.monotonic()))
+            try:
+                batch = await asyncio.wait_for(self._queue.get(), timeout)
+            except TimeoutError:
+                batch = None
+            else:
+                if batch is None:
+                    running_sources -= 1
+                    continue
+                await self._process(batch)
+            if self._flush_now or time.monotonic() >= deadline:
+                self._flush_now = False
+                await self._flush()
+                deadline = time.monotonic() + interval
+
+    # --- one batch -------------------------------------------------------------------------
+
+    async def _process(self, batch: Batch) -> None:
+        started = time.perf_counter()
+        shard = await self._shard(batch.shard)
+        metrics = self.metrics
+        records: list[dict[str, Any]] = []
+        arrival = self._clock()
+        for item in batch.items:
+            if isinstance(item, BadInput):
+                self._reject(batch.source, item.origin, item.reason, item.raw, invalid_json=True)
+                continue
+            try:
+                event = parse_record(item.value)
+            except ParseError as exc:
+                self._reject(batch.source, item.origin, exc.reason, item.value)
+                continue
+            result = shard.pipeline.process(event)
+            if metrics is not None:
+                metrics.observe_step(batch.source, result, arrival)
+            if result.duplicate:
+                continue
+            if shard.watermark is None or event.event_time > shard.watermark:
+                shard.watermark = event.event_time
+            records.extend(step_records(result))
+        shard.dirty = True
+        for sink in self.sinks:
+            began = time.perf_counter()
+            ok = False
+            try:
+                await self._retry(f"sink {sink.name}", functools.partial(sink.write, records))
+                ok = True
+            finally:
+                if metrics is not None:
+                    metrics.observe_sink_write(
+                        sink.name, seconds=time.perf_counter() - began, ok=ok
+                    )
+        self._pending.append(batch)
+        if metrics is not None:
+            metrics.observe_batch(batch.source, seconds=time.perf_counter() - started)
+
+    def _reject(
+        self, source: str, origin: str, reason: str, raw: object, *, invalid_json: bool = False
+    ) -> None:
+        logger.warning("rejected record", extra={"origin": origin, "reason": reason})
+        if self.metrics is not None:
+            kind = (
+                ParseErrorReason.INVALID_JSON if invalid_json else ParseErrorReason.INVALID_RECORD
+            )
+            self.metrics.parse_error(source, kind)
+        if self.dead_letter is not None:
+            self.dead_letter.add(origin=origin, error=reason, raw=raw)
+            if self.metrics is not None:
+                self.metrics.dead_lettered(source)
+
+    async def _shard(self, name: str) -> _Shard:
+        shard = self._shards.get(name)
+        if shard is not None:
+            return shard
+        epoch = await asyncio.to_thread(self.store.claim, name, self.owner)
+        pipeline = self._new_pipeline()
+        snapshot = await asyncio.to_thread(self.store.load, name)
+        if snapshot is not None:
+            pipeline.restore(snapshot)
+        logger.info("shard claimed", extra={"shard": name, "epoch": epoch})
+        shard = _Shard(pipeline=pipeline, epoch=epoch)
+        self._shards[name] = shard
+        return shard
+
+    # --- flush and acknowledge ------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        if not self._pending and not any(s.dirty for s in self._shards.values()):
+            return
+        started = time.perf_counter()
+        failed = False
+        try:
+            for sink in self.sinks:
+                await self._retry(f"sink {sink.name}", sink.flush)
+            if self.dead_letter is not None:
+                self.dead_letter.flush()
+            idle = timedelta(seconds=self.settings.state.session_idle_seconds)
+            for name, shard in self._shards.items():
+                if not shard.dirty:
+                    continue
+                if shard.watermark is not None:
+                    shard.pipeline.evict_idle(shard.watermark - idle)
+                snapshot = shard.pipeline.snapshot()
+                save = functools.partial(self.store.save, name, snapshot, epoch=shard.epoch)
+                await self._retry("state store", functools.partial(asyncio.to_thread, save))
+                shard.dirty = False
+            pending, self._pending = self._pending, []
+            for batch in pending:
+                await batch.ack()
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.observe_state_flush(
+                    seconds=time.perf_counter() - started, ok=not failed
+                )
+
+    async def _retry(self, what: str, call: Callable[[], Any]) -> None:
+        """Retry retriable failures with backoff; anything else propagates and stops the run."""
+        pause = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                await call()
+            except DetectorError as exc:
+                if not exc.retriable or self.stopping:
+                    raise
+                logger.warning("%s failed, retrying in %.1fs: %s", what, pause, exc)
+            else:
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RETRY_MAX_SECONDS)

@@ -1,0 +1,161 @@
+"""`trailguard run` end to end: a watched directory, SQLite state, a JSONL file sink.
+
+The service must emit exactly what `trailguard replay` emits for the same input, and a
+SIGKILL mid-stream followed by a restart must lose nothing and emit nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.scenario import DEMO, as_jsonl, scenario
+
+pytestmark = pytest.mark.integration
+PARTS = 20
+WAIT_SECONDS = 60.0
+
+
+def _key(record: dict[str, Any]) -> tuple[str, ...]:
+    if record["type"] == "finding":
+        return ("finding", record["event_id"], record["kind"])
+    if record["type"] == "alert":
+        return ("alert", record["dedup_key"], record["severity"])
+    return ("response", record["session_id"], record["action"])
+
+
+def _records(data: bytes) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in data.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("parts")
+    records = scenario()
+    size = -(-len(records) // PARTS)
+    paths = []
+    for index in range(PARTS):
+        path = folder / f"part-{index:02d}.jsonl"
+        path.write_bytes(as_jsonl(records[index * size : (index + 1) * size]))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def expected(parts: list[Path]) -> list[dict[str, Any]]:
+    command = [sys.executable, "-m", "detector", "replay", "--format", "jsonl"]
+    command += ["--scopes", str(DEMO / "scopes.yaml"), str(parts[0].parent)]
+    done = subprocess.run(command, capture_output=True, check=True)
+    records = _records(done.stdout)
+    assert any(r["type"] == "response" for r in records)
+    return records
+
+
+def _config(tmp_path: Path) -> Path:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = tmp_path / "trailguard.yaml"
+    config.write_text(
+        f"""
+scopes: {DEMO / "scopes.yaml"}
+sources:
+  - type: files
+    name: inbox
+    path: {inbox}
+    poll_interval_seconds: 0.1
+    settle_seconds: 0
+sinks:
+  - type: jsonl
+    path: {tmp_path / "out.jsonl"}
+state:
+  store: sqlite
+  path: {tmp_path / "state.db"}
+  flush_interval_seconds: 0
+http:
+  port: 0
+log:
+  format: json
+"""
+    )
+    return config
+
+
+def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "detector", "run", "--config", str(config)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("ab"))
+
+
+def _wait_for(out: Path, count: int, process: subprocess.Popen[bytes]) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + WAIT_SECONDS
+    records: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "trailguard run exited early"
+        if out.exists():
+            records = _records(out.read_bytes())
+            if len(records) >= count:
+                return records
+        time.sleep(0.1)
+    raise AssertionError(f"waited for {count} records, have {len(records)}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=WAIT_SECONDS)
+
+
+def test_run_emits_what_replay_emits(
+    tmp_path: Path, parts: list[Path], expected: list[dict[str, Any]]
+) -> None:
+    config = _config(tmp_path)
+    for part in parts:
+        shutil.copy(part, tmp_path / "inbox" / part.name)
+    process = _start(config, tmp_path / "run.log")
+    try:
+        got = _wait_for(tmp_path / "out.jsonl", len(expected), process)
+    finally:
+        assert _stop(process) == 0, (tmp_path / "run.log").read_text()[-3000:]
+    assert got == expected
+
+
+def test_sigkill_and_restart_lose_nothing_and_repeat_nothing(
+    tmp_path: Path, parts: list[Path], expected: list[dict[str, Any]]
+) -> None:
+    config = _config(tmp_path)
+    inbox = tmp_path / "inbox"
+    out = tmp_path / "out.jsonl"
+    log = tmp_path / "run.log"
+    process = _start(config, log)
+    half = PARTS // 2
+    for part in parts[:half]:
+        shutil.copy(part, inbox / part.name)
+        time.sleep(0.05)
+    # Kill while it is busy with the files just dropped in.
+    while not out.exists() or not out.read_bytes():
+        assert process.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=WAIT_SECONDS)
+    for part in parts[half:]:
+        shutil.copy(part, inbox / part.name)
+
+    restarted = _start(config, log)
+    try:
+        got = _wait_for(out, len(expected), restarted)
+        time.sleep(1.0)  # anything emitted twice would show up now
+        got = _records(out.read_bytes())
+    finally:
+        assert _stop(restarted) == 0, log.read_text()[-3000:]
+    keys = Counter(_key(r) for r in got)
+    assert [k for k, n in keys.items() if n > 1] == []
+    assert set(keys) == {_key(r) for r in expected}
+    assert len(got) == len(expected)
