@@ -1,0 +1,163 @@
+"""`trailguard route`: raw CloudTrail topics → one topic keyed by credential chain.
+
+This is Kafka Streams' repartition step done with a plain consumer group and producer: every
+record is republished with its routing key (`detector.core.routing`), so each partition of
+the keyed topic holds whole sessions and the `trailguard run` instances reading it with
+`shard_by: partition` each own the sessions of their partitions. Kafka assigns partitions
+and moves them when instances come and go; nothing here coordinates instances.
+
+Order per poll: publish, wait for the broker to acknowledge (producer flush), save the
+routing table, then commit the consumed offsets. A crash republishes at most one poll, and
+the run instances drop the repeats by eventID.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+
+from detector.core.parse import parse_record
+from detector.core.routing import RoutingTable
+from detector.errors import ConfigError, ParseError
+from detector.sources.files import BadInput, decode_records
+from detector.sources.kafka import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteSettings:
+    consumer: KafkaSettings
+    keyed_topic: str
+    dead_letter_topic: str | None = None
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> RouteSettings:
+        rest = {k: v for k, v in raw.items() if k not in ("keyed_topic", "dead_letter_topic")}
+        consumer = KafkaSettings.parse("route", rest, where="route")
+        keyed = raw.get("keyed_topic")
+        if not isinstance(keyed, str) or not keyed:
+            raise ConfigError("route.keyed_topic: required (the topic `trailguard run` reads)")
+        if keyed in consumer.topics:
+            raise ConfigError("route.keyed_topic: must differ from the raw topics it reads")
+        dead = raw.get("dead_letter_topic")
+        if dead is not None and (not isinstance(dead, str) or not dead):
+            raise ConfigError("route.dead_letter_topic: expected a topic name")
+        return cls(consumer=consumer, keyed_topic=keyed, dead_letter_topic=dead)
+
+
+@dataclass(slots=True)
+class RouteStats:
+    consumed: int = 0
+    routed: int = 0
+    rejected: int = 0
+    commits: int = 0
+
+
+class Router:
+    def __init__(self, settings: RouteSettings, store: Any) -> None:
+        self.settings = settings
+        self.store = store
+        self.table = RoutingTable()
+        self.stats = RouteStats()
+        self._checkpoint = f"route:{settings.consumer.group_id}"
+        saved = store.checkpoint(self._checkpoint)
+        if saved:
+            self.table.restore(orjson.loads(saved))
+
+    def run(self, stop: threading.Event) -> RouteStats:
+        s = self.settings.consumer
+        extra = dict(s.extra or {})
+        consumer = KafkaConsumer(
+            bootstrap_servers=list(s.bootstrap_servers),
+            group_id=s.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=s.auto_offset_reset,
+            max_poll_records=s.max_poll_records,
+            **extra,
+        )
+        producer_extra = {k: v for k, v in extra.items() if k in PRODUCER_PASSTHROUGH}
+        producer = KafkaProducer(
+            bootstrap_servers=list(s.bootstrap_servers),
+            acks="all",
+            linger_ms=20,
+            batch_size=1024 * 1024,
+            **producer_extra,
+        )
+        consumer.subscribe(list(s.topics))
+        try:
+            while not stop.is_set():
+                polled = consumer.poll(timeout_ms=s.poll_timeout_ms, max_records=s.max_poll_records)
+                if polled:
+                    self._route(consumer, producer, polled)
+        finally:
+            producer.close()
+            consumer.close(autocommit=False)
+        return self.stats
+
+    def _route(self, consumer: KafkaConsumer, producer: KafkaProducer, polled: Any) -> None:
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, messages in polled.items():
+            for message in messages:
+                self.stats.consumed += 1
+                origin = f"{tp.topic}/{tp.partition}@{message.offset}"
+                items = (
+                    decode_records(origin, message.value)
+                    if message.value is not None
+                    else iter([BadInput(origin, "empty message (tombstone)", None)])
+                )
+                for item in items:
+                    if isinstance(item, BadInput):
+                        self._reject(producer, item.origin, item.reason, item.raw)
+                        continue
+                    try:
+                        event = parse_record(item.value)
+                    except ParseError as exc:
+                        self._reject(producer, item.origin, exc.reason, item.value)
+                        continue
+                    key = self.table.route(event)
+                    producer.send(
+                        self.settings.keyed_topic,
+                        key=key.encode(),
+                        value=orjson.dumps(item.value),
+                    )
+                    self.stats.routed += 1
+            offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
+        producer.flush()
+        self.store.save_checkpoint(self._checkpoint, orjson.dumps(self.table.snapshot()).decode())
+        consumer.commit(offsets)
+        self.stats.commits += 1
+
+    def _reject(self, producer: KafkaProducer, origin: str, reason: str, raw: Any) -> None:
+        self.stats.rejected += 1
+        logger.warning("rejected record", extra={"origin": origin, "reason": reason})
+        if self.settings.dead_letter_topic is not None:
+            record = {"origin": origin, "error": reason, "record": raw}
+            producer.send(self.settings.dead_letter_topic, value=orjson.dumps(record, default=repr))
+
+
+# Consumer settings that also apply to the producer (security and client identity).
+PRODUCER_PASSTHROUGH = frozenset(
+    {
+        "security_protocol",
+        "sasl_mechanism",
+        "sasl_plain_username",
+        "sasl_plain_password",
+        "sasl_kerberos_service_name",
+        "sasl_oauth_token_provider",
+        "ssl_cafile",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_password",
+        "ssl_check_hostname",
+        "ssl_crlfile",
+        "client_id",
+        "request_timeout_ms",
+    }
+)

@@ -1,0 +1,344 @@
+"""Kafka source: a kafka-python consumer group over topics of CloudTrail records.
+
+Message values may be single records, S3-style `{"Records": [...]}` batches or EventBridge
+envelopes. The consumer lives on its own thread because kafka-python's consumer is not
+thread-safe: only that thread polls, commits and closes it. The asyncio side receives one
+Batch per partition per poll through a bounded queue (backpressure: the thread waits when
+the service is behind).
+
+At-least-once: `ack` only records the batch's next offset; the consumer thread commits it
+before its next poll. The service acknowledges a batch after its results were handed to the
+sinks and the state was saved, so a committed offset never runs ahead of saved state.
+
+Rebalances: when partitions are revoked, the thread asks the service to flush, waits until
+every batch it delivered from those partitions has been acknowledged, commits, and tells the
+service to forget those shards. A shard is claimed (and its state restored, fencing off the
+previous owner) when its first batch arrives at the new owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaError
+
+from detector.errors import ConfigError
+from detector.sources.base import DEFAULT_SHARD, SOURCES, Batch, ShardHooks
+from detector.sources.files import BadInput, Record, decode_records
+
+logger = logging.getLogger(__name__)
+
+# Security and client settings passed to KafkaConsumer unchanged.
+PASSTHROUGH = frozenset(
+    {
+        "security_protocol",
+        "sasl_mechanism",
+        "sasl_plain_username",
+        "sasl_plain_password",
+        "sasl_kerberos_service_name",
+        "sasl_oauth_token_provider",
+        "ssl_cafile",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_password",
+        "ssl_check_hostname",
+        "ssl_crlfile",
+        "client_id",
+        "session_timeout_ms",
+        "heartbeat_interval_ms",
+        "max_poll_interval_ms",
+        "request_timeout_ms",
+        "fetch_max_bytes",
+        "max_partition_fetch_bytes",
+    }
+)
+# How long a rebalance waits for the service to acknowledge what it was handed.
+REVOKE_WAIT_SECONDS = 120.0
+
+
+def shard_name(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KafkaSettings:
+    bootstrap_servers: tuple[str, ...]
+    topics: tuple[str, ...]
+    group_id: str
+    # "partition": each partition is its own state shard (the keyed topic of `trailguard
+    # route`, so instances can share the work); "none": one shard for everything (raw
+    # topics read by a single instance).
+    shard_by: str = "none"
+    auto_offset_reset: str = "earliest"
+    max_poll_records: int = 2000
+    poll_timeout_ms: int = 500
+    queue_batches: int = 8
+    extra: Mapping[str, Any] | None = None
+
+    @classmethod
+    def parse(cls, name: str, raw: Mapping[str, Any], *, where: str = "") -> KafkaSettings:
+        where = where or f"sources.{name}"
+        known = {
+            "type",
+            "name",
+            "bootstrap_servers",
+            "topics",
+            "group_id",
+            "shard_by",
+            "auto_offset_reset",
+            "max_poll_records",
+            "poll_timeout_ms",
+            "queue_batches",
+        }
+        unknown = sorted(set(raw) - known - PASSTHROUGH)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s): {', '.join(unknown)}")
+        servers = _strings(raw.get("bootstrap_servers"), f"{where}.bootstrap_servers")
+        topics = _strings(raw.get("topics"), f"{where}.topics")
+        group = raw.get("group_id")
+        if not isinstance(group, str) or not group:
+            raise ConfigError(f"{where}.group_id: required (a consumer group name)")
+        shard_by = raw.get("shard_by", "none")
+        if shard_by not in ("none", "partition"):
+            raise ConfigError(f"{where}.shard_by: expected 'none' or 'partition'")
+        reset = raw.get("auto_offset_reset", "earliest")
+        if reset not in ("earliest", "latest"):
+            raise ConfigError(f"{where}.auto_offset_reset: expected 'earliest' or 'latest'")
+        numbers = {}
+        for key, default in (("max_poll_records", 2000), ("poll_timeout_ms", 500)):
+            value = raw.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{where}.{key}: expected a positive integer")
+            numbers[key] = value
+        queue = raw.get("queue_batches", 8)
+        if isinstance(queue, bool) or not isinstance(queue, int) or queue < 1:
+            raise ConfigError(f"{where}.queue_batches: expected a positive integer")
+        return cls(
+            bootstrap_servers=servers,
+            topics=topics,
+            group_id=group,
+            shard_by=shard_by,
+            auto_offset_reset=reset,
+            queue_batches=queue,
+            extra={k: v for k, v in raw.items() if k in PASSTHROUGH},
+            **numbers,
+        )
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str) and value:
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise ConfigError(f"{where}: required (a list of strings)")
+
+
+_END = object()
+
+
+class KafkaSource:
+    def __init__(self, name: str, settings: Mapping[str, Any]) -> None:
+        self.name = name
+        self.settings = KafkaSettings.parse(name, settings)
+        self._hooks: ShardHooks | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[Any] | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Condition()
+        self._outstanding: dict[TopicPartition, int] = defaultdict(int)
+        self._to_commit: dict[TopicPartition, int] = {}
+        self._ready = False
+        self.error: BaseException | None = None
+        # Plain counters, read by the metrics module.
+        self.messages = 0
+        self.commits = 0
+        self.rebalances = 0
+        self.lag: dict[str, int] = {}
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def attach_shards(self, hooks: ShardHooks) -> None:
+        self._hooks = hooks
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue(maxsize=self.settings.queue_batches)
+        self._thread = threading.Thread(target=self._run, name=f"kafka-{self.name}", daemon=True)
+        self._thread.start()
+
+    async def batches(self) -> AsyncIterator[Batch]:
+        assert self._queue is not None, "start() first"
+        while True:
+            item = await self._queue.get()
+            if item is _END:
+                if self.error is not None:
+                    raise self.error
+                return
+            yield item
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def wait_closed(self) -> None:
+        """After the final flush: the thread commits what was acknowledged and closes."""
+        with self._lock:
+            self._lock.notify_all()
+        await asyncio.to_thread(self._closed.wait)
+
+    # --- consumer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        consumer = None
+        try:
+            consumer = KafkaConsumer(
+                bootstrap_servers=list(self.settings.bootstrap_servers),
+                group_id=self.settings.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset=self.settings.auto_offset_reset,
+                max_poll_records=self.settings.max_poll_records,
+                **dict(self.settings.extra or {}),
+            )
+            consumer.subscribe(list(self.settings.topics), listener=_Listener(self, consumer))
+            while not self._stopping.is_set():
+                self._commit(consumer)
+                polled = consumer.poll(
+                    timeout_ms=self.settings.poll_timeout_ms,
+                    max_records=self.settings.max_poll_records,
+                )
+                self._ready = True
+                for tp, messages in polled.items():
+                    if messages:
+                        self._deliver(self._batch(tp, messages))
+                self._update_lag(consumer)
+            self._put(_END)
+            # Wait for the service's final flush to acknowledge what it was handed.
+            self._wait_acked(set(self._outstanding), timeout=REVOKE_WAIT_SECONDS)
+            self._commit(consumer)
+        except (KafkaError, OSError) as exc:
+            logger.exception("kafka source %s failed", self.name)
+            self.error = exc
+            self._put(_END)
+        finally:
+            if consumer is not None:
+                consumer.close(autocommit=False)
+            self._closed.set()
+
+    def _batch(self, tp: TopicPartition, messages: Sequence[Any]) -> Batch:
+        items: list[Record | BadInput] = []
+        for message in messages:
+            origin = f"{tp.topic}/{tp.partition}@{message.offset}"
+            if message.value is None:
+                items.append(BadInput(origin, "empty message (tombstone)", None))
+                continue
+            items.extend(decode_records(origin, message.value))
+        self.messages += len(messages)
+        next_offset = messages[-1].offset + 1
+        shard = (
+            shard_name(tp.topic, tp.partition)
+            if self.settings.shard_by == "partition"
+            else DEFAULT_SHARD
+        )
+
+        async def ack() -> None:
+            with self._lock:
+                self._to_commit[tp] = max(self._to_commit.get(tp, 0), next_offset)
+                self._outstanding[tp] -= 1
+                self._lock.notify_all()
+
+        async def nack(exc: BaseException) -> None:
+            # Not committing is the retry: the records come again after a restart.
+            logger.warning("batch from %s failed: %s", origin, exc)
+            with self._lock:
+                self._outstanding[tp] -= 1
+                self._lock.notify_all()
+
+        with self._lock:
+            self._outstanding[tp] += 1
+        return Batch(source=self.name, shard=shard, items=items, ack=ack, nack=nack)
+
+    def _deliver(self, batch: Batch) -> None:
+        assert self._loop is not None and self._queue is not None
+        future = asyncio.run_coroutine_threadsafe(self._queue.put(batch), self._loop)
+        while True:
+            try:
+                future.result(timeout=1.0)
+            except TimeoutError:
+                continue  # the service is behind: wait, which is the backpressure
+            return
+
+    def _put(self, item: Any) -> None:
+        assert self._loop is not None and self._queue is not None
+        asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop).result()
+
+    def _commit(self, consumer: KafkaConsumer, only: set[TopicPartition] | None = None) -> None:
+        with self._lock:
+            offsets = {
+                tp: OffsetAndMetadata(offset, "", -1)
+                for tp, offset in self._to_commit.items()
+                if only is None or tp in only
+            }
+            for tp in offsets:
+                del self._to_commit[tp]
+        if offsets:
+            consumer.commit(offsets)
+            self.commits += 1
+
+    def _wait_acked(self, partitions: set[TopicPartition], *, timeout: float) -> bool:
+        with self._lock:
+            return self._lock.wait_for(
+                lambda: all(self._outstanding.get(tp, 0) <= 0 for tp in partitions),
+                timeout=timeout,
+            )
+
+    def _update_lag(self, consumer: KafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            position = consumer.position(tp) if highwater is not None else None
+            if highwater is not None and position is not None:
+                self.lag[shard_name(tp.topic, tp.partition)] = max(0, highwater - position)
+
+    def _revoked(self, consumer: KafkaConsumer, partitions: set[TopicPartition]) -> None:
+        """Runs on the consumer thread inside poll(): settle the partitions, then let go."""
+        self.rebalances += 1
+        if not partitions:
+            return
+        if self._hooks is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._hooks.request_flush)
+        if not self._wait_acked(partitions, timeout=REVOKE_WAIT_SECONDS):
+            logger.warning("rebalance: batches of %s not acknowledged in time", partitions)
+        self._commit(consumer, partitions)
+        for tp in partitions:
+            self.lag.pop(shard_name(tp.topic, tp.partition), None)
+        if self._hooks is not None and self._loop is not None and self.settings.shard_by != "none":
+            shards = [shard_name(tp.topic, tp.partition) for tp in partitions]
+            asyncio.run_coroutine_threadsafe(self._hooks.forget(shards), self._loop).result(
+                timeout=REVOKE_WAIT_SECONDS
+            )
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaSource, consumer: KafkaConsumer) -> None:
+        self._source = source
+        self._consumer = consumer
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._source._revoked(self._consumer, set(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        logger.info(
+            "partitions assigned: %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)
+        )
+
+
+SOURCES.register("kafka", KafkaSource)
