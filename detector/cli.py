@@ -316,21 +316,29 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from detector.logs import configure
     from detector.run import run_service
 
     settings = _settings(args.config)
-    configure(settings.log.level, _log_format(settings.log.format))
+    _service_logging(settings)
     return run_service(settings, scopes_path=args.scopes)
 
 
 def _cmd_route(args: argparse.Namespace) -> int:
-    from detector.logs import configure
     from detector.run import run_router
 
     settings = _settings(args.config)
-    configure(settings.log.level, _log_format(settings.log.format))
+    _service_logging(settings)
     return run_router(settings)
+
+
+def _service_logging(settings: Settings) -> None:
+    from detector.logs import configure
+
+    # The service logs structured lines only: drop the plain handler set up for the CLI.
+    logging.getLogger().handlers.clear()
+    configure(settings.log.level, _log_format(settings.log.format))
+    # kafka-python narrates every connection and rebalance at INFO; keep its warnings.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _log_format(value: str) -> Literal["json", "text"]:

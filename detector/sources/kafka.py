@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 
 from detector.errors import ConfigError
@@ -281,15 +283,9 @@ class KafkaSource:
         assert self._loop is not None and self._queue is not None
         asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop).result()
 
-    def _commit(self, consumer: KafkaConsumer, only: set[TopicPartition] | None = None) -> None:
-        with self._lock:
-            offsets = {
-                tp: OffsetAndMetadata(offset, "", -1)
-                for tp, offset in self._to_commit.items()
-                if only is None or tp in only
-            }
-            for tp in offsets:
-                del self._to_commit[tp]
+    def _commit(self, consumer: KafkaConsumer) -> None:
+        """Commit what the service acknowledged; on the consumer thread, never the network's."""
+        offsets = self._take_offsets(None)
         if offsets:
             consumer.commit(offsets)
             self.commits += 1
@@ -308,37 +304,75 @@ class KafkaSource:
             if highwater is not None and position is not None:
                 self.lag[shard_name(tp.topic, tp.partition)] = max(0, highwater - position)
 
-    def _revoked(self, consumer: KafkaConsumer, partitions: set[TopicPartition]) -> None:
-        """Runs on the consumer thread inside poll(): settle the partitions, then let go."""
+    async def _revoked(self, consumer: KafkaConsumer, partitions: set[TopicPartition]) -> None:
+        """Runs on kafka-python's network thread during a rebalance: settle, commit, let go.
+
+        Nothing here may block that thread (it also sends the heartbeats), so waiting is done
+        with the client's own awaitable sleep and the commit with its awaitable variant.
+        """
         self.rebalances += 1
         if not partitions:
             return
-        if self._hooks is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._hooks.request_flush)
-        if not self._wait_acked(partitions, timeout=REVOKE_WAIT_SECONDS):
-            logger.warning("rebalance: batches of %s not acknowledged in time", partitions)
-        self._commit(consumer, partitions)
+        # kafka-python 3 runs rebalance listeners on its network thread and offers no public
+        # awaitable sleep or commit there; these two internals are what its own auto-commit
+        # uses. The dependency is pinned below 4 for that reason.
+        net = consumer._net
+        loop = self._loop
+        if self._hooks is not None and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._hooks.request_flush)
+        deadline = time.monotonic() + REVOKE_WAIT_SECONDS
+        while not self._all_acked(partitions):
+            if time.monotonic() > deadline:
+                logger.warning("rebalance: batches of %s not acknowledged in time", partitions)
+                break
+            await net.sleep(0.02)
+        offsets = self._take_offsets(partitions)
+        if offsets:
+            coordinator = consumer._coordinator
+            await coordinator._commit_offsets_sync_async(offsets)
+            self.commits += 1
         for tp in partitions:
             self.lag.pop(shard_name(tp.topic, tp.partition), None)
-        if self._hooks is not None and self._loop is not None and self.settings.shard_by != "none":
+        if (
+            self._hooks is not None
+            and loop is not None
+            and not loop.is_closed()
+            and self.settings.shard_by != "none"
+        ):
             shards = [shard_name(tp.topic, tp.partition) for tp in partitions]
-            asyncio.run_coroutine_threadsafe(self._hooks.forget(shards), self._loop).result(
-                timeout=REVOKE_WAIT_SECONDS
-            )
+            future = asyncio.run_coroutine_threadsafe(self._hooks.forget(shards), loop)
+            while not future.done() and time.monotonic() < deadline:
+                await net.sleep(0.02)
+
+    def _all_acked(self, partitions: set[TopicPartition]) -> bool:
+        with self._lock:
+            return all(self._outstanding.get(tp, 0) <= 0 for tp in partitions)
+
+    def _take_offsets(
+        self, partitions: set[TopicPartition] | None
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        with self._lock:
+            offsets = {
+                tp: OffsetAndMetadata(offset, "", -1)
+                for tp, offset in self._to_commit.items()
+                if partitions is None or tp in partitions
+            }
+            for tp in offsets:
+                del self._to_commit[tp]
+        return offsets
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Listener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, source: KafkaSource, consumer: KafkaConsumer) -> None:
         self._source = source
         self._consumer = consumer
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        self._source._revoked(self._consumer, set(revoked))
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._source._revoked(self._consumer, set(revoked))
 
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        logger.info(
-            "partitions assigned: %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)
-        )
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        names = sorted(shard_name(tp.topic, tp.partition) for tp in assigned)
+        logger.info("partitions assigned: %s", names)
 
 
 SOURCES.register("kafka", KafkaSource)
