@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -36,7 +37,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from detector import __version__
 from detector.core.findings import FINDING_KINDS
@@ -116,6 +117,45 @@ class _ActiveSessions:
         family = GaugeMetricFamily(self.name, self.documentation, labels=["kind"])
         for kind in SessionKind:
             family.add_metric([kind.value], counts.get(kind, 0))
+        return [family]
+
+
+# Plain int attributes that sources keep, exported as trailguard_source_operations_total.
+SOURCE_OPERATIONS = (
+    "received_messages",
+    "deleted_messages",
+    "dead_lettered_messages",
+    "requeued_messages",
+    "skipped_test_events",
+    "skipped_digests",
+    "skipped_objects",
+    "visibility_extensions",
+    "failed_calls",
+    "messages",
+    "commits",
+    "rebalances",
+)
+
+
+class _SourceOperations:
+    """Reads the sources' own counters at scrape time (SQS deletes, skipped digests, ...)."""
+
+    name = f"{NAMESPACE}_source_operations"
+    documentation = "Operations counted by sources, by source and operation."
+
+    def __init__(self) -> None:
+        self.sources: list[Any] = []
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=["source", "operation"])]
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=["source", "operation"])
+        for source in self.sources:
+            for operation in SOURCE_OPERATIONS:
+                value = getattr(source, operation, None)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    family.add_metric([str(source.name), operation], value)
         return [family]
 
 
@@ -205,6 +245,9 @@ class Metrics:
         )
         self._sessions = _ActiveSessions()
         r.register(self._sessions)
+        self._operations = _SourceOperations()
+        r.register(self._operations)
+        self._lag_shards: dict[str, set[str]] = {}
         self.batches = Counter(
             f"{NAMESPACE}_batches",
             "Batches processed, by how they were settled with the source.",
@@ -339,6 +382,24 @@ class Metrics:
         # Older client versions raise KeyError for a series that was never set.
         with contextlib.suppress(KeyError):
             self.consumer_lag.remove(source, shard)
+
+    def watch_sources(self, sources: Iterable[Any]) -> None:
+        """Export the sources' own counters, read at each scrape."""
+        self._operations.sources = list(sources)
+
+    def sync_consumer_lag(self, sources: Iterable[Any]) -> None:
+        """Copy each source's `lag` {shard: records} into the gauge; drop shards it lost."""
+        for source in sources:
+            lag = getattr(source, "lag", None)
+            if not isinstance(lag, Mapping):
+                continue
+            name = str(source.name)
+            current = dict(lag)
+            for shard in self._lag_shards.get(name, set()) - set(current):
+                self.forget_shard(name, shard)
+            for shard, records in current.items():
+                self.set_consumer_lag(name, shard, records)
+            self._lag_shards[name] = set(current)
 
     def count_sessions_with(self, count: SessionCounts | None) -> None:
         """Install the function read at each scrape for trailguard_active_sessions."""

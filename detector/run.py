@@ -103,6 +103,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         return counts
 
     metrics.count_sessions_with(session_counts)
+    metrics.watch_sources(sources)
     health = Health()
     server = HttpServer(
         metrics,
@@ -124,6 +125,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
             loop.add_signal_handler(sig, on_signal)
         await server.start()
         watcher = asyncio.create_task(health.watch_loop())
+        lag = asyncio.create_task(_sync_lag(metrics, sources))
         logger.info("trailguard running", extra={"port": server.port, "owner": owner})
         try:
             await service.run(stop)
@@ -133,11 +135,22 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
             return 1
         finally:
             watcher.cancel()
+            lag.cancel()
             await server.stop()
             store.close()
         return 1 if service.failed else 0
 
     return asyncio.run(main())
+
+
+LAG_SYNC_SECONDS = 5.0
+
+
+async def _sync_lag(metrics: Any, sources: list[Source]) -> None:
+    """Consumer lag is measured by the consumer thread; copy it into the gauge periodically."""
+    while True:
+        metrics.sync_consumer_lag(sources)
+        await asyncio.sleep(LAG_SYNC_SECONDS)
 
 
 def run_router(settings: Settings) -> int:

@@ -214,3 +214,51 @@ def test_exposition_passes_promtool(metrics: Metrics) -> None:
         [promtool, "check", "metrics"], input=body, capture_output=True, check=False
     )
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+class _CountingSource:
+    """The shape the metrics read from a source: a name, int counters and a lag map."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.deleted_messages = 0
+        self.skipped_digests = 0
+        self.lag: dict[str, int] = {}
+
+
+def _value(metrics: Metrics, name: str, labels: dict[str, str]) -> float | None:
+    for sample, sample_labels, value in metrics.samples():
+        if sample == name and sample_labels == labels:
+            return value
+    return None
+
+
+def test_source_counters_are_read_at_scrape() -> None:
+    metrics = Metrics(sources=["queue"], runtime_collectors=False)
+    source = _CountingSource("queue")
+    metrics.watch_sources([source])
+    source.deleted_messages = 7
+    source.skipped_digests = 2
+    labels = {"source": "queue", "operation": "deleted_messages"}
+    assert _value(metrics, "trailguard_source_operations_total", labels) == 7
+    labels = {"source": "queue", "operation": "skipped_digests"}
+    assert _value(metrics, "trailguard_source_operations_total", labels) == 2
+
+
+def test_consumer_lag_follows_the_shards_a_source_holds() -> None:
+    metrics = Metrics(sources=["trail"], runtime_collectors=False)
+    source = _CountingSource("trail")
+    source.lag = {"t:0": 5, "t:1": 9}
+    metrics.sync_consumer_lag([source])
+    assert (
+        _value(metrics, "trailguard_consumer_lag_records", {"source": "trail", "shard": "t:1"}) == 9
+    )
+    source.lag = {"t:0": 1}
+    metrics.sync_consumer_lag([source])
+    assert (
+        _value(metrics, "trailguard_consumer_lag_records", {"source": "trail", "shard": "t:0"}) == 1
+    )
+    assert (
+        _value(metrics, "trailguard_consumer_lag_records", {"source": "trail", "shard": "t:1"})
+        is None
+    )
