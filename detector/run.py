@@ -38,7 +38,9 @@ def build_sources(settings: Settings) -> list[Source]:
             factory = SOURCES.get(kind)
         except KeyError as exc:
             raise ConfigError(f"{settings.source}: sources[{index}].type: {exc.args[0]}") from None
-        sources.append(factory(name, raw))
+        # The factory gets the adapter's own settings; `type` and `name` belong to the runtime.
+        own = {k: v for k, v in raw.items() if k not in ("type", "name")}
+        sources.append(factory(name, own))
     return sources
 
 
@@ -54,7 +56,8 @@ def build_sinks(settings: Settings) -> list[Sink]:
             factory = SINKS.get(kind)
         except KeyError as exc:
             raise ConfigError(f"{settings.source}: sinks[{index}].type: {exc.args[0]}") from None
-        sinks.append(factory(str(raw.get("name") or kind), raw))
+        own = {k: v for k, v in raw.items() if k not in ("type", "name")}
+        sinks.append(factory(str(raw.get("name") or kind), own))
     return sinks
 
 

@@ -10,6 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
+# Fixtures for the AWS APIs (moto server), available to every test module.
+pytest_plugins = ["tests.moto_aws"]
+
 DATA = Path(__file__).parent / "data"
 CLOUDTRAIL = DATA / "cloudtrail"
 DATASETS = (
