@@ -290,9 +290,10 @@ def _cmd_scope_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from detector.run import build_sinks, build_sources
+    from detector.run import build_sinks, build_sources, check_state
 
     settings = _settings(args.file)
+    check_state(settings)
     sources = build_sources(settings)
     sinks = build_sinks(settings)
     print(f"{args.file}: valid")

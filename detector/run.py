@@ -61,15 +61,27 @@ def build_sinks(settings: Settings) -> list[Sink]:
     return sinks
 
 
+def check_state(settings: Settings) -> None:
+    """Validate the state settings without connecting (for `config check`)."""
+    load_adapters()
+    from detector.state import STATE_STORES
+
+    if settings.state.store not in STATE_STORES:
+        known = ", ".join(sorted(STATE_STORES))
+        raise ConfigError(
+            f"{settings.source}: state.store: unknown store {settings.state.store!r} ({known})"
+        )
+    if settings.state.store == "postgres" and not settings.state.dsn:
+        raise ConfigError(f"{settings.source}: state.dsn: required for the postgres store")
+
+
 def open_store(settings: Settings) -> Any:
     load_adapters()
     from detector.state import STATE_STORES
 
+    check_state(settings)
     state = settings.state
-    try:
-        factory = STATE_STORES.get(state.store)
-    except KeyError as exc:
-        raise ConfigError(f"{settings.source}: state.store: {exc.args[0]}") from None
+    factory = STATE_STORES.get(state.store)
     if state.store == "postgres":
         return factory({"dsn": state.dsn or "", "schema": state.schema})
     return factory({"path": str(state.path)})
