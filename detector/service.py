@@ -93,6 +93,7 @@ class Service:
             maxsize=max(1, settings.service.queue_batches)
         )
         self._flush_now = False
+        self._stop_event: asyncio.Event | None = None
         self.restored = False
         self.stopping = False
         self.failed: str | None = None
@@ -123,6 +124,7 @@ class Service:
             await source.start()
         self.restored = True
         pumps = [asyncio.create_task(self._pump(source)) for source in self.sources]
+        self._stop_event = stop
         stopper = asyncio.create_task(self._stop_when(stop))
         try:
             await self._consume(len(pumps))
@@ -155,7 +157,10 @@ class Service:
                 await self._queue.put(batch)
         except Exception as exc:
             self.failed = f"source {source.name}: {exc}"
-            logger.exception("source %s failed", source.name)
+            logger.exception("source %s failed; stopping so the service is restarted", source.name)
+            # A service that silently lost one of its sources would look healthy while blind.
+            if self._stop_event is not None:
+                self._stop_event.set()
             raise
         finally:
             await self._queue.put(None)
