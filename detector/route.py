@@ -26,7 +26,7 @@ from detector.core.parse import parse_record
 from detector.core.routing import RoutingTable
 from detector.errors import ConfigError, ParseError
 from detector.sources.files import BadInput, decode_records
-from detector.sources.kafka import KafkaSettings
+from detector.sources.kafka import PRODUCER_PASSTHROUGH, KafkaSettings
 
 logger = logging.getLogger(__name__)
 
@@ -140,24 +140,3 @@ class Router:
         if self.settings.dead_letter_topic is not None:
             record = {"origin": origin, "error": reason, "record": raw}
             producer.send(self.settings.dead_letter_topic, value=orjson.dumps(record, default=repr))
-
-
-# Consumer settings that also apply to the producer (security and client identity).
-PRODUCER_PASSTHROUGH = frozenset(
-    {
-        "security_protocol",
-        "sasl_mechanism",
-        "sasl_plain_username",
-        "sasl_plain_password",
-        "sasl_kerberos_service_name",
-        "sasl_oauth_token_provider",
-        "ssl_cafile",
-        "ssl_certfile",
-        "ssl_keyfile",
-        "ssl_password",
-        "ssl_check_hostname",
-        "ssl_crlfile",
-        "client_id",
-        "request_timeout_ms",
-    }
-)

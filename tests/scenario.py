@@ -56,3 +56,15 @@ def scenario(background_count: int = 10_000) -> list[dict[str, Any]]:
 
 def as_jsonl(records: list[dict[str, Any]]) -> bytes:
     return b"".join(orjson.dumps(record) + b"\n" for record in records)
+
+
+def read_output(path: Path) -> list[dict[str, Any]]:
+    """The contract records a sink wrote to `path` ([] before it exists)."""
+    if not path.exists():
+        return []
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def canonical(records: list[dict[str, Any]]) -> list[bytes]:
+    """Records in a fixed order, for comparing outputs whose interleaving may differ."""
+    return sorted(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in records)

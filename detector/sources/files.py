@@ -195,13 +195,7 @@ def _read_lines(name: str, stream: io.BufferedReader[Any]) -> Iterator[Record | 
 
 
 def _read_document(name: str, stream: io.BufferedReader[Any]) -> Iterator[Record | BadInput]:
-    data = stream.read()
-    try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        yield BadInput(name, f"invalid JSON: {exc}", data[:4096].decode("utf-8", "replace"))
-        return
-    yield from _records(name, document)
+    yield from decode_records(name, stream.read())
 
 
 def _stream_document(

@@ -61,6 +61,17 @@ PASSTHROUGH = frozenset(
         "max_partition_fetch_bytes",
     }
 )
+# Settings only a consumer understands; the rest of PASSTHROUGH also configures producers.
+CONSUMER_ONLY = frozenset(
+    {
+        "session_timeout_ms",
+        "heartbeat_interval_ms",
+        "max_poll_interval_ms",
+        "fetch_max_bytes",
+        "max_partition_fetch_bytes",
+    }
+)
+PRODUCER_PASSTHROUGH = PASSTHROUGH - CONSUMER_ONLY
 # How long a rebalance waits for the service to acknowledge what it was handed.
 REVOKE_WAIT_SECONDS = 120.0
 

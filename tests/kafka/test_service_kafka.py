@@ -23,31 +23,14 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from detector.sinks.jsonl import record_key
 from tests.kafka.broker import FAST_GROUP_CONFIG, TansuBroker, free_port, produce, read_all
-from tests.scenario import DEMO, as_jsonl, scenario
+from tests.scenario import DEMO, as_jsonl, canonical, read_output, scenario
 
 pytestmark = pytest.mark.integration
 WAIT_SECONDS = 120.0
 PARTITIONS = 4
 PG_DSN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
-
-
-def _key(record: dict[str, Any]) -> tuple[str, ...]:
-    if record["type"] == "finding":
-        return ("finding", record["event_id"], record["kind"])
-    if record["type"] == "alert":
-        return ("alert", record["dedup_key"], record["severity"])
-    return ("response", record["session_id"], record["action"])
-
-
-def _records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-
-
-def _canonical(records: list[dict[str, Any]]) -> list[bytes]:
-    return sorted(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in records)
 
 
 def _replay(records: list[dict[str, Any]], tmp_path: Path) -> list[dict[str, Any]]:
@@ -205,11 +188,11 @@ def test_run_emits_what_replay_emits_and_commits(
     instance = Instance(tmp_path, "solo", config)
     instance.start()
     try:
-        _wait(lambda: len(_records(instance.out)) >= len(expected), [instance], "all records")
+        _wait(lambda: len(read_output(instance.out)) >= len(expected), [instance], "all records")
         time.sleep(2.0)  # let anything extra arrive before comparing
     finally:
         assert instance.stop() == 0, instance.tail()
-    assert _canonical(_records(instance.out)) == _canonical(expected)
+    assert canonical(read_output(instance.out)) == canonical(expected)
     per_partition = Counter(m.partition for m in read_all(kafka_broker.bootstrap, topic_name))
     assert _committed(kafka_broker, topic_name, group) == {
         p: per_partition.get(p, 0) for p in range(PARTITIONS)
@@ -241,22 +224,22 @@ def test_sigkill_mid_stream_loses_nothing_and_alerts_once(
         "a first commit",
     )
     first.kill()
-    written_before = len(_records(first.out))
+    written_before = len(read_output(first.out))
     _produce(kafka_broker, topic_name, records[half:])
 
     # The restarted instance writes to the same file, as a restarted pod would.
     second = Instance(tmp_path, "first", config)
     second.start()
     try:
-        _wait(lambda: len(_records(second.out)) >= len(expected), [second], "all records")
+        _wait(lambda: len(read_output(second.out)) >= len(expected), [second], "all records")
         time.sleep(2.0)
         processed = second.metric("trailguard_events_total")
     finally:
         assert second.stop() == 0, second.tail()
-    got = _records(second.out)
-    duplicates = [k for k, n in Counter(_key(r) for r in got).items() if n > 1]
+    got = read_output(second.out)
+    duplicates = [k for k, n in Counter(record_key(r) for r in got).items() if n > 1]
     assert duplicates == []
-    assert _canonical(got) == _canonical(expected)
+    assert canonical(got) == canonical(expected)
     assert written_before < len(expected)
     # It resumed from committed offsets and restored state, rather than starting over.
     assert processed < len(records)
@@ -312,7 +295,7 @@ log:
     try:
 
         def union() -> list[dict[str, Any]]:
-            return _records(a.out) + _records(b.out)
+            return read_output(a.out) + read_output(b.out)
 
         _wait(lambda: len(union()) >= len(expected_half), [router, a, b], "the first half")
         # Both instances own partitions and did work.
@@ -327,6 +310,6 @@ log:
         for instance in (b, router, a):
             if instance.process is not None:
                 instance.stop()
-    duplicates = [k for k, n in Counter(_key(r) for r in got).items() if n > 1]
+    duplicates = [k for k, n in Counter(record_key(r) for r in got).items() if n > 1]
     assert duplicates == []
-    assert _canonical(got) == _canonical(expected)
+    assert canonical(got) == canonical(expected)

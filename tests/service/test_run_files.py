@@ -19,19 +19,12 @@ from typing import Any
 import orjson
 import pytest
 
+from detector.sinks.jsonl import record_key
 from tests.scenario import DEMO, as_jsonl, scenario
 
 pytestmark = pytest.mark.integration
 PARTS = 20
 WAIT_SECONDS = 60.0
-
-
-def _key(record: dict[str, Any]) -> tuple[str, ...]:
-    if record["type"] == "finding":
-        return ("finding", record["event_id"], record["kind"])
-    if record["type"] == "alert":
-        return ("alert", record["dedup_key"], record["severity"])
-    return ("response", record["session_id"], record["action"])
 
 
 def _records(data: bytes) -> list[dict[str, Any]]:
@@ -155,7 +148,7 @@ def test_sigkill_and_restart_lose_nothing_and_repeat_nothing(
         got = _records(out.read_bytes())
     finally:
         assert _stop(restarted) == 0, log.read_text()[-3000:]
-    keys = Counter(_key(r) for r in got)
+    keys = Counter(record_key(r) for r in got)
     assert [k for k, n in keys.items() if n > 1] == []
-    assert set(keys) == {_key(r) for r in expected}
+    assert set(keys) == {record_key(r) for r in expected}
     assert len(got) == len(expected)

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote_plus
 
 import orjson
@@ -24,7 +23,7 @@ import pytest
 from tests.conftest import CLOUDTRAIL, read_jsonl
 from tests.kafka.broker import free_port
 from tests.moto_aws import REGION, Aws
-from tests.scenario import DEMO, as_jsonl, incident
+from tests.scenario import DEMO, as_jsonl, canonical, incident, read_output
 
 pytestmark = pytest.mark.integration
 WAIT_SECONDS = 60.0
@@ -35,16 +34,6 @@ def _key(index: int, account: str) -> str:
         f"AWSLogs/{account}/CloudTrail/{REGION}/2025/12/08/"
         f"{account}_CloudTrail_{REGION}_20251208T10{index:02d}Z_x{index:04d}.json.gz"
     )
-
-
-def _records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-
-
-def _canonical(records: list[dict[str, Any]]) -> list[bytes]:
-    return sorted(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in records)
 
 
 def test_log_files_through_sqs_yield_what_replay_finds(aws: Aws, tmp_path: Path) -> None:
@@ -130,7 +119,7 @@ http:
         while time.monotonic() < deadline:
             assert process.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
             settled = all(aws.counts(q) == (0, 0) for q in (plain, via_sns))
-            if settled and len(_records(out)) >= len(expected) and aws.counts(dead)[0] == 1:
+            if settled and len(read_output(out)) >= len(expected) and aws.counts(dead)[0] == 1:
                 break
             time.sleep(0.3)
         else:
@@ -138,7 +127,7 @@ http:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=WAIT_SECONDS) == 0, (tmp_path / "run.log").read_text()[-3000:]
-    assert _canonical(_records(out)) == _canonical(expected)
+    assert canonical(read_output(out)) == canonical(expected)
     poison = aws.take_all(dead)
     assert len(poison) == 1
     assert "not really gzip" not in poison[0]["Body"]  # the notification, not the object
