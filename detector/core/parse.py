@@ -59,6 +59,31 @@ def unwrap_one(item: Any) -> Iterator[tuple[str, Any]]:
     yield "", item
 
 
+# Optional string fields, read in one pass. A value of another type sends the record down the
+# careful path, which converts numbers and names the offending field.
+_EVENT_STRINGS = (
+    "eventType",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "errorCode",
+    "errorMessage",
+    "recipientAccountId",
+    "sharedEventID",
+)
+_STR_OR_NONE = frozenset({str, type(None)})
+_ACTOR_STRINGS = (
+    "type",
+    "arn",
+    "principalId",
+    "accountId",
+    "accessKeyId",
+    "userName",
+    "invokedBy",
+    "identityProvider",
+)
+
+
 def parse_record(record: Any) -> CloudTrailEvent:
     """Build a CloudTrailEvent from one decoded record, or raise ParseError naming the field."""
     if not isinstance(record, dict):
@@ -71,6 +96,57 @@ def parse_record(record: Any) -> CloudTrailEvent:
         identity = {}
     elif not isinstance(identity, dict):
         raise ParseError("userIdentity is not an object")
+    get = record.get
+    event_id, event_time, event_source, event_name = (
+        get("eventID"),
+        get("eventTime"),
+        get("eventSource"),
+        get("eventName"),
+    )
+    strings = [get(key) for key in _EVENT_STRINGS]
+    # The common case: every field already has its type; one check each, no calls.
+    if not (
+        event_id.__class__ is str
+        and event_id
+        and event_time.__class__ is str
+        and event_source.__class__ is str
+        and event_source
+        and event_name.__class__ is str
+        and event_name
+        and _STR_OR_NONE.issuperset(map(type, strings))
+    ):
+        return _parse_carefully(record, identity)
+    event_type, region, source_ip, user_agent, error_code, error_message, recipient, shared = (
+        strings
+    )
+    try:
+        return CloudTrailEvent(
+            event_id=event_id,
+            event_time=parse_time(event_time),
+            event_source=event_source,
+            event_name=event_name,
+            event_type=event_type or "AwsApiCall",
+            aws_region=region or "",
+            source_ip=source_ip,
+            user_agent=user_agent or "",
+            error_code=error_code,
+            error_message=error_message,
+            read_only=_optional_bool(get("readOnly")),
+            recipient_account_id=recipient,
+            shared_event_id=shared,
+            console_session=_optional_bool(get("sessionCredentialFromConsole")) is True,
+            actor=_actor(identity),
+            resources=_resources(get("resources")),
+            request_parameters=_mapping(record, "requestParameters"),
+            response_elements=_mapping(record, "responseElements"),
+            additional_event_data=_mapping(record, "additionalEventData"),
+        )
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ParseError(str(exc)) from exc
+
+
+def _parse_carefully(record: dict[str, Any], identity: dict[str, Any]) -> CloudTrailEvent:
+    """Field by field, converting what can be converted and naming what cannot."""
     try:
         return CloudTrailEvent(
             event_id=_required_str(record, "eventID"),
@@ -112,6 +188,49 @@ def _actor(identity: Mapping[str, Any]) -> Actor:
     issuer = context.get("sessionIssuer") or {}
     on_behalf = identity.get("onBehalfOf") or {}
     in_scope_of = identity.get("inScopeOf") or {}
+    get = identity.get
+    strings = [get(key) for key in _ACTOR_STRINGS]
+    nested = (
+        issuer.get("arn"),
+        issuer.get("type"),
+        attributes.get("creationDate"),
+        context.get("sourceIdentity"),
+        on_behalf.get("userId"),
+        in_scope_of.get("credentialsIssuedTo"),
+    )
+    if not (
+        _STR_OR_NONE.issuperset(map(type, strings)) and _STR_OR_NONE.issuperset(map(type, nested))
+    ):
+        return _actor_carefully(identity, context, attributes, issuer, on_behalf, in_scope_of)
+    kind, arn, principal_id, account_id, access_key_id, user_name, invoked_by, provider = strings
+    issuer_arn, issuer_type, created_at, source_identity, behalf_of, issued_to = nested
+    return Actor(
+        type=kind or "Unknown",
+        arn=arn,
+        principal_id=principal_id,
+        account_id=account_id,
+        access_key_id=access_key_id or None,
+        user_name=user_name,
+        session_issuer_arn=issuer_arn,
+        session_issuer_type=issuer_type,
+        session_created_at=created_at,
+        mfa_authenticated=_optional_bool(attributes.get("mfaAuthenticated")) is True,
+        source_identity=source_identity,
+        invoked_by=invoked_by,
+        on_behalf_of=behalf_of,
+        identity_provider=provider,
+        credentials_issued_to=issued_to,
+    )
+
+
+def _actor_carefully(
+    identity: Mapping[str, Any],
+    context: Mapping[str, Any],
+    attributes: Mapping[str, Any],
+    issuer: Mapping[str, Any],
+    on_behalf: Mapping[str, Any],
+    in_scope_of: Mapping[str, Any],
+) -> Actor:
     return Actor(
         type=_optional_str(identity, "type") or "Unknown",
         arn=_optional_str(identity, "arn"),

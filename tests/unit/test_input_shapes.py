@@ -203,3 +203,22 @@ def test_progress_reports_bytes(tmp_path: Path) -> None:
     files, _ = expand([str(path)])
     list(read_file(files[0], progress=seen.append))
     assert sum(seen) == path.stat().st_size
+
+
+def test_odd_field_types_are_converted_or_named() -> None:
+    from detector.core.parse import parse_record
+    from detector.errors import ParseError
+
+    # A number where a string belongs is read as text, at the top level and in userIdentity.
+    record = make_event(recipientAccountId=111122223333)
+    record["userIdentity"]["accountId"] = 111122223333
+    event = parse_record(record)
+    assert event.recipient_account_id == "111122223333"
+    assert event.actor.account_id == "111122223333"
+    # An object where a string belongs is an error naming the field.
+    with pytest.raises(ParseError, match="'errorCode' must be a string"):
+        parse_record(make_event(errorCode={"code": "AccessDenied"}))
+    nested = make_event()
+    nested["userIdentity"]["invokedBy"] = ["cloudformation.amazonaws.com"]
+    with pytest.raises(ParseError, match="'invokedBy' must be a string"):
+        parse_record(nested)
