@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from detector.config import Settings, StateSettings
+from detector.config import ServiceSettings, Settings, StateSettings
 from detector.service import Service
 from detector.sinks.jsonl import JsonlSink
 from detector.sources.base import Batch
@@ -115,4 +115,53 @@ async def test_a_failing_source_stops_the_service_after_settling_what_it_deliver
     await asyncio.wait_for(service.run(asyncio.Event()), timeout=30)
     assert service.failed is not None and "broker went away" in service.failed
     assert source.acked == [0]
+    store.close()
+
+
+class BlockingSink(RecordingSink):
+    """A sink that cannot write until released, like a paging API that is down."""
+
+    def __init__(self, path: Path, events: list[str]) -> None:
+        super().__init__(path, events)
+        self.release = asyncio.Event()
+
+    async def write(self, records: Any) -> None:
+        await self.release.wait()
+        await super().write(records)
+
+
+async def test_a_slow_sink_holds_the_source_back(tmp_path: Path) -> None:
+    records = incident()
+    source = ScriptedSource([[r] for r in records])
+    produced: list[int] = []
+    original = source.batches
+
+    async def counting() -> AsyncIterator[Batch]:
+        async for batch in original():
+            produced.append(len(produced))
+            yield batch
+
+    source.batches = counting  # type: ignore[method-assign]
+    settings = Settings(
+        state=StateSettings(flush_interval_seconds=60), service=ServiceSettings(queue_batches=1)
+    )
+    store = RecordingStore(tmp_path / "state.db", source.events)
+    sink = BlockingSink(tmp_path / "out.jsonl", source.events)
+    service = Service(
+        settings,
+        pipeline_factory=lambda: build_pipeline(settings, scopes_path=DEMO / "scopes.yaml"),
+        sources=[source],
+        sinks=[sink],
+        store=store,
+        owner="test",
+    )
+    task = asyncio.create_task(service.run(asyncio.Event()))
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    # One batch in the sink, one in the queue, one waiting to be queued: no more.
+    assert len(produced) <= 3
+    sink.release.set()
+    await asyncio.wait_for(task, timeout=30)
+    assert len(produced) == len(records)
+    assert source.acked == list(range(len(records)))
     store.close()
