@@ -1,10 +1,10 @@
 """The embedded state store: one SQLite file, no server to run.
 
-WAL with `synchronous=NORMAL` spares a save the fsync of a full-durability commit. A save that
-returned survives the process crashing; an OS crash or power cut can roll back the last few
-saves (never corrupt the file). Positions saved as checkpoints roll back with their snapshot,
-so such sources re-read a little input, which the pipeline's eventID window absorbs; a
-position acknowledged elsewhere after the save (a Kafka offset commit) does not roll back.
+WAL with `synchronous=FULL`: a save that returned is on disk, so it survives an OS crash or
+power cut as well as the process dying. That matters because sources are acknowledged right
+after a save, and some acknowledgements live elsewhere (a Kafka offset commit, an SQS delete):
+with a weaker setting the last saves could roll back while those acknowledgements stand, and
+the events between would be lost. Saves happen once per flush interval, so the fsync is cheap.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ class SqliteStateStore:
                 if exc.sqlite_errorcode not in _BUSY_CODES or time.monotonic() >= deadline:
                     raise
             time.sleep(0.01)
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA synchronous=FULL")
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
