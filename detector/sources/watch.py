@@ -31,7 +31,7 @@ import orjson
 from detector.errors import ConfigError, StateError
 from detector.sources.base import SOURCES, Batch
 from detector.sources.files import BadInput, InputFile, Record, read_file, wanted
-from detector.sources.lookup import (
+from detector.sources.polling import (
     CheckpointStore,
     SettingsReader,
     Sleep,

@@ -16,7 +16,7 @@ import pytest
 from detector.errors import ConfigError, StateError
 from detector.sources.base import SOURCES, Batch
 from detector.sources.files import BadInput, Record
-from detector.sources.lookup import REDELIVERIES
+from detector.sources.polling import REDELIVERIES
 from detector.sources.watch import WatchSource
 from tests.conftest import CLOUDTRAIL
 
