@@ -27,6 +27,7 @@ from detector.core.routing import RoutingTable
 from detector.errors import ConfigError, ParseError
 from detector.sources.files import BadInput, decode_records
 from detector.sources.kafka import PRODUCER_PASSTHROUGH, KafkaSettings
+from detector.state.store import StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class RouteStats:
 
 
 class Router:
-    def __init__(self, settings: RouteSettings, store: Any) -> None:
+    def __init__(self, settings: RouteSettings, store: StateStore) -> None:
         self.settings = settings
         self.store = store
         self.table = RoutingTable()

@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from detector.config import Settings
 from detector.core.parse import parse_record
-from detector.core.pipeline import Pipeline
+from detector.core.pipeline import Pipeline, PipelineFactory
 from detector.dead_letter import DeadLetterFile
 from detector.errors import DetectorError, ParseError
 from detector.metrics import Metrics, ParseErrorReason
@@ -34,6 +34,7 @@ from detector.sinks import Sink
 from detector.sinks.jsonl import step_records
 from detector.sources.base import DEFAULT_SHARD, Batch, ShardHooks, Source
 from detector.sources.files import BadInput
+from detector.state.store import StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -43,25 +44,12 @@ RETRY_MAX_SECONDS = 30.0
 WAKE_SECONDS = 0.2
 
 
-class StateStore(Protocol):
-    def claim(self, shard: str, owner: str) -> int: ...
-
-    def load(self, shard: str) -> Any: ...
-
-    def save(self, shard: str, snapshot: Any, *, epoch: int) -> None: ...
-
-    def close(self) -> None: ...
-
-
 @dataclass(slots=True)
 class _Shard:
     pipeline: Pipeline
     epoch: int
     watermark: datetime | None = None  # newest event time seen: evictions go by event time
     dirty: bool = False
-
-
-PipelineFactory = Callable[[], Pipeline]
 
 
 class Service:
