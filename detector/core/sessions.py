@@ -193,9 +193,13 @@ class SessionTracker:
         if record.access_key_id is not None:
             self._by_access_key[record.access_key_id] = record
 
-    def drain_dropped(self) -> list[str]:
+    def drain_dropped(self) -> tuple[str, ...]:
         """Session ids evicted since the last call."""
-        dropped, self._dropped = self._dropped, []
+        # Called once per event; the common path, nothing evicted, allocates nothing.
+        if not self._dropped:
+            return ()
+        dropped = tuple(self._dropped)
+        self._dropped.clear()
         return dropped
 
     def _drop(self, key: SessionKey) -> None:
