@@ -6,20 +6,18 @@ from pathlib import Path
 
 import orjson
 
-from detector.catalog_loader import load_catalog
 from detector.config import Settings
 from detector.core.actions import resolve_actions
 from detector.core.parse import parse_record, unwrap
 from detector.core.resources import extract_resources
-from detector.core.sessions import SessionTracker
 from detector.errors import ConfigError, ParseError
-from detector.scope_file import load_scopes
-from detector.wiring import marker_table
+from detector.wiring import build_pipeline
 
 
 def explain_event(settings: Settings, scope_path: Path, raw: bytes, *, source: str) -> list[str]:
-    scopes = load_scopes(scope_path)
-    catalog = load_catalog(settings.catalog.overrides)
+    # The same composition as replay: catalogue overrides, marker table, scope file.
+    pipeline = build_pipeline(settings, scopes_path=scope_path)
+    scopes, catalog, tracker = pipeline.scopes, pipeline.catalog, pipeline.tracker
     try:
         document = orjson.loads(raw)
         records = list(unwrap(document))
@@ -27,7 +25,6 @@ def explain_event(settings: Settings, scope_path: Path, raw: bytes, *, source: s
         raise ConfigError(f"{source}: not valid JSON: {exc}") from None
     except ParseError as exc:
         raise ConfigError(f"{source}: {exc.reason}") from None
-    tracker = SessionTracker(marker_table(settings))
     lines: list[str] = []
     for position, record in records:
         try:
@@ -59,22 +56,15 @@ def explain_event(settings: Settings, scope_path: Path, raw: bytes, *, source: s
             lines.append(f"  no scope in {scope_path} binds this session: it is not a task session")
             continue
         lines.append(f"  bound to scope {scope.name} ({scope.source})")
+        region, account, at = event.aws_region, event.account_id, event.event_time
         lines.extend(
             "    " + line
             for line in scope.explain(
-                actions=actions,
-                resources=resources,
-                region=event.aws_region,
-                account=event.account_id,
-                at=event.event_time,
+                actions=actions, resources=resources, region=region, account=account, at=at
             )
         )
         verdict = scope.evaluate(
-            actions=actions,
-            resources=resources,
-            region=event.aws_region,
-            account=event.account_id,
-            at=event.event_time,
+            actions=actions, resources=resources, region=region, account=account, at=at
         )
         if verdict.in_scope:
             lines.append("  verdict: IN SCOPE")

@@ -18,6 +18,7 @@ from detector.core.taxonomy import SessionKind
 from detector.errors import ConfigError
 from detector.sinks import SINKS, Sink
 from detector.sources.base import SOURCES, Source
+from detector.state.store import StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def check_state(settings: Settings) -> None:
         raise ConfigError(f"{settings.source}: state.dsn: required for the postgres store")
 
 
-def open_store(settings: Settings) -> Any:
+def open_store(settings: Settings) -> StateStore:
     load_adapters()
     from detector.state import STATE_STORES
 
@@ -92,7 +93,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
     from detector.http_server import Health, HttpServer, readiness_checks
     from detector.metrics import Metrics
     from detector.service import Service
-    from detector.wiring import build_pipeline
+    from detector.wiring import pipeline_factory
 
     sources = build_sources(settings)
     if not sources:
@@ -103,7 +104,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
     metrics = Metrics(sources=[s.name for s in sources], sinks=[s.name for s in sinks])
     service = Service(
         settings,
-        pipeline_factory=lambda: build_pipeline(settings, scopes_path=scopes_path),
+        pipeline_factory=pipeline_factory(settings, scopes_path=scopes_path),
         sources=sources,
         sinks=sinks,
         store=store,

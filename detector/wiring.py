@@ -8,7 +8,7 @@ from types import MappingProxyType
 from detector.catalog_loader import load_catalog
 from detector.config import Settings
 from detector.core.agents import DEFAULT_MARKERS, AgentMarkerTable, parse_markers
-from detector.core.pipeline import Pipeline
+from detector.core.pipeline import Pipeline, PipelineFactory
 from detector.core.policy import SeverityPolicy
 from detector.core.scope import ScopeSet, parse_scopes
 from detector.core.sessions import SessionTracker
@@ -51,12 +51,27 @@ def scope_set(settings: Settings, scopes_path: Path | None) -> ScopeSet:
     return load_scopes(path)
 
 
+def pipeline_factory(settings: Settings, *, scopes_path: Path | None = None) -> PipelineFactory:
+    """Reads the catalogue, the scope file and the marker table once; every call of the
+    returned function builds a pipeline with fresh state (one per shard in the service), so
+    all shards judge with the same scopes even if the file changes while the service runs."""
+    catalog = load_catalog(settings.catalog.overrides)
+    scopes = scope_set(settings, scopes_path)
+    markers = marker_table(settings)
+    policy = severity_policy(settings)
+
+    def build() -> Pipeline:
+        return Pipeline(
+            catalog=catalog,
+            scopes=scopes,
+            tracker=SessionTracker(markers, max_sessions=settings.state.max_sessions),
+            policy=policy,
+            responses_enabled=settings.responses.enabled,
+            dedup_capacity=settings.state.dedup_capacity,
+        )
+
+    return build
+
+
 def build_pipeline(settings: Settings, *, scopes_path: Path | None = None) -> Pipeline:
-    return Pipeline(
-        catalog=load_catalog(settings.catalog.overrides),
-        scopes=scope_set(settings, scopes_path),
-        tracker=SessionTracker(marker_table(settings), max_sessions=settings.state.max_sessions),
-        policy=severity_policy(settings),
-        responses_enabled=settings.responses.enabled,
-        dedup_capacity=settings.state.dedup_capacity,
-    )
+    return pipeline_factory(settings, scopes_path=scopes_path)()

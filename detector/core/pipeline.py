@@ -6,7 +6,7 @@ events come from and where the results go.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -197,6 +197,10 @@ class Pipeline:
         self.dedup.restore(data["dedup"])
         self._flagged_human_credentials = set(data["flagged_human_credentials"])
         self._bindings.clear()
+
+
+PipelineFactory = Callable[[], Pipeline]
+"""Builds a pipeline with fresh state, sharing everything read from files."""
 
 
 def _session_finding(ctx: EventContext, kind: str, severity: Severity, reason: str) -> Finding:
