@@ -16,7 +16,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -24,6 +24,8 @@ from detector.core.taxonomy import Severity
 from detector.errors import ConfigError
 
 ENV_PREFIX = "TRAILGUARD__"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +137,15 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     return dataclasses.replace(settings, source=source, **_resolve_paths(settings, base))
 
 
+def parse_section(cls: type[T], data: Any, *, source: str, key: str) -> T:
+    """Validate one adapter's own settings (a source's, a sink's, a responder's) against its
+    frozen dataclass, with the same checks and wording as the rest of the file. Errors name
+    the key as the user wrote it: `key` is where the mapping sits (`sinks[1]`), so a bad
+    field reads `sinks[1].url`."""
+    built: T = _build(cls, data, source, f"{key}.")
+    return built
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -219,6 +230,10 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{source}: '{key}' must be a non-negative integer, got {value!r}")
         return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{source}: '{key}' must be a non-negative number, got {value!r}")
+        return float(value)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{source}: '{key}' must be a string, got {value!r}")

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
 from detector.core.findings import Finding, Response
-from detector.core.parse import parse_record
 from detector.core.pipeline import Pipeline, StepResult
 from detector.core.session_view import SessionView
 from detector.core.taxonomy import Severity
-from detector.errors import ParseError
-from detector.sources.files import BadInput, InputFile, read_file
+from detector.records import BadInput, Record, Rejection, parse_items
+from detector.sources.files import InputFile, read_file
 
 logger = logging.getLogger(__name__)
 
@@ -93,26 +93,24 @@ def replay(
     """
     stats = ReplayStats(files=len(files))
     for source in files:
-        for item in read_file(source, stdin=stdin, progress=progress):
-            stats.records += 1
-            if isinstance(item, BadInput):
-                _reject(stats, on_reject, item.origin, item.reason, item.raw)
-                continue
-            try:
-                event = parse_record(item.value)
-            except ParseError as exc:
-                _reject(stats, on_reject, item.origin, exc.reason, item.value)
-                continue
+        items = _counted(stats, read_file(source, stdin=stdin, progress=progress))
+        for _, event in parse_items(items, functools.partial(_reject, stats, on_reject)):
             result = pipeline.process(event)
             stats.add(result)
             on_result(result)
     return stats
 
 
-def _reject(stats: ReplayStats, on_reject: Reject, origin: str, reason: str, raw: object) -> None:
+def _counted(stats: ReplayStats, items: Iterable[Record | BadInput]) -> Iterator[Record | BadInput]:
+    for item in items:
+        stats.records += 1
+        yield item
+
+
+def _reject(stats: ReplayStats, on_reject: Reject, rejection: Rejection) -> None:
     stats.rejected += 1
     if stats.rejected <= LOGGED_ERRORS:
-        logger.error("rejected record at %s: %s", origin, reason)
+        logger.error("rejected record at %s: %s", rejection.origin, rejection.reason)
     elif stats.rejected == LOGGED_ERRORS + 1:
         logger.error("more rejected records follow; they are counted and dead-lettered")
-    on_reject(origin, reason, raw)
+    on_reject(rejection.origin, rejection.reason, rejection.raw)

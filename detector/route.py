@@ -13,6 +13,7 @@ the run instances drop the repeats by eventID.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Mapping
@@ -22,10 +23,10 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
-from detector.core.parse import parse_record
 from detector.core.routing import RoutingTable
-from detector.errors import ConfigError, ParseError
-from detector.sources.files import BadInput, decode_records
+from detector.errors import ConfigError
+from detector.records import BadInput, Rejection, parse_items
+from detector.sources.files import decode_records
 from detector.sources.kafka import PRODUCER_PASSTHROUGH, KafkaSettings
 from detector.state.store import StateStore
 
@@ -113,15 +114,8 @@ class Router:
                     if message.value is not None
                     else iter([BadInput(origin, "empty message (tombstone)", None)])
                 )
-                for item in items:
-                    if isinstance(item, BadInput):
-                        self._reject(producer, item.origin, item.reason, item.raw)
-                        continue
-                    try:
-                        event = parse_record(item.value)
-                    except ParseError as exc:
-                        self._reject(producer, item.origin, exc.reason, item.value)
-                        continue
+                reject = functools.partial(self._reject, producer)
+                for item, event in parse_items(items, reject):
                     key = self.table.route(event)
                     producer.send(
                         self.settings.keyed_topic,
@@ -135,7 +129,8 @@ class Router:
         consumer.commit(offsets)
         self.stats.commits += 1
 
-    def _reject(self, producer: KafkaProducer, origin: str, reason: str, raw: Any) -> None:
+    def _reject(self, producer: KafkaProducer, rejection: Rejection) -> None:
+        origin, reason, raw = rejection.origin, rejection.reason, rejection.raw
         self.stats.rejected += 1
         logger.warning("rejected record", extra={"origin": origin, "reason": reason})
         if self.settings.dead_letter_topic is not None:

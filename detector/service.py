@@ -25,15 +25,14 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 from detector.config import Settings
-from detector.core.parse import parse_record
 from detector.core.pipeline import Pipeline, PipelineFactory
 from detector.dead_letter import DeadLetterFile
-from detector.errors import DetectorError, ParseError
+from detector.errors import DetectorError
 from detector.metrics import Metrics, ParseErrorReason
+from detector.records import Rejection, parse_items
 from detector.sinks import Sink
 from detector.sinks.jsonl import step_records
 from detector.sources.base import DEFAULT_SHARD, Batch, ShardHooks, Source
-from detector.sources.files import BadInput
 from detector.state.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -193,15 +192,8 @@ class Service:
         metrics = self.metrics
         records: list[dict[str, Any]] = []
         arrival = self._clock()
-        for item in batch.items:
-            if isinstance(item, BadInput):
-                self._reject(batch.source, item.origin, item.reason, item.raw, invalid_json=True)
-                continue
-            try:
-                event = parse_record(item.value)
-            except ParseError as exc:
-                self._reject(batch.source, item.origin, exc.reason, item.value)
-                continue
+        reject = functools.partial(self._reject, batch.source)
+        for _, event in parse_items(batch.items, reject):
             result = shard.pipeline.process(event)
             if metrics is not None:
                 metrics.observe_step(batch.source, result, arrival)
@@ -226,17 +218,19 @@ class Service:
         if metrics is not None:
             metrics.observe_batch(batch.source, seconds=time.perf_counter() - started)
 
-    def _reject(
-        self, source: str, origin: str, reason: str, raw: object, *, invalid_json: bool = False
-    ) -> None:
-        logger.warning("rejected record", extra={"origin": origin, "reason": reason})
+    def _reject(self, source: str, rejection: Rejection) -> None:
+        logger.warning(
+            "rejected record", extra={"origin": rejection.origin, "reason": rejection.reason}
+        )
         if self.metrics is not None:
             kind = (
-                ParseErrorReason.INVALID_JSON if invalid_json else ParseErrorReason.INVALID_RECORD
+                ParseErrorReason.INVALID_JSON
+                if rejection.undecodable
+                else ParseErrorReason.INVALID_RECORD
             )
             self.metrics.parse_error(source, kind)
         if self.dead_letter is not None:
-            self.dead_letter.add(origin=origin, error=reason, raw=raw)
+            self.dead_letter.add(origin=rejection.origin, error=rejection.reason, raw=rejection.raw)
             if self.metrics is not None:
                 self.metrics.dead_lettered(source)
 

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from detector.records import BadInput, Record
 from detector.registry import Registry
-from detector.sources.files import BadInput, Record
 
 DEFAULT_SHARD = "default"
 

@@ -22,6 +22,7 @@ import orjson
 
 from detector.core.parse import unwrap, unwrap_one
 from detector.errors import ParseError
+from detector.records import BadInput, Record
 
 # Below this size a JSON document is decoded in one call (fast); above it, streamed.
 STREAM_DOCUMENTS_ABOVE = 32 * 1024 * 1024
@@ -29,23 +30,6 @@ STREAM_DOCUMENTS_ABOVE = 32 * 1024 * 1024
 RECORD_SUFFIXES = (".json", ".jsonl", ".ndjson", ".gz")
 STDIN = "-"
 RECORDS_BATCH = re.compile(rb'\{\s*"Records"\s*:')
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One decoded CloudTrail record and where it came from ("file:line 3", "file:Records[7]")."""
-
-    origin: str
-    value: Any
-
-
-@dataclass(frozen=True, slots=True)
-class BadInput:
-    """Input that could not be decoded as a record, kept for the dead-letter file."""
-
-    origin: str
-    reason: str
-    raw: Any
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,9 @@ from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 
 from detector.errors import ConfigError
+from detector.records import BadInput, Record
 from detector.sources.base import DEFAULT_SHARD, SOURCES, Batch, ShardHooks
-from detector.sources.files import BadInput, Record, decode_records
+from detector.sources.files import decode_records
 
 logger = logging.getLogger(__name__)
 

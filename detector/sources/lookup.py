@@ -37,8 +37,8 @@ from botocore.exceptions import (  # type: ignore[import-untyped, unused-ignore]
 )
 
 from detector.errors import StateError
+from detector.records import BadInput, Record
 from detector.sources.base import SOURCES, Batch
-from detector.sources.files import BadInput, Record
 from detector.sources.polling import (
     CheckpointStore,
     SettingsReader,

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from detector.errors import ConfigError
+from detector.records import BadInput, Record
 from detector.sources.base import Batch
-from detector.sources.files import BadInput, Record
 
 logger = logging.getLogger(__name__)
 

@@ -53,8 +53,9 @@ from botocore.exceptions import (
 
 from detector.core.parse import unwrap
 from detector.errors import ConfigError, DetectorError, ParseError, TransientError
+from detector.records import BadInput, Record
 from detector.sources.base import SOURCES, Batch, Source
-from detector.sources.files import RECORDS_BATCH, BadInput, Record, read_bytes
+from detector.sources.files import RECORDS_BATCH, read_bytes
 
 logger = logging.getLogger(__name__)
 

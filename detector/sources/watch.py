@@ -29,8 +29,9 @@ from typing import Any
 import orjson
 
 from detector.errors import ConfigError, StateError
+from detector.records import BadInput, Record
 from detector.sources.base import SOURCES, Batch
-from detector.sources.files import BadInput, InputFile, Record, read_file, wanted
+from detector.sources.files import InputFile, read_file, wanted
 from detector.sources.polling import (
     CheckpointStore,
     SettingsReader,

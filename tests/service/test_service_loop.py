@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 
 from detector.config import ServiceSettings, Settings, StateSettings
+from detector.records import Record
 from detector.service import Service
 from detector.sinks.jsonl import JsonlSink
 from detector.sources.base import Batch
-from detector.sources.files import Record
 from detector.state.sqlite import SqliteStateStore
 from detector.wiring import build_pipeline
 from tests.scenario import DEMO, incident

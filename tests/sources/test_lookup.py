@@ -18,8 +18,8 @@ import pytest
 from botocore.stub import Stubber  # type: ignore[import-untyped, unused-ignore]
 
 from detector.errors import ConfigError
+from detector.records import BadInput, Record
 from detector.sources.base import SOURCES, Batch
-from detector.sources.files import BadInput, Record
 from detector.sources.lookup import BACKOFF_FIRST_SECONDS, LookupSource
 from detector.sources.polling import REDELIVERIES
 from tests.conftest import CLOUDTRAIL

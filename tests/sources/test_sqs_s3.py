@@ -21,8 +21,8 @@ import pytest
 from moto.sqs.models import SQSBackend
 
 from detector.errors import ConfigError, ParseError, TransientError
+from detector.records import BadInput, Record
 from detector.sources.base import SOURCES, Batch
-from detector.sources.files import BadInput, Record
 from detector.sources.sqs_s3 import SqsS3Settings, SqsS3Source
 from tests.conftest import CLOUDTRAIL, read_jsonl
 from tests.moto_aws import REGION, Aws

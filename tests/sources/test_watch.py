@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from detector.errors import ConfigError, StateError
+from detector.records import BadInput, Record
 from detector.sources.base import SOURCES, Batch
-from detector.sources.files import BadInput, Record
 from detector.sources.polling import REDELIVERIES
 from detector.sources.watch import WatchSource
 from tests.conftest import CLOUDTRAIL

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from detector.sources.files import BadInput, Record, expand, read_file
+from detector.records import BadInput, Record
+from detector.sources.files import expand, read_file
 from tests.conftest import make_event
 
 
