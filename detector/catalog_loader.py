@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from detector.core.catalog import TIERS, ActionInfo, RiskCatalog, TaxonomyRule
+from detector.core.catalog import ACCESS_LEVEL_BASE, TIERS, ActionInfo, RiskCatalog, TaxonomyRule
 from detector.core.param_rules import default_param_rules
 from detector.core.taxonomy import Category
 from detector.errors import ConfigError
@@ -73,25 +73,54 @@ def parse_taxonomy(document: Any, *, origin: str, source: str) -> tuple[list[Tax
         where = f"{source}: rules[{index}]"
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {_kind(entry)}")
-        extra = set(entry) - {"actions", "category", "tier", "why"}
+        extra = set(entry) - {"actions", "category", "tier", "why", "access_levels", "except"}
         if extra:
             raise ConfigError(f"{where}: unknown field(s): {', '.join(sorted(extra))}")
         category = _category(entry.get("category"), where)
         tier = _tier(entry.get("tier"), where)
         if category is None and tier is None:
             raise ConfigError(f"{where}: a rule needs 'category', 'tier' or both")
+        levels = frozenset(_access_levels(entry.get("access_levels"), f"{where}.access_levels"))
+        excluded = frozenset(
+            action.lower() for action in _actions(entry.get("except", []), f"{where}.except")
+        )
         actions = entry.get("actions")
         if not isinstance(actions, list) or not actions:
             raise ConfigError(f"{where}.actions: expected a non-empty list of 'service:Action'")
-        for position, pattern in enumerate(actions):
-            if not isinstance(pattern, str) or pattern.count(":") != 1 or pattern.endswith(":"):
-                raise ConfigError(
-                    f"{where}.actions[{position}]: expected 'service:Action', got {pattern!r}"
-                )
-            rules.append(
-                TaxonomyRule(pattern=pattern.strip(), origin=origin, category=category, tier=tier)
+        rules.extend(
+            TaxonomyRule(
+                pattern=pattern,
+                origin=origin,
+                category=category,
+                tier=tier,
+                access_levels=levels,
+                excluded=excluded,
             )
+            for pattern in _actions(actions, f"{where}.actions")
+        )
     return rules, version
+
+
+def _actions(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list of 'service:Action', got {_kind(value)}")
+    for position, pattern in enumerate(value):
+        if not isinstance(pattern, str) or pattern.count(":") != 1 or pattern.endswith(":"):
+            raise ConfigError(f"{where}[{position}]: expected 'service:Action', got {pattern!r}")
+    return [pattern.strip() for pattern in value]
+
+
+def _access_levels(value: Any, where: str) -> list[str]:
+    """The primary access levels a service-level rule is limited to ([] when not given)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: expected a non-empty list of access levels")
+    for position, level in enumerate(value):
+        if level not in ACCESS_LEVEL_BASE:
+            names = ", ".join(ACCESS_LEVEL_BASE)
+            raise ConfigError(f"{where}[{position}]: expected one of {names}, got {level!r}")
+    return list(value)
 
 
 def _category(value: Any, where: str) -> Category | None:

@@ -48,6 +48,10 @@ class TaxonomyRule:
     origin: str  # "taxonomy:<file>" or "override:<file>"
     category: Category | None = None
     tier: int | None = None
+    # A service-level rule ("every Write action of guardduty") names the primary access levels
+    # it applies to; () means any. `excluded` lists lower-case actions the rule leaves alone.
+    access_levels: frozenset[str] = frozenset()
+    excluded: frozenset[str] = frozenset()
 
     @property
     def exact(self) -> bool:
@@ -55,7 +59,15 @@ class TaxonomyRule:
 
     @property
     def source(self) -> str:
+        if self.access_levels:
+            return f"{self.origin}:{self.pattern}[{', '.join(sorted(self.access_levels))}]"
         return f"{self.origin}:{self.pattern}"
+
+    def applies(self, action: str, level: str | None) -> bool:
+        """Whether the access-level filter and the exceptions let the rule apply to `action`."""
+        if self.access_levels and level not in self.access_levels:
+            return False
+        return action.lower() not in self.excluded
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,8 +233,8 @@ class RiskCatalog:
         canonical = f"{service}:{info.name}" if info else f"{service}:{name}" if name else action
         level = primary_access_level(info.access_level) if info else None
         category, tier, source = _base(canonical, level)
-        category_rule = self._deciding(canonical, lambda rule: rule.category is not None)
-        tier_rule = self._deciding(canonical, lambda rule: rule.tier is not None)
+        category_rule = self._deciding(canonical, level, lambda rule: rule.category is not None)
+        tier_rule = self._deciding(canonical, level, lambda rule: rule.tier is not None)
         sources = []
         if category_rule is not None and category_rule.category is not None:
             category, tier = category_rule.category, DEFAULT_TIER[category_rule.category]
@@ -245,14 +257,14 @@ class RiskCatalog:
         )
 
     def _deciding(
-        self, action: str, sets_field: Callable[[TaxonomyRule], bool]
+        self, action: str, level: str | None, sets_field: Callable[[TaxonomyRule], bool]
     ) -> TaxonomyRule | None:
         """The rule that decides a field: the last exact rule setting it, else the last glob."""
         for rule in reversed(self._exact.get(action.lower(), ())):
-            if sets_field(rule):
+            if sets_field(rule) and rule.applies(action, level):
                 return rule
         for pattern, rule in reversed(self._globs):
-            if sets_field(rule) and pattern.match(action):
+            if sets_field(rule) and pattern.match(action) and rule.applies(action, level):
                 return rule
         return None
 
