@@ -1,4 +1,4 @@
-"""Lambda: permissions for other principals, layers, function URLs."""
+"""Lambda: permissions for other principals, layers, unauthenticated function URLs."""
 
 from __future__ import annotations
 
@@ -53,3 +53,17 @@ def _lambda_layers(event: CloudTrailEvent) -> Hit | None:
     if foreign:
         return Hit(reason=f"function given a layer from another account: {foreign[0]}", tier=0)
     return Hit(reason=f"function given layer {layers[0]}")
+
+
+@RULES.rule(
+    "public-function-url",
+    "lambda:CreateFunctionUrlConfig lambda:UpdateFunctionUrlConfig",
+    Category.DATA_EXPOSURE,
+    0,
+    "a function URL with AuthType NONE (anyone on the internet can invoke it)",
+)
+def _public_function_url(event: CloudTrailEvent) -> Hit | None:
+    params = event.request_parameters
+    if str(get(params, "authType")).upper() == "NONE":
+        return Hit(reason=f"function URL of {get(params, 'functionName')} needs no authentication")
+    return None

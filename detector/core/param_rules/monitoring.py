@@ -1,4 +1,5 @@
-"""Services that watch the account: Macie, GuardDuty, CloudTrail selectors, log retention."""
+"""Services that watch the account: Macie, GuardDuty, Security Hub and Access Analyzer findings,
+CloudTrail selectors, log retention, Bedrock model-invocation logging."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ RULES = RuleSet()
     "macie-paused",
     "macie2:UpdateMacieSession",
     Category.DEFENSE_EVASION,
-    1,
-    "Macie session paused",
+    0,
+    "Macie session paused (as blind as disabling it)",
 )
 def _macie_paused(event: CloudTrailEvent) -> Hit | None:
     if str(get(event.request_parameters, "status")).upper() == "PAUSED":
@@ -31,11 +32,22 @@ def _macie_paused(event: CloudTrailEvent) -> Hit | None:
     "guardduty:UpdateDetector",
     Category.DEFENSE_EVASION,
     0,
-    "GuardDuty detector disabled",
+    "GuardDuty detector, or one of its protection plans, disabled",
 )
 def _guardduty_disabled(event: CloudTrailEvent) -> Hit | None:
-    if is_false(get(event.request_parameters, "enable")):
+    params = event.request_parameters
+    if is_false(get(params, "enable")):
         return Hit(reason="GuardDuty detector disabled")
+    # Protection plans (S3, EKS, runtime, malware, RDS, Lambda) turned off one by one.
+    disabled = [
+        str(get(feature, "name"))
+        for feature in as_list(get(params, "features"))
+        if str(get(feature, "status")).upper() == "DISABLED"
+    ]
+    if disabled:
+        return Hit(reason=f"GuardDuty protection turned off: {', '.join(disabled)}")
+    if is_false(get(params, "dataSources", "s3Logs", "enable")):
+        return Hit(reason="GuardDuty S3 protection turned off")
     return None
 
 
@@ -99,4 +111,69 @@ def _log_retention(event: CloudTrailEvent) -> Hit | None:
     if isinstance(days, int) and not isinstance(days, bool) and days <= _SHORT_RETENTION_DAYS:
         group = get(event.request_parameters, "logGroupName")
         return Hit(reason=f"retention of log group {group} cut to {days} days")
+    return None
+
+
+# Security Hub workflow states that take a finding off everyone's list.
+_HIDDEN_WORKFLOW = frozenset({"SUPPRESSED", "RESOLVED"})
+
+
+@RULES.rule(
+    "findings-suppressed",
+    "securityhub:BatchUpdateFindings securityhub:UpdateFindings access-analyzer:UpdateFindings"
+    " guardduty:ArchiveFindings",
+    Category.DEFENSE_EVASION,
+    0,
+    "security findings suppressed, resolved or archived",
+)
+def _findings_suppressed(event: CloudTrailEvent) -> Hit | None:
+    params = event.request_parameters
+    name = event.event_name
+    if name == "BatchUpdateFindings":
+        status = str(get(params, "workflow", "status")).upper()
+        if status in _HIDDEN_WORKFLOW:
+            count = len(as_list(get(params, "findingIdentifiers")))
+            return Hit(reason=f"{count} Security Hub finding(s) set to {status}")
+    elif name == "UpdateFindings" and event.event_source.startswith("securityhub"):
+        if str(get(params, "recordState")).upper() == "ARCHIVED":
+            return Hit(reason="Security Hub findings matching a filter archived")
+    elif name == "UpdateFindings":
+        if str(get(params, "status")).upper() == "ARCHIVED":
+            return Hit(reason="IAM Access Analyzer findings archived")
+    elif name == "ArchiveFindings":
+        count = len(as_list(get(params, "findingIds")))
+        if count:
+            return Hit(reason=f"{count} GuardDuty finding(s) archived")
+    return None
+
+
+@RULES.rule(
+    "macie-job-cancelled",
+    "macie2:UpdateClassificationJob",
+    Category.DEFENSE_EVASION,
+    0,
+    "a Macie classification job cancelled (a cancelled job cannot be resumed)",
+)
+def _macie_job_cancelled(event: CloudTrailEvent) -> Hit | None:
+    params = event.request_parameters
+    if str(get(params, "jobStatus")).upper() == "CANCELLED":
+        return Hit(reason=f"Macie classification job {get(params, 'jobId')} cancelled")
+    return None
+
+
+@RULES.rule(
+    "model-invocation-logging-removed",
+    "bedrock:PutModelInvocationLoggingConfiguration",
+    Category.DEFENSE_EVASION,
+    0,
+    "Bedrock model-invocation logging left with no destination or with text logging off",
+)
+def _model_invocation_logging(event: CloudTrailEvent) -> Hit | None:
+    config = get(event.request_parameters, "loggingConfig")
+    if not isinstance(config, Mapping):
+        return None
+    if get(config, "cloudWatchConfig") is None and get(config, "s3Config") is None:
+        return Hit(reason="model-invocation logging given no destination")
+    if is_false(get(config, "textDataDeliveryEnabled")):
+        return Hit(reason="model-invocation logging stops recording prompts and completions")
     return None

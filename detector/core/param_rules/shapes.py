@@ -146,3 +146,27 @@ def arn_account(arn: str) -> str | None:
 
 def bucket(event: CloudTrailEvent) -> str:
     return str(get(event.request_parameters, "bucketName") or "?")
+
+
+def find_key(value: Any, key: str, depth: int = 0) -> Any:
+    """The first value under `key` (case-insensitive) at any depth; None when there is none.
+
+    For requests whose logged shape nests the interesting member under a wrapper whose name
+    differs by API (S3 Control's `PutAccessPointPolicyRequest`, API Gateway's `patch`)."""
+    if depth > 8:
+        return None
+    if isinstance(value, Mapping):
+        lowered = key.lower()
+        for name, item in value.items():
+            if str(name).lower() == lowered:
+                return item
+        for item in value.values():
+            found = find_key(item, key, depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = find_key(item, key, depth + 1)
+            if found is not None:
+                return found
+    return None
