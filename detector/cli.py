@@ -100,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
         help="input sizes to measure (default: 100000 1000000)",
     )
     bench.set_defaults(handler=_cmd_bench)
+    bench_modes = bench.add_subparsers(metavar="MODE")
+    detection = bench_modes.add_parser(
+        "detection", help="per-technique results of attack captures injected as agent sessions"
+    )
+    _bench_detection_options(detection)
+    detection.set_defaults(handler=_cmd_bench_detection)
 
     run = commands.add_parser("run", help="run the always-on service (sources from the config)")
     run.add_argument("--config", type=Path, required=True, help="configuration file")
@@ -313,6 +319,27 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from detector.bench import run
 
     run(args.events, sys.stdout)
+    return EXIT_OK
+
+
+def _bench_detection_options(parser: argparse.ArgumentParser) -> None:
+    where = "(default: the copy under tests/data/cloudtrail/)"
+    parser.add_argument("--attacks", type=Path, metavar="DIR", help=f"labelled attacks {where}")
+    parser.add_argument("--background", type=Path, metavar="DIR", help=f"benign capture {where}")
+    parser.add_argument("--config", type=Path, help="configuration file (severity, catalogue)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per technique")
+
+
+def _cmd_bench_detection(args: argparse.Namespace) -> int:
+    from detector.bench_detection import ATTACKS, BACKGROUND, run
+
+    run(
+        sys.stdout,
+        attacks=args.attacks or ATTACKS,
+        background=args.background or BACKGROUND,
+        settings=_settings(args.config),
+        as_json=args.json,
+    )
     return EXIT_OK
 
 
