@@ -190,16 +190,18 @@ def detection_report(
     settings: Settings | None = None,
 ) -> DetectionReport:
     settings = settings or Settings()
+    report = DetectionReport(techniques=[], background_events=0)
     attacks = [
-        (str(label["technique"]), record)
-        for record, label in _labelled(attacks_dir)
+        (str(label.get("technique")), record)
+        for record, label in _labelled(attacks_dir, report)
         if label.get("label", "attack") == "attack"
     ]
     background = [
         record
-        for record, label in _labelled(background_dir)
+        for record, label in _labelled(background_dir, report)
         if label.get("activity_class") in BENIGN_CLASSES
     ]
+    report.background_events = len(background)
     if not attacks or not background:
         raise ConfigError(f"{attacks_dir} and {background_dir} must both hold labelled events")
     account = Counter(str(r.get("recipientAccountId")) for r in background).most_common(1)[0][0]
@@ -217,7 +219,6 @@ def detection_report(
     severities: dict[str, Severity] = {}
     kinds: dict[str, Counter[str]] = {technique: Counter() for technique in counts}
     revoked: set[str] = set()
-    report = DetectionReport(techniques=[], background_events=len(background))
     for event in _events(merged(background, stamped), report):
         result = pipeline.process(event)
         for finding in result.findings:
@@ -288,16 +289,41 @@ def run(
 # --- reading -----------------------------------------------------------------------------------
 
 
-def _labelled(folder: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """(record, label) pairs of a dataset folder: events.jsonl with a parallel labels.jsonl."""
+def _labelled(
+    folder: Path, report: DetectionReport
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(record, label) pairs of a dataset folder: events.jsonl with a parallel labels.jsonl.
+
+    A line that is not a JSON object with a well-formed eventTime is counted as rejected."""
     try:
         events = (folder / "events.jsonl").read_bytes().splitlines()
         labels = (folder / "labels.jsonl").read_bytes().splitlines()
     except OSError as exc:
         raise ConfigError(f"{folder}: cannot read a labelled dataset: {exc.strerror}") from exc
+    if len(events) != len(labels):
+        raise ConfigError(
+            f"{folder}: events.jsonl has {len(events)} lines, labels.jsonl {len(labels)}"
+        )
     for line, label_line in zip(events, labels, strict=True):
-        if line.strip():
-            yield orjson.loads(line), orjson.loads(label_line)
+        pair = _pair(line, label_line)
+        if pair is None:
+            report.rejected += 1
+        else:
+            yield pair
+
+
+def _pair(line: bytes, label_line: bytes) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    try:
+        record, label = orjson.loads(line), orjson.loads(label_line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or not isinstance(label, dict):
+        return None
+    try:
+        _time(record.get("eventTime"))
+    except (ValueError, TypeError):
+        return None
+    return record, label
 
 
 def _events(
@@ -310,7 +336,7 @@ def _events(
             report.rejected += 1
 
 
-def _time(value: str) -> datetime:
+def _time(value: Any) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 

@@ -180,3 +180,45 @@ def test_bench_detection_json_matches_the_report(
 def test_a_folder_without_labelled_events_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read a labelled dataset"):
         detection_report(tmp_path, BACKGROUND)
+
+
+def _dataset(folder: Path, rows: list[tuple[bytes, dict[str, Any]]]) -> Path:
+    folder.mkdir()
+    (folder / "events.jsonl").write_bytes(b"".join(line + b"\n" for line, _ in rows))
+    (folder / "labels.jsonl").write_bytes(b"".join(orjson.dumps(lb) + b"\n" for _, lb in rows))
+    return folder
+
+
+def test_bad_records_are_counted_and_the_rest_still_judged(tmp_path: Path) -> None:
+    technique = "aws.defense-evasion.cloudtrail-stop"
+    attack = {"technique": technique, "label": "attack"}
+    attacks = _dataset(
+        tmp_path / "attacks",
+        [
+            (orjson.dumps(_first(technique)), attack),
+            (b"{not json", attack),
+            (orjson.dumps({"eventName": "StopLogging"}), attack),  # no eventTime
+        ],
+    )
+    benign = {"activity_class": "other_console_cli_sdk"}
+    lines = (BACKGROUND / "events.jsonl").read_bytes().splitlines()[:50]
+    wrong_identity = {**orjson.loads(lines[0]), "eventID": "odd", "userIdentity": "root"}
+    background = _dataset(
+        tmp_path / "background",
+        [(line, benign) for line in lines] + [(orjson.dumps(wrong_identity), benign)],
+    )
+    report = detection_report(attacks, background)
+    assert report.rejected == 3
+    (result,) = report.techniques
+    assert result.top_severity is Severity.CRITICAL
+    assert result.revoked
+
+
+def test_events_and_labels_of_different_lengths_are_a_clear_error(tmp_path: Path) -> None:
+    folder = _dataset(
+        tmp_path / "a",
+        [(orjson.dumps(_first("aws.exfiltration.ec2-share-ami")), {"technique": "t"})],
+    )
+    (folder / "labels.jsonl").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"events\.jsonl has 1 lines, labels\.jsonl 0"):
+        detection_report(folder, BACKGROUND)
