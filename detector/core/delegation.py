@@ -45,8 +45,15 @@ class AgentCredentialRules:
     session_tags       tag key -> glob on its value; any one matching tag marks the session
     """
 
-    __slots__ = ("_arn_roles", "_identities", "_named_roles", "_tags", "roles", "session_tags",
-                 "source_identities")  # fmt: skip
+    __slots__ = (
+        "_arn_roles",
+        "_identities",
+        "_named_roles",
+        "_tags",
+        "roles",
+        "session_tags",
+        "source_identities",
+    )
 
     def __init__(
         self,

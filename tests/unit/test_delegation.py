@@ -370,3 +370,75 @@ def test_iam_user_helper_is_a_person() -> None:
     view = SessionTracker(TABLE).observe(record(iam_user("bob", key="AKIAEXAMPLEBOB000009")))
     assert view.kind is SessionKind.HUMAN
     assert view.credentials is CredentialRelation.OWN
+
+
+def test_an_agents_own_assume_role_is_flagged_and_its_delegated_child_is_not(
+    tmp_path: Path,
+) -> None:
+    pipeline = _pipeline(tmp_path)
+    mint = assume_role(
+        SSO,
+        role="ForecastFixRole",
+        session="agent-kiro-ce-4833",
+        new_key=AGENT_KEY,
+        role_id="AROAEXAMPLEDELEGATE1",
+        source_identity="agent-kiro-ce-4833",
+        user_agent=KIRO_UA,
+    )
+    child = role_session(
+        "ForecastFixRole",
+        "agent-kiro-ce-4833",
+        AGENT_KEY,
+        role_id="AROAEXAMPLEDELEGATE1",
+        source_identity="agent-kiro-ce-4833",
+    )
+    first = pipeline.process(mint)
+    later = pipeline.process(
+        record(
+            child,
+            minute=2,
+            userAgent=KIRO_UA,
+            eventSource="ce.amazonaws.com",
+            eventName="GetCostAndUsage",
+        )
+    )
+    flagged = [f for f in first.findings if f.kind == "agent-on-human-credentials"]
+    assert [f.event_id for f in flagged] == [mint.event_id]
+    assert flagged[0].credentials is CredentialRelation.INHERITED
+    assert later.session is not None
+    assert later.session.credentials is CredentialRelation.DELEGATED
+    assert not [f for f in later.findings if f.kind == "agent-on-human-credentials"]
+
+
+def test_snapshots_from_before_the_relation_still_restore() -> None:
+    tracker = SessionTracker(TABLE)
+    view = _mint(tracker, SSO, role="ForecastFixRole", source_identity="agent-kiro-ce-4833")
+    data = json.loads(json.dumps(tracker.snapshot()))
+    for session in data["sessions"]:
+        del session["scope_binding"]
+        if session["inherited"]:
+            for key in ("role_arn", "credentials", "delegated_by"):
+                del session["inherited"][key]
+    restored = SessionTracker.restore(data, TABLE).get(view.session_id)
+    assert restored is not None
+    assert restored.credentials is CredentialRelation.DELEGATED
+    assert restored.delegated_by == "alice@example.com"
+
+
+def test_agent_settings_from_a_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "agents:\n"
+        "  roles: ['arn:aws:iam::111122223333:role/ForecastFix*']\n"
+        "  source_identities: []\n"
+        "  session_tags: {}\n"
+    )
+    settings = load_settings(config)
+    (tmp_path / "scopes.yaml").write_text("scopes: []\n")
+    pipeline = build_pipeline(settings, scopes_path=tmp_path / "scopes.yaml")
+    views = [
+        pipeline.process(e).session for e in _scope_events("alice-elevated", "ForecastFixRole")
+    ]
+    assert views[-1] is not None
+    assert views[-1].credentials is CredentialRelation.DELEGATED
+    assert pipeline.tracker.credential_rules.source_identities == ()
