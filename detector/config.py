@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from detector.core.delegation import DEFAULT_SESSION_TAGS, DEFAULT_SOURCE_IDENTITIES
 from detector.core.taxonomy import Severity
 from detector.errors import ConfigError
 
@@ -41,10 +42,8 @@ class AgentSettings:
     # person's credentials handed over: roles reserved for agents (name or ARN globs), and
     # SourceIdentity and session-tag globs set at mint time (see detector/core/delegation.py).
     roles: tuple[str, ...] = ()
-    source_identities: tuple[str, ...] = ("agent-*",)
-    session_tags: Mapping[str, str] = field(
-        default_factory=lambda: {"agent_session": "*", "agent_kind": "*"}
-    )
+    source_identities: tuple[str, ...] = DEFAULT_SOURCE_IDENTITIES
+    session_tags: Mapping[str, str] = field(default_factory=lambda: DEFAULT_SESSION_TAGS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -442,3 +442,18 @@ def test_agent_settings_from_a_config_file(tmp_path: Path) -> None:
     assert views[-1] is not None
     assert views[-1].credentials is CredentialRelation.DELEGATED
     assert pipeline.tracker.credential_rules.source_identities == ()
+
+
+def test_a_scope_naming_a_persons_own_session_does_not_delegate_it(tmp_path: Path) -> None:
+    path = tmp_path / "scopes.yaml"
+    path.write_text(
+        "scopes:\n"
+        "  - name: alice-task\n"
+        "    match: {session_name: 'alice@example.com'}\n"
+        "    allow: {actions: ['s3:List*']}\n"
+    )
+    pipeline = build_pipeline(Settings(), scopes_path=path)
+    result = pipeline.process(record(SSO, userAgent=KIRO_UA))
+    assert result.session is not None
+    assert result.session.credentials is CredentialRelation.INHERITED
+    assert [f.kind for f in result.findings] == ["agent-on-human-credentials"]
