@@ -29,6 +29,9 @@ DEFAULT_SESSION_TAGS: Mapping[str, str] = MappingProxyType(
 )
 
 
+_IDENTITY_CENTER = "/aws-reserved/sso.amazonaws.com/"
+
+
 def _alternation(patterns: Iterable[str], *, ignore_case: bool = False) -> re.Pattern[str] | None:
     sources = [glob_regex(p) for p in patterns]
     if not sources:
@@ -74,7 +77,9 @@ class AgentCredentialRules:
         )
 
     def is_agent_role(self, role_arn: str | None) -> bool:
-        if not role_arn:
+        """Whether the role is reserved for agents. Identity Center permission-set roles
+        (`AWSReservedSSO_*`) are a person's by construction and never count."""
+        if not role_arn or _IDENTITY_CENTER in role_arn or "/AWSReservedSSO_" in role_arn:
             return False
         if self._arn_roles is not None and self._arn_roles.fullmatch(role_arn):
             return True

@@ -148,9 +148,11 @@ def test_an_agent_role_reassumed_into_the_persons_own_role_is_inherited() -> Non
 
 
 def test_an_identity_center_role_is_never_an_agent_role() -> None:
-    rules = AgentCredentialRules(roles=["AWSReservedSSO_*"])
+    rules = AgentCredentialRules(roles=["AWSReservedSSO_*", "*"])
     tracker = SessionTracker(TABLE, credential_rules=rules)
-    view = tracker.observe(record(SSO, userAgent=KIRO_UA))
+    person = tracker.observe(record(SSO))
+    assert person.kind is SessionKind.HUMAN
+    view = tracker.observe(record(SSO, minute=1, userAgent=KIRO_UA))
     _inherited(view, "alice@example.com")
 
 
