@@ -191,9 +191,10 @@ def _relation(
             by,
             f"delegated by {by or 'a person'} through session {inherited.session_id}",
         )
-    own_role = role_arn is not None and role_arn == inherited.role_arn
-    sso = _is_sso(role_arn)
-    if role_arn is None or own_role or sso:
+    if role_arn is None:
+        # GetSessionToken, GetFederationToken: the person's own permissions, no role between.
+        return CredentialRelation.INHERITED, None, f"on credentials derived from {person}'s own"
+    if role_arn == inherited.role_arn or _is_sso(role_arn):
         return CredentialRelation.INHERITED, None, f"on {person}'s own role"
     if not marks and not record.scope_binding:
         return (

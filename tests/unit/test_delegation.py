@@ -459,3 +459,41 @@ def test_a_scope_naming_a_persons_own_session_does_not_delegate_it(tmp_path: Pat
     assert result.session is not None
     assert result.session.credentials is CredentialRelation.INHERITED
     assert [f.kind for f in result.findings] == ["agent-on-human-credentials"]
+
+
+def test_a_federation_token_of_a_person_is_inherited_even_when_stamped() -> None:
+    tracker = SessionTracker(TABLE)
+    tracker.observe(
+        record(
+            ALICE,
+            userAgent=KIRO_UA,
+            eventSource="sts.amazonaws.com",
+            eventName="GetFederationToken",
+            requestParameters={
+                "name": "agent-kiro-1",
+                "tags": [{"key": "agent_session", "value": "1"}],
+            },
+            responseElements={
+                "credentials": {"accessKeyId": "ASIAEXAMPLEFEDAGENT1"},
+                "federatedUser": {
+                    "federatedUserId": "111122223333:agent-kiro-1",
+                    "arn": "arn:aws:sts::111122223333:federated-user/agent-kiro-1",
+                },
+            },
+        )
+    )
+    federated = {
+        "type": "FederatedUser",
+        "principalId": "111122223333:agent-kiro-1",
+        "arn": "arn:aws:sts::111122223333:federated-user/agent-kiro-1",
+        "accountId": "111122223333",
+        "accessKeyId": "ASIAEXAMPLEFEDAGENT1",
+        "sessionContext": {
+            "attributes": {"creationDate": "2026-03-02T10:00:00Z"},
+            "sessionIssuer": {"type": "IAMUser", "arn": ALICE["arn"], "userName": "alice"},
+        },
+    }
+    view = tracker.observe(record(federated, minute=1, userAgent=KIRO_UA))
+    # A federation token carries the user's own permissions: no role stands in between.
+    _inherited(view, "alice")
+    assert "on credentials derived from alice's own" in view.evidence
