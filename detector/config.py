@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from detector.core.delegation import DEFAULT_SESSION_TAGS, DEFAULT_SOURCE_IDENTITIES
 from detector.core.taxonomy import Severity
 from detector.errors import ConfigError
 
@@ -37,10 +38,18 @@ class CatalogSettings:
 class AgentSettings:
     # Extra rows for the agent-marker table, same fields as the built-in rows.
     markers: tuple[Mapping[str, Any], ...] = ()
+    # What marks a role session a person minted as delegated to an agent rather than the
+    # person's credentials handed over: roles reserved for agents (name or ARN globs), and
+    # SourceIdentity and session-tag globs set at mint time (see detector/core/delegation.py).
+    roles: tuple[str, ...] = ()
+    source_identities: tuple[str, ...] = DEFAULT_SOURCE_IDENTITIES
+    session_tags: Mapping[str, str] = field(default_factory=lambda: DEFAULT_SESSION_TAGS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SeveritySettings:
+    out_of_scope_tier_0: Severity = Severity.CRITICAL
+    out_of_scope_tier_1: Severity = Severity.CRITICAL
     out_of_scope_read: Severity = Severity.MEDIUM
     out_of_scope_mutating: Severity = Severity.HIGH
     out_of_scope_dangerous: Severity = Severity.CRITICAL

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Protocol
 
 from detector.core.session_view import SessionView
-from detector.core.taxonomy import SessionKind, Severity
+from detector.core.taxonomy import CredentialRelation, SessionKind, Severity
 from detector.replay import ReplayStats
 
 SESSION_ROWS = 15
@@ -44,7 +44,8 @@ def render(stats: ReplayStats, out: TextSink, *, color: bool = False) -> None:
                 f"  {session.kind.value:7} {(session.agent or '-'):12} "
                 f"{_clip(session.principal_arn or session.session_id, 58):58} "
                 f"{_clip(_human(session), 20):20} {_clip(_scope(stats, session), 14):14} "
-                f"{sum(counts.values())} (worst {paint(worst.label, worst)})\n"
+                f"{sum(counts.values())} (worst {paint(worst.label, worst)})"
+                f"{_delegation(session)}\n"
             )
         if len(flagged) > SESSION_ROWS:
             write(f"  ... {len(flagged) - SESSION_ROWS} more sessions with findings\n")
@@ -85,6 +86,12 @@ def _human(session: SessionView) -> str:
     if session.kind is SessionKind.AGENT and session.on_human_credentials:
         return f"{session.human} (!)" if session.human else "(person)"
     return session.human or "-"
+
+
+def _delegation(session: SessionView) -> str:
+    if session.credentials is CredentialRelation.DELEGATED:
+        return f"  delegated by {session.delegated_by or 'a person'}"
+    return ""
 
 
 def _scope(stats: ReplayStats, session: SessionView) -> str:

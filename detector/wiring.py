@@ -8,6 +8,7 @@ from types import MappingProxyType
 from detector.catalog_loader import load_catalog
 from detector.config import Settings
 from detector.core.agents import DEFAULT_MARKERS, AgentMarkerTable, parse_markers
+from detector.core.delegation import AgentCredentialRules, parse_credential_rules
 from detector.core.pipeline import Pipeline, PipelineFactory
 from detector.core.policy import SeverityPolicy
 from detector.core.scope import ScopeSet, parse_scopes
@@ -18,6 +19,8 @@ from detector.scope_file import load_scopes
 def severity_policy(settings: Settings) -> SeverityPolicy:
     s = settings.severity
     return SeverityPolicy(
+        out_of_scope_tier_0=s.out_of_scope_tier_0,
+        out_of_scope_tier_1=s.out_of_scope_tier_1,
         out_of_scope_read=s.out_of_scope_read,
         out_of_scope_mutating=s.out_of_scope_mutating,
         out_of_scope_dangerous=s.out_of_scope_dangerous,
@@ -44,6 +47,16 @@ def marker_table(settings: Settings) -> AgentMarkerTable:
     return table
 
 
+def credential_rules(settings: Settings) -> AgentCredentialRules:
+    agents = settings.agents
+    return parse_credential_rules(
+        roles=agents.roles,
+        source_identities=agents.source_identities,
+        session_tags=agents.session_tags,
+        source=settings.source,
+    )
+
+
 def scope_set(settings: Settings, scopes_path: Path | None) -> ScopeSet:
     path = scopes_path or settings.scopes
     if path is None:
@@ -58,13 +71,16 @@ def pipeline_factory(settings: Settings, *, scopes_path: Path | None = None) -> 
     catalog = load_catalog(settings.catalog.overrides)
     scopes = scope_set(settings, scopes_path)
     markers = marker_table(settings)
+    rules = credential_rules(settings)
     policy = severity_policy(settings)
 
     def build() -> Pipeline:
         return Pipeline(
             catalog=catalog,
             scopes=scopes,
-            tracker=SessionTracker(markers, max_sessions=settings.state.max_sessions),
+            tracker=SessionTracker(
+                markers, max_sessions=settings.state.max_sessions, credential_rules=rules
+            ),
             policy=policy,
             responses_enabled=settings.responses.enabled,
             dedup_capacity=settings.state.dedup_capacity,

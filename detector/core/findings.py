@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from detector.core.taxonomy import Category, SessionKind, Severity
+from detector.core.taxonomy import Category, CredentialRelation, SessionKind, Severity
 from detector.registry import Registry
 
 
@@ -75,6 +75,9 @@ class Finding:
     account: str | None = None
     error_code: str | None = None
     evidence: tuple[str, ...] = ()
+    # Whose permissions the session's credentials carry, and who delegated them.
+    credentials: CredentialRelation = CredentialRelation.OWN
+    delegated_by: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -97,6 +100,8 @@ class Finding:
             "account": self.account,
             "error_code": self.error_code,
             "evidence": list(self.evidence),
+            "credentials": self.credentials.value,
+            "delegated_by": self.delegated_by,
         }
 
 

@@ -23,7 +23,7 @@ from detector.core.resources import extract_resources
 from detector.core.scope import Scope, ScopeSet
 from detector.core.session_view import SessionView
 from detector.core.sessions import SessionTracker
-from detector.core.taxonomy import SessionKind, Severity
+from detector.core.taxonomy import CredentialRelation, SessionKind, Severity
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,10 +131,17 @@ class Pipeline:
         if cached is not None and cached[0] is session:
             return session, cached[1]
         scope = self.scopes.bind(session) if len(self.scopes) else None
-        if scope is not None and session.kind is not SessionKind.AGENT:
-            # A session bound to a task scope is an agent task session, whatever it looked like.
+        if scope is not None and (
+            session.kind is not SessionKind.AGENT
+            or (scope.names_credentials and session.credentials is CredentialRelation.INHERITED)
+        ):
+            # A session bound to a task scope is an agent task session, whatever it looked like;
+            # a scope that names the credential set also marks them as minted for the task.
             session = self.tracker.promote(
-                session.session_id, agent=session.agent, evidence=f"bound to scope {scope.name}"
+                session.session_id,
+                agent=session.agent,
+                evidence=f"bound to scope {scope.name}",
+                scope_binding=scope.name if scope.names_credentials else None,
             )
         self._bindings[session.session_id] = (session, scope)
         return session, scope
@@ -191,7 +198,12 @@ class Pipeline:
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
-        self.tracker = SessionTracker.restore(data["sessions"], self.tracker.markers)
+        self.tracker = SessionTracker.restore(
+            data["sessions"],
+            self.tracker.markers,
+            max_sessions=self.tracker.max_sessions,
+            credential_rules=self.tracker.credential_rules,
+        )
         self.decider.restore(data["decisions"])
         self.bursts.restore(data["bursts"])
         self.dedup.restore(data["dedup"])

@@ -1,6 +1,9 @@
 """The severity policy: which findings one event raises, and how severe each is.
 
-Agents are judged against their task scope; humans and services by the catalogue alone.
+Agents are judged against their task scope; humans and services by the catalogue alone. An
+agent outside its scope is judged by what the action can do: the catalogue's tier first
+(tiers 0 and 1 are critical whatever the category: new access keys, trust policies and
+secret reads are how access outlives the session), then reads versus writes.
 Every number here is configurable (`severity:` in the config file); the defaults are the
 ones the README documents.
 """
@@ -16,7 +19,7 @@ from detector.core.events import CloudTrailEvent
 from detector.core.findings import CATEGORY_KINDS, Finding
 from detector.core.scope import ScopeVerdict, Violation
 from detector.core.session_view import SessionView
-from detector.core.taxonomy import Category, SessionKind, Severity
+from detector.core.taxonomy import Category, CredentialRelation, SessionKind, Severity
 
 DEFAULT_TIER_SEVERITY: Mapping[int, Severity] = MappingProxyType(
     {0: Severity.HIGH, 1: Severity.MEDIUM, 2: Severity.LOW, 3: Severity.INFO}
@@ -27,6 +30,8 @@ DEFAULT_TIER_SEVERITY: Mapping[int, Severity] = MappingProxyType(
 class SeverityPolicy:
     """Severities by situation. See the README's "Severity policy" for the reasoning."""
 
+    out_of_scope_tier_0: Severity = Severity.CRITICAL
+    out_of_scope_tier_1: Severity = Severity.CRITICAL
     out_of_scope_read: Severity = Severity.MEDIUM
     out_of_scope_mutating: Severity = Severity.HIGH
     out_of_scope_dangerous: Severity = Severity.CRITICAL
@@ -43,10 +48,21 @@ class SeverityPolicy:
     burst_threshold: int = 5
     burst_window_seconds: int = 300
 
-    def out_of_scope(self, category: Category | None, *, denied: bool) -> Severity:
-        """Severity of an agent acting outside its scope (or with none) in this category."""
-        if category is not None and category.dangerous:
-            return self.denied_dangerous if denied else self.out_of_scope_dangerous
+    def out_of_scope(
+        self, category: Category | None, tier: int | None, *, denied: bool
+    ) -> Severity:
+        """Severity of an agent acting outside its scope (or with none).
+
+        Tiers 0 and 1 decide alone, whatever the category. Below them, a category that
+        destroys, grants, blinds or exposes keeps `out_of_scope_dangerous` (only an override
+        that lowers such an action's tier puts it there), other writes, persistence and
+        credential access are `out_of_scope_mutating`, reads and lists `out_of_scope_read`.
+        """
+        top = self._tier_top(tier)
+        if top is not None or (category is not None and category.dangerous):
+            severity = top if top is not None else self.out_of_scope_dangerous
+            # A refused attempt at one of these did no harm but shows intent.
+            return min(self.denied_dangerous, severity) if denied else severity
         # Reading secrets is not a mutation but is as serious as one.
         if category is None or category in (Category.READ, Category.LIST):
             base = self.out_of_scope_read
@@ -54,6 +70,13 @@ class SeverityPolicy:
             base = self.out_of_scope_mutating
         # A refused attempt did no harm but shows intent: one step lower, never below low.
         return _lower(base) if denied else base
+
+    def _tier_top(self, tier: int | None) -> Severity | None:
+        if tier == 0:
+            return self.out_of_scope_tier_0
+        if tier == 1:
+            return self.out_of_scope_tier_1
+        return None
 
     def catalogue(self, tier: int, *, denied: bool) -> Severity:
         base = self.tier_severity.get(tier, Severity.INFO)
@@ -65,15 +88,21 @@ def _lower(severity: Severity) -> Severity:
 
 
 def worst(classifications: Sequence[Classification]) -> Classification | None:
-    """The riskiest of an event's actions: dangerous categories first, then lowest tier."""
+    """The riskiest of an event's actions, in the order of the agent policy: tiers 0 and 1,
+    then dangerous categories, then writes, then the lowest tier."""
     if not classifications:
         return None
     return min(classifications, key=_risk_order)
 
 
-def _risk_order(item: Classification) -> tuple[int, int, int]:
+def _risk_order(item: Classification) -> tuple[int, int, int, int]:
     category = item.category
-    return (0 if category.dangerous else 1, 0 if category.mutating else 1, item.tier)
+    return (
+        min(item.tier, 2),
+        0 if category.dangerous else 1,
+        0 if category.mutating else 1,
+        item.tier,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,7 +139,9 @@ def _judge_agent(ctx: EventContext, policy: SeverityPolicy) -> list[Finding]:
                 make_finding(
                     ctx,
                     kind="unscoped-agent",
-                    severity=policy.out_of_scope(category, denied=denied),
+                    severity=policy.out_of_scope(
+                        category, riskiest.tier if riskiest else None, denied=denied
+                    ),
                     classification=riskiest,
                     reason=_unscoped_reason(ctx, riskiest),
                 )
@@ -120,11 +151,12 @@ def _judge_agent(ctx: EventContext, policy: SeverityPolicy) -> list[Finding]:
             out_of_scope = True
             classification = by_action.get(violation.subject.lower(), riskiest)
             category = classification.category if classification else None
+            tier = classification.tier if classification else None
             findings.append(
                 make_finding(
                     ctx,
                     kind=violation.kind,
-                    severity=policy.out_of_scope(category, denied=denied),
+                    severity=policy.out_of_scope(category, tier, denied=denied),
                     classification=classification,
                     reason=_violation_reason(ctx, violation, denied),
                 )
@@ -134,7 +166,9 @@ def _judge_agent(ctx: EventContext, policy: SeverityPolicy) -> list[Finding]:
         if kind is None:
             continue
         if out_of_scope:
-            severity = policy.out_of_scope(classification.category, denied=denied)
+            severity = policy.out_of_scope(
+                classification.category, classification.tier, denied=denied
+            )
         else:
             severity = policy.in_scope_risky
         findings.append(
@@ -205,6 +239,8 @@ def make_finding(
         account=event.account_id,
         error_code=event.error_code,
         evidence=tuple(evidence),
+        credentials=session.credentials,
+        delegated_by=session.delegated_by,
     )
 
 
@@ -212,6 +248,8 @@ def _who(session: SessionView) -> str:
     name = session.agent or session.kind.value
     if session.kind is SessionKind.AGENT and session.on_human_credentials and session.human:
         return f"agent {name} (on {session.human}'s credentials)"
+    if session.kind is SessionKind.AGENT and session.credentials is CredentialRelation.DELEGATED:
+        return f"agent {name} (delegated by {session.delegated_by or 'a person'})"
     if session.kind is SessionKind.AGENT:
         return f"agent {name}"
     return session.principal_arn or session.session_id

@@ -68,6 +68,11 @@ MATCH_ATTRIBUTES = {
     "agent": "agent",
     "account": "account_id",
 }
+# Match fields fixed when the credentials are minted: a scope binding on one of them (or on
+# tags) names the credential set itself, not only the agent or account that uses it.
+CREDENTIAL_MATCH_FIELDS = frozenset(
+    {"source_identity", "role_arn", "session_name", "principal_arn"}
+)
 # Agent names are ours, not AWS's, and are written in either case.
 CASELESS_MATCH_FIELDS = frozenset({"agent"})
 LISTED_GLOBS = 6
@@ -185,6 +190,11 @@ class Scope:
         )
 
     # -- binding ---------------------------------------------------------------------------
+
+    @property
+    def names_credentials(self) -> bool:
+        """True when the match names the credential set (not only `agent` or `account`)."""
+        return bool(self.tags) or any(f in CREDENTIAL_MATCH_FIELDS for f, _, _ in self.match)
 
     def matches(self, session: SessionView) -> bool:
         """True when every match field is present on the session and matches its glob."""

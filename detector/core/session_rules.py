@@ -5,7 +5,14 @@ credentials passed down (`Inherited`). Kind is decided in two steps: whether an 
 involved (a marker on the session, an agent up the chain, or a scope binding; sticky), and
 what the credentials are without the agent (human, service or unknown). An agent on human
 credentials is the case TrailGuard exists for: an engineer's IAM user, root, console or
-Identity Center session, `aws login` credentials, or a role session a person minted.
+Identity Center session, `aws login` credentials, or a role session a person minted and
+handed over as it is.
+
+Where the agent's permissions come from is the credential relation. A role session a person
+minted into a role other than their own is *delegated* when the session is marked for an
+agent (an agent role, an agent SourceIdentity or session tag: `AgentCredentialRules`) or a
+task scope names it: its permissions are the role's, not the person's. Without any of that,
+a person's elevated role handed to an agent is still *inherited*, the incident's failure mode.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ import re
 from functools import lru_cache
 from types import MappingProxyType
 
+from detector.core.delegation import DEFAULT_RULES, AgentCredentialRules
 from detector.core.session_state import Inherited, SessionRecord, last_segment
 from detector.core.session_view import NO_TAGS, SessionView
-from detector.core.taxonomy import SessionKind
+from detector.core.taxonomy import CredentialRelation, SessionKind
 
 _INSTANCE_ID = re.compile(r"^i-[0-9a-fA-F]{8,17}$")
 # Console front ends: signin/console.*.amazonaws.com, "S3Console/0.4", "RDS Console", ...
@@ -33,6 +41,7 @@ UA_CI = 4
 
 # Identity types that are a principal of their own rather than credentials derived from one.
 _SELF_ROOTED = frozenset({"IAMUser", "Root", "SAMLUser", "WebIdentityUser", "IdentityCenterUser"})
+MINT_TIME = "mint-time"
 
 
 @lru_cache(maxsize=8192)
@@ -48,42 +57,14 @@ def ua_hints(user_agent: str) -> int:
     return hints
 
 
-def build_view(record: SessionRecord) -> tuple[SessionView, Inherited]:
+def build_view(
+    record: SessionRecord, rules: AgentCredentialRules = DEFAULT_RULES
+) -> tuple[SessionView, Inherited]:
     """The record's view, and what it passes on to sessions it mints."""
     link = record.link
     inherited = record.inherited
     if inherited is None and link is not None:
         inherited = Inherited.from_link(link)
-
-    is_agent = record.agent is not None or record.promoted or bool(inherited and inherited.is_agent)
-    agent = record.agent
-    confidence = record.agent_confidence
-    if agent is None and inherited is not None and inherited.is_agent:
-        agent, confidence = inherited.agent, inherited.agent_confidence
-    if is_agent and confidence is None:
-        agent, confidence = agent or record.promoted_agent, "scope-binding"
-
-    base_kind, base_evidence, human = _base(record, inherited)
-    evidence: list[str] = []
-    if is_agent:
-        if record.agent_evidence:
-            evidence.append(record.agent_evidence)
-        if inherited is not None and inherited.is_agent:
-            evidence.append(
-                f"agent {inherited.agent or 'unidentified'} inherited from session "
-                f"{inherited.session_id}"
-            )
-        if record.promoted and record.promoted_evidence:
-            evidence.append(record.promoted_evidence)
-    if base_evidence:
-        evidence.append(base_evidence)
-    if link is not None:
-        evidence.append(
-            f"credentials minted by {link.minted_by} in session {link.parent_session_id}"
-        )
-    if record.login_evidence:
-        evidence.append(f"aws login credentials: {record.login_evidence}")
-    evidence.extend(f"calls made on its behalf by {service}" for service in record.fas)
 
     inherited_tags = dict(inherited.transitive_tags) if inherited is not None else {}
     tags = dict(inherited_tags)
@@ -93,25 +74,69 @@ def build_view(record: SessionRecord) -> tuple[SessionView, Inherited]:
         transitive.update(link.incoming_transitive)
         tags.update(link.tags)
         transitive.update((k, v) for k, v in link.tags.items() if k in link.transitive_keys)
-
     source_identity = (
         record.source_identity
         or (link.source_identity if link else None)
         or (inherited.source_identity if inherited else None)
     )
+    role_arn = _role_arn(record)
+    marks = rules.marks(role_arn=role_arn, source_identity=source_identity, tags=tags)
+
+    inherited_agent = bool(inherited and inherited.is_agent)
+    is_agent = record.agent is not None or record.promoted or inherited_agent or bool(marks)
+    agent = record.agent
+    confidence = record.agent_confidence
+    if agent is None and inherited is not None and inherited.is_agent:
+        agent, confidence = inherited.agent, inherited.agent_confidence
+    if marks and confidence is None:
+        agent, confidence = rules.agent_name(source_identity, tags), MINT_TIME
+    if is_agent and confidence is None:
+        agent, confidence = agent or record.promoted_agent, "scope-binding"
+    agent = agent or (record.promoted_agent if is_agent else None)
+
+    base_kind, base_evidence, human, through_chain = _base(record, inherited)
+    relation, delegated_by, relation_evidence = CredentialRelation.OWN, None, ""
+    if is_agent and base_kind is SessionKind.HUMAN:
+        relation, delegated_by, relation_evidence = _relation(
+            record, inherited, role_arn, human, marks, through_chain=through_chain
+        )
+    evidence: list[str] = []
+    if is_agent:
+        if record.agent_evidence:
+            evidence.append(record.agent_evidence)
+        if inherited is not None and inherited.is_agent:
+            evidence.append(
+                f"agent {inherited.agent or 'unidentified'} inherited from session "
+                f"{inherited.session_id}"
+            )
+        evidence.extend(marks)
+        if record.promoted and record.promoted_evidence:
+            evidence.append(record.promoted_evidence)
+    if base_evidence:
+        evidence.append(base_evidence)
+    if relation_evidence:
+        evidence.append(relation_evidence)
+    if link is not None:
+        evidence.append(
+            f"credentials minted by {link.minted_by} in session {link.parent_session_id}"
+        )
+    if record.login_evidence:
+        evidence.append(f"aws login credentials: {record.login_evidence}")
+    evidence.extend(f"calls made on its behalf by {service}" for service in record.fas)
+
     principal_arn = record.principal_arn or (link.arn if link else None)
     view = SessionView(
         session_id=record.session_id,
         kind=SessionKind.AGENT if is_agent else base_kind,
         agent=agent,
         principal_arn=principal_arn,
-        role_arn=_role_arn(record),
+        role_arn=role_arn,
         session_name=record.session_name or (link.session_name if link else None),
         source_identity=source_identity,
         tags=MappingProxyType(tags) if tags else NO_TAGS,
         account_id=record.account_id,
         human=human,
-        on_human_credentials=is_agent and base_kind is SessionKind.HUMAN,
+        on_human_credentials=relation is CredentialRelation.INHERITED,
         root_principal_arn=_root_arn(record, inherited),
         access_key_id=record.access_key_id,
         issued_at=record.issued_at,
@@ -119,6 +144,8 @@ def build_view(record: SessionRecord) -> tuple[SessionView, Inherited]:
         principal_type=record.principal_type,
         parent_session_id=link.parent_session_id if link else None,
         agent_confidence=confidence if is_agent else None,
+        credentials=relation,
+        delegated_by=delegated_by,
     )
     export = Inherited(
         session_id=record.session_id,
@@ -130,61 +157,134 @@ def build_view(record: SessionRecord) -> tuple[SessionView, Inherited]:
         root_arn=view.root_principal_arn or principal_arn,
         source_identity=source_identity,
         transitive_tags=MappingProxyType(transitive) if transitive else NO_TAGS,
+        role_arn=role_arn,
+        credentials=relation,
+        delegated_by=delegated_by,
     )
     return view, export
 
 
+def _relation(
+    record: SessionRecord,
+    inherited: Inherited | None,
+    role_arn: str | None,
+    human: str | None,
+    marks: tuple[str, ...],
+    *,
+    through_chain: bool,
+) -> tuple[CredentialRelation, str | None, str]:
+    """Inherited or delegated, for an agent whose credentials lead back to a person.
+
+    Returns (relation, delegating person, one line of evidence).
+    """
+    person = human or "a person"
+    if not through_chain or inherited is None:
+        # The person's own credential set: IAM user keys, root, an Identity Center or console
+        # session, `aws login` credentials.
+        return CredentialRelation.INHERITED, None, f"on {person}'s own credentials"
+    if inherited.credentials is CredentialRelation.DELEGATED:
+        # Minted by an agent that was itself delegated to: the permissions came through the
+        # delegated role, never through the person's own credentials.
+        by = inherited.delegated_by
+        return (
+            CredentialRelation.DELEGATED,
+            by,
+            f"delegated by {by or 'a person'} through session {inherited.session_id}",
+        )
+    if role_arn is None:
+        # GetSessionToken, GetFederationToken: the person's own permissions, no role between.
+        return CredentialRelation.INHERITED, None, f"on credentials derived from {person}'s own"
+    if role_arn == inherited.role_arn or _is_sso(role_arn):
+        return CredentialRelation.INHERITED, None, f"on {person}'s own role"
+    if not marks and not record.scope_binding:
+        return (
+            CredentialRelation.INHERITED,
+            None,
+            f"role {last_segment(role_arn)} minted by {person} is not marked for agents and no "
+            "task scope names the session: the person's role handed to an agent",
+        )
+    scoped = (
+        f"; task scope {record.scope_binding} names these credentials"
+        if record.scope_binding
+        else ""
+    )
+    return CredentialRelation.DELEGATED, human, f"delegated by {person} into {role_arn}{scoped}"
+
+
+def _is_sso(role_arn: str | None) -> bool:
+    role_path = role_arn or ""
+    name = last_segment(role_arn) or ""
+    return name.startswith("AWSReservedSSO_") or "/aws-reserved/sso.amazonaws.com/" in role_path
+
+
 def _base(
     record: SessionRecord, inherited: Inherited | None
-) -> tuple[SessionKind, str, str | None]:
-    """Kind as if no agent were involved: (kind, evidence, human)."""
+) -> tuple[SessionKind, str, str | None, bool]:
+    """Kind as if no agent were involved: (kind, evidence, human, through the chain).
+
+    The last is True when the kind comes from whoever minted the credentials rather than
+    from the credentials' own identity (an IAM user, an Identity Center session, ...).
+    """
     kind = record.principal_type
     chain_human = inherited.human if inherited is not None else None
     role_name = last_segment(_role_arn(record)) or ""
     role_path = _role_arn(record) or ""
-    sso = role_name.startswith("AWSReservedSSO_") or "/aws-reserved/sso.amazonaws.com/" in role_path
+    sso = _is_sso(_role_arn(record))
+    known_chain = inherited is not None and inherited.base_kind is not SessionKind.UNKNOWN
 
     if kind == "AWSService":
-        return SessionKind.SERVICE, f"AWS service {record.invoked_by or 'principal'}", None
+        return SessionKind.SERVICE, f"AWS service {record.invoked_by or 'principal'}", None, False
     if record.invoked_by and not (record.principal_arn or record.principal_id):
-        return SessionKind.SERVICE, f"event by AWS service {record.invoked_by}", None
+        return SessionKind.SERVICE, f"event by AWS service {record.invoked_by}", None, False
     if kind == "IAMUser":
         name = record.user_name or last_segment(record.principal_arn)
-        return SessionKind.HUMAN, f"IAM user {name}", name
+        return SessionKind.HUMAN, f"IAM user {name}", name, False
     if kind == "Root":
-        return SessionKind.HUMAN, "root user", chain_human or "root"
+        return SessionKind.HUMAN, "root user", chain_human or "root", False
     if sso:
         name = record.session_name
-        return SessionKind.HUMAN, f"IAM Identity Center session of {name}", name
+        return SessionKind.HUMAN, f"IAM Identity Center session of {name}", name, False
     if kind in ("SAMLUser", "IdentityCenterUser"):
         name = record.user_name or record.principal_id
-        return SessionKind.HUMAN, f"{kind} {name}", name
+        return SessionKind.HUMAN, f"{kind} {name}", name, False
     if record.on_behalf_of:
-        return SessionKind.HUMAN, "identity-enhanced session", record.on_behalf_of
+        return SessionKind.HUMAN, "identity-enhanced session", record.on_behalf_of, False
     if record.console or record.hints & UA_CONSOLE:
         human = chain_human or record.session_name or record.user_name
-        return SessionKind.HUMAN, "console session", human
+        return SessionKind.HUMAN, "console session", human, False
     if "/aws-service-role/" in role_path or role_name.startswith("AWSServiceRoleFor"):
-        return SessionKind.SERVICE, "service-linked role", None
+        return SessionKind.SERVICE, "service-linked role", None, False
     if record.session_name and _INSTANCE_ID.match(record.session_name):
-        return SessionKind.SERVICE, f"EC2 instance role session {record.session_name}", None
+        return SessionKind.SERVICE, f"EC2 instance role session {record.session_name}", None, False
     if record.credentials_issued_to:
-        return SessionKind.SERVICE, f"credentials issued to {record.credentials_issued_to}", None
+        return (
+            SessionKind.SERVICE,
+            f"credentials issued to {record.credentials_issued_to}",
+            None,
+            False,
+        )
     if record.hints & UA_LAMBDA:
-        return SessionKind.SERVICE, "Lambda runtime user agent", None
-    if record.login_evidence:
+        return SessionKind.SERVICE, "Lambda runtime user agent", None, False
+    # On a session minted by an STS call we saw, `aws login` flags in the user agent describe
+    # the source credentials the call was made with, not this session: the chain decides.
+    if record.login_evidence and not known_chain:
         human = chain_human or record.user_name or record.session_name
-        return SessionKind.HUMAN, "console credentials via aws login", human
-    if inherited is not None and inherited.base_kind is not SessionKind.UNKNOWN:
-        return inherited.base_kind, "", chain_human
+        return SessionKind.HUMAN, "console credentials via aws login", human, False
+    if inherited is not None and known_chain:
+        return inherited.base_kind, "", chain_human, True
     if kind == "FederatedUser" and record.issuer_type in ("IAMUser", "Root"):
         name = last_segment(record.issuer_arn) if record.issuer_type == "IAMUser" else "root"
-        return SessionKind.HUMAN, f"federation token of {record.issuer_type} {name}", name
+        return SessionKind.HUMAN, f"federation token of {record.issuer_type} {name}", name, False
     if record.hints & UA_CI:
-        return SessionKind.SERVICE, "GitHub Actions execution environment", None
+        return SessionKind.SERVICE, "GitHub Actions execution environment", None, False
     if record.identity_provider and _WORKLOAD_IDP.search(record.identity_provider):
-        return SessionKind.SERVICE, f"workload identity from {record.identity_provider}", None
-    return SessionKind.UNKNOWN, "", chain_human
+        return (
+            SessionKind.SERVICE,
+            f"workload identity from {record.identity_provider}",
+            None,
+            False,
+        )
+    return SessionKind.UNKNOWN, "", chain_human, False
 
 
 def _role_arn(record: SessionRecord) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 from detector.core.credentials import CredentialLink
 from detector.core.events import Actor
 from detector.core.session_view import NO_TAGS, SessionView
-from detector.core.taxonomy import SessionKind
+from detector.core.taxonomy import CredentialRelation, SessionKind
 
 SessionKey = tuple[str, str, str, str]
 
@@ -37,6 +37,11 @@ class Inherited:
     root_arn: str | None = None
     source_identity: str | None = None
     transitive_tags: Mapping[str, str] = field(default_factory=lambda: NO_TAGS)
+    # The minting session's own role (None for IAM users and root), so a child can tell
+    # "a role other than the person's own" from the person re-assuming their own role.
+    role_arn: str | None = None
+    credentials: CredentialRelation = CredentialRelation.OWN
+    delegated_by: str | None = None
 
     @classmethod
     def from_link(cls, link: CredentialLink) -> Inherited:
@@ -90,6 +95,7 @@ class SessionRecord:
         "promoted",
         "promoted_agent",
         "promoted_evidence",
+        "scope_binding",
         "session_id",
         "session_name",
         "sigs",
@@ -128,6 +134,9 @@ class SessionRecord:
         self.promoted = False
         self.promoted_agent: str | None = None
         self.promoted_evidence: str | None = None
+        # A task scope whose match names this credential set (role, SourceIdentity, session
+        # name, principal or tags): the binding marks the credentials as minted for the task.
+        self.scope_binding: str | None = None
         self.link: CredentialLink | None = None
         self.inherited: Inherited | None = None
         self.children: set[str] = set()
@@ -195,6 +204,7 @@ class SessionRecord:
         data["session_id"] = self.session_id
         data["key"] = list(self.key)
         data["last_seen"] = self.last_seen.isoformat()
+        data["scope_binding"] = self.scope_binding
         data["fas"] = list(self.fas)
         data["children"] = sorted(self.children)
         data["link"] = self.link.to_json() if self.link else None
@@ -207,6 +217,8 @@ class SessionRecord:
         record = cls(data["session_id"], (a, b, c, d), datetime.fromisoformat(data["last_seen"]))
         for name in cls._PERSISTED:
             setattr(record, name, data[name])
+        # Added after the first snapshot format; older snapshots have none.
+        record.scope_binding = data.get("scope_binding")
         record.fas = tuple(data["fas"])
         record.children = set(data["children"])
         record.link = CredentialLink.from_json(data["link"]) if data["link"] else None
@@ -230,6 +242,9 @@ def _inherited_json(inherited: Inherited) -> dict[str, Any]:
         "root_arn": inherited.root_arn,
         "source_identity": inherited.source_identity,
         "transitive_tags": dict(inherited.transitive_tags),
+        "role_arn": inherited.role_arn,
+        "credentials": inherited.credentials.value,
+        "delegated_by": inherited.delegated_by,
     }
 
 
@@ -245,4 +260,7 @@ def _inherited_from_json(data: Mapping[str, Any]) -> Inherited:
         root_arn=data["root_arn"],
         source_identity=data["source_identity"],
         transitive_tags=MappingProxyType(dict(tags)) if tags else NO_TAGS,
+        role_arn=data.get("role_arn"),
+        credentials=CredentialRelation(data.get("credentials", CredentialRelation.OWN.value)),
+        delegated_by=data.get("delegated_by"),
     )

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from detector.core.taxonomy import SessionKind
+from detector.core.taxonomy import CredentialRelation, SessionKind
 
 NO_TAGS: Mapping[str, str] = MappingProxyType({})
 
@@ -37,7 +37,11 @@ class SessionView:
     principal_type  userIdentity.type ("IAMUser", "AssumedRole", "Root", "AWSService", ...)
     parent_session_id  the session whose STS call minted these credentials, when seen
     agent_confidence   how the agent is known: "aws-asserted" or "client-declared" (a marker
-                    on this session or inherited from the parent chain) or "scope-binding"
+                    on this session or inherited from the parent chain), "mint-time" (an
+                    agent role, SourceIdentity or session tag) or "scope-binding"
+    credentials     whose permissions the credentials carry: inherited (an agent on a
+                    person's), delegated (a role session a person minted for an agent) or own
+    delegated_by    the person who minted a delegated session (also in `human`)
     """
 
     session_id: str
@@ -58,3 +62,5 @@ class SessionView:
     principal_type: str | None = None
     parent_session_id: str | None = None
     agent_confidence: str | None = None
+    credentials: CredentialRelation = CredentialRelation.OWN
+    delegated_by: str | None = None

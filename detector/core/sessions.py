@@ -21,6 +21,7 @@ from typing import Any
 
 from detector.core.agents import AgentMarkerTable
 from detector.core.credentials import CredentialLink, is_minting, link_from_event
+from detector.core.delegation import DEFAULT_RULES, AgentCredentialRules
 from detector.core.events import CloudTrailEvent
 from detector.core.session_rules import build_view, ua_hints
 from detector.core.session_state import SessionKey, SessionRecord
@@ -55,10 +56,17 @@ def session_key(event: CloudTrailEvent) -> SessionKey:
 class SessionTracker:
     """Attributes each event to a session; learns credential links from STS events."""
 
-    def __init__(self, markers: AgentMarkerTable, *, max_sessions: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        markers: AgentMarkerTable,
+        *,
+        max_sessions: int = 1_000_000,
+        credential_rules: AgentCredentialRules = DEFAULT_RULES,
+    ) -> None:
         if max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
         self.markers = markers
+        self.credential_rules = credential_rules
         self.max_sessions = max_sessions
         # Least recently seen first, so the oldest is dropped when over max_sessions.
         self._sessions: OrderedDict[SessionKey, SessionRecord] = OrderedDict()
@@ -113,18 +121,33 @@ class SessionTracker:
             self._learn(event, record)
         return record.view
 
-    def promote(self, session_id: str, *, agent: str | None, evidence: str) -> SessionView:
+    def promote(
+        self,
+        session_id: str,
+        *,
+        agent: str | None,
+        evidence: str,
+        scope_binding: str | None = None,
+    ) -> SessionView:
         """Make the session an agent session (sticky): a task scope has bound it.
 
-        A known agent name is kept; `agent` names it otherwise. Raises KeyError if the
-        session is unknown.
+        A known agent name is kept; `agent` names it otherwise. `scope_binding` names the
+        scope when its match names the credential set itself (role, SourceIdentity, session
+        name, principal or tags), which marks the credentials as minted for that task.
+        Raises KeyError if the session is unknown.
         """
         record = self._by_id[session_id]
-        if record.promoted and record.promoted_evidence == evidence:
+        if (
+            record.promoted
+            and record.promoted_evidence == evidence
+            and (scope_binding is None or record.scope_binding == scope_binding)
+        ):
             return record.view
         record.promoted = True
         record.promoted_agent = record.promoted_agent or agent
         record.promoted_evidence = evidence
+        if scope_binding is not None:
+            record.scope_binding = scope_binding
         self._refresh(record)
         return record.view
 
@@ -155,18 +178,23 @@ class SessionTracker:
 
     @classmethod
     def restore(
-        cls, data: Mapping[str, Any], markers: AgentMarkerTable, *, max_sessions: int = 1_000_000
+        cls,
+        data: Mapping[str, Any],
+        markers: AgentMarkerTable,
+        *,
+        max_sessions: int = 1_000_000,
+        credential_rules: AgentCredentialRules = DEFAULT_RULES,
     ) -> SessionTracker:
         if data.get("version") != SNAPSHOT_VERSION:
             raise StateError(f"session snapshot version {data.get('version')!r} is not supported")
-        tracker = cls(markers, max_sessions=max_sessions)
+        tracker = cls(markers, max_sessions=max_sessions, credential_rules=credential_rules)
         try:
             for item in data["links"]:
                 link = CredentialLink.from_json(item)
                 tracker._links[link.access_key_id] = link
             for item in data["sessions"]:
                 record = SessionRecord.from_json(item)
-                record.view, record.export = build_view(record)
+                record.view, record.export = build_view(record, credential_rules)
                 tracker._index(record)
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"session snapshot is malformed: {exc!r}") from exc
@@ -266,7 +294,7 @@ class SessionTracker:
     def _refresh(self, record: SessionRecord, depth: int = 0) -> None:
         """Rebuild the view; hand any change on to the sessions this one minted."""
         previous = record.export
-        record.view, record.export = build_view(record)
+        record.view, record.export = build_view(record, self.credential_rules)
         if record.export == previous or depth >= _MAX_CHAIN:
             return
         for access_key in record.children:

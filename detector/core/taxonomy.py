@@ -68,3 +68,19 @@ class SessionKind(StrEnum):
     HUMAN = "human"
     SERVICE = "service"
     UNKNOWN = "unknown"
+
+
+class CredentialRelation(StrEnum):
+    """Whose permissions a session's credentials carry.
+
+    inherited  an agent on a person's own credential set, or on a role a person assumed for
+               themselves and handed over: it can do whatever that person can
+    delegated  an agent on a role session a person minted for it, into a role that is not
+               the person's own and that is marked for agents or bound by a task scope
+    own        everything else: people and services on their own credentials, and agents
+               whose credentials no person minted (a broker, a workload)
+    """
+
+    INHERITED = "inherited"
+    DELEGATED = "delegated"
+    OWN = "own"

@@ -96,11 +96,44 @@ def test_demo_in_scope_work_and_bystanders_page_no_one(demo: list[dict[str, Any]
             assert found == [], f"{event['eventName']} by {principal} raised {found}"
     alerts = [a for a in demo if a["type"] == "alert"]
     assert {a["session_id"] for a in alerts} >= {
-        f["session_id"] for f in findings if f["agent"] == "kiro"
+        f["session_id"]
+        for f in findings
+        if f["agent"] == "kiro" and f["credentials"] == "inherited"
     }
     assert len({a["dedup_key"] for a in alerts}) == len(
         {(a["session_id"], a["kind"]) for a in alerts}
     )
+
+
+def test_demo_delegated_agent_session_stays_in_scope_and_pages_no_one(
+    demo: list[dict[str, Any]],
+) -> None:
+    events = _demo_events()
+    mint = next(
+        e
+        for e in events
+        if e["eventName"] == "AssumeRole" and "dana@example.com" in e["userIdentity"]["arn"]
+    )
+    delegated_key = mint["responseElements"]["credentials"]["accessKeyId"]
+    calls = [e for e in events if e["userIdentity"].get("accessKeyId") == delegated_key]
+    assert calls and all("m/AQ" in e["userAgent"] for e in calls)
+    ids = {e["eventID"] for e in calls}
+    findings = [f for f in demo if f["type"] == "finding" and f["event_id"] in ids]
+    # In-scope work: the code update is recorded (low) and nothing else is raised.
+    assert [(f["kind"], f["severity"]) for f in findings] == [("persistence", "low")]
+    (finding,) = findings
+    assert finding["agent"] == "kiro"
+    assert finding["scope"] == "ce-4833-alerts"
+    assert finding["credentials"] == "delegated"
+    assert finding["delegated_by"] == "dana@example.com"
+    assert finding["human"] == "dana@example.com"
+    assert "delegated by dana@example.com" in finding["reason"]
+    session = finding["session_id"]
+    assert not [
+        r for r in demo if r["type"] in ("alert", "response") and r["session_id"] == session
+    ]
+    # The person's own AssumeRole is a read on her own credentials: nothing to say.
+    assert not [f for f in demo if f["type"] == "finding" and f["event_id"] == mint["eventID"]]
 
 
 def test_demo_duplicate_delivery_is_not_judged_twice(demo: list[dict[str, Any]]) -> None:
@@ -117,6 +150,9 @@ def test_demo_table_says_what_would_be_revoked() -> None:
     assert "Would revoke (dry run" in text
     assert "kiro" in text and "alice@example.com" in text
     assert "critical" in text
+    delegated = next(line for line in text.splitlines() if "AgentKiroRole" in line)
+    assert "delegated by dana@example.com" in delegated
+    assert "ce-4833-alerts" in delegated and "(worst low)" in delegated
 
 
 def test_fail_on_sets_exit_code(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ An agent (Kiro) is asked to fix a rounding bug in the Cost Explorer forecast Lam
 on the engineer's own Identity Center session, so IAM lets it do anything she can. It reads
 costs, patches the function, then deletes and recreates the production stack. Around it:
 the engineer in the console, a second engineer cleaning up a dev log group, a brokered
-Claude Code session that stays inside its scope, and ordinary service traffic.
+Claude Code session that stays inside its scope, a third engineer who hands Kiro another fix
+the recommended way (her own AssumeRole into a dedicated agent role, with an agent
+SourceIdentity and session tags, bound by its own task scope), and ordinary service traffic.
 
 Deterministic: run it again and the file is byte-for-byte the same.
     python tests/tools/make_demo_scenario.py
@@ -41,11 +43,11 @@ def event_id() -> str:
     return str(uuid.uuid5(NS, str(counter)))
 
 
-def sso_identity(key: str, created: datetime) -> dict:
+def sso_identity(key: str, created: datetime, person: str = "alice@example.com") -> dict:
     return {
         "type": "AssumedRole",
-        "principalId": f"{SSO_ROLE_ID}:alice@example.com",
-        "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{SSO_ROLE}/alice@example.com",
+        "principalId": f"{SSO_ROLE_ID}:{person}",
+        "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{SSO_ROLE}/{person}",
         "accountId": ACCOUNT,
         "accessKeyId": key,
         "sessionContext": {
@@ -321,6 +323,110 @@ def build() -> list[dict]:
                 ],
             )
         )
+    # Dana hands Kiro a second fix the recommended way: she assumes a dedicated agent role
+    # for it, stamping the session with an agent SourceIdentity and tags; a scope binds it.
+    # Its permissions are the agent role's, not hers: delegated, not inherited.
+    dana = sso_identity("ASIARBCDEFGHDANA0001", T0 - timedelta(minutes=20), "dana@example.com")
+    delegated_key = "ASIARBCDEFGHKIRODLG1"
+    task = "agent-kiro-ce-4833"
+    agent_role = f"arn:aws:iam::{ACCOUNT}:role/AgentKiroRole"
+    dana_ua = (
+        "aws-cli/2.35.24 ua/2.1 os/macos#24.1.0 md/arch#arm64 lang/python#3.13.7 m/E,r,Z"
+        " md/command#sts.assume-role"
+    )
+    events.append(
+        record(
+            at(5.5),
+            "sts.amazonaws.com",
+            "AssumeRole",
+            dana,
+            ua=dana_ua,
+            ip="203.0.113.41",
+            params={
+                "roleArn": agent_role,
+                "roleSessionName": task,
+                "sourceIdentity": task,
+                "durationSeconds": 3600,
+                "tags": [
+                    {"key": "agent_session", "value": "ce-4833"},
+                    {"key": "agent_kind", "value": "kiro"},
+                    {"key": "human", "value": "dana@example.com"},
+                ],
+                "transitiveTagKeys": ["agent_session", "agent_kind", "human"],
+            },
+            response={
+                "credentials": {
+                    "accessKeyId": delegated_key,
+                    "sessionToken": "IQoJb3JpZ2luX2VjEXAMPLEDANA",
+                    "expiration": "Dec 8, 2025, 11:00:30 AM",
+                },
+                "assumedRoleUser": {
+                    "assumedRoleId": f"AROARBCDEFGHKIROAG01:{task}",
+                    "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/AgentKiroRole/{task}",
+                },
+                "sourceIdentity": task,
+            },
+            read_only=False,
+            resources=[{"accountId": ACCOUNT, "type": "AWS::IAM::Role", "ARN": agent_role}],
+        )
+    )
+    delegated = {
+        "type": "AssumedRole",
+        "principalId": f"AROARBCDEFGHKIROAG01:{task}",
+        "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/AgentKiroRole/{task}",
+        "accountId": ACCOUNT,
+        "accessKeyId": delegated_key,
+        "sessionContext": {
+            "sessionIssuer": {
+                "type": "Role",
+                "principalId": "AROARBCDEFGHKIROAG01",
+                "arn": agent_role,
+                "accountId": ACCOUNT,
+                "userName": "AgentKiroRole",
+            },
+            "attributes": {"creationDate": iso(at(5.5)), "mfaAuthenticated": "false"},
+            "sourceIdentity": task,
+        },
+    }
+    for minutes, source, name, command, params, read_only in [
+        (
+            8.2,
+            "lambda.amazonaws.com",
+            "GetFunction20150331v2",
+            "lambda.get-function",
+            {"functionName": "ce-budget-alerts"},
+            True,
+        ),
+        (
+            8.8,
+            "logs.amazonaws.com",
+            "FilterLogEvents",
+            "logs.filter-log-events",
+            {"logGroupName": "/aws/lambda/ce-budget-alerts"},
+            True,
+        ),
+        (
+            9.4,
+            "lambda.amazonaws.com",
+            "UpdateFunctionCode20150331v2",
+            "lambda.update-function-code",
+            {"functionName": "ce-budget-alerts", "publish": True},
+            False,
+        ),
+    ]:
+        events.append(
+            record(
+                at(minutes),
+                source,
+                name,
+                delegated,
+                ua=KIRO_UA.format(command=command),
+                ip="203.0.113.41",
+                params=params,
+                read_only=read_only,
+            )
+        )
+
     # Bob tidies up a dev log group: a person, judged by the catalogue alone.
     events.append(
         record(

@@ -8,7 +8,7 @@ import pytest
 
 from detector.core.catalog import CatalogEntry, Classification
 from detector.core.decide import Decider
-from detector.core.findings import FINDING_KINDS, Finding
+from detector.core.findings import CATEGORY_KINDS, FINDING_KINDS, Finding
 from detector.core.parse import parse_record
 from detector.core.policy import EventContext, SeverityPolicy, judge
 from detector.core.scope import ScopeVerdict, Violation
@@ -71,26 +71,132 @@ def kinds(findings: list[Finding]) -> dict[str, Severity]:
     return {f.kind: f.severity for f in findings}
 
 
+# Every (category, tier) pair an out-of-scope agent action can have, and its severity:
+# tiers 0 and 1 are critical whatever the category; below them dangerous categories stay
+# critical, other writes are high and reads and lists medium.
+_EXPECTED_AGENT = {
+    **{(category, tier): Severity.CRITICAL for category in Category for tier in (0, 1)},
+    **{
+        (category, tier): Severity.CRITICAL
+        for category in Category
+        if category.dangerous
+        for tier in (2, 3)
+    },
+    **{
+        (category, tier): Severity.HIGH
+        for category in (Category.WRITE, Category.PERSISTENCE, Category.CREDENTIAL_ACCESS)
+        for tier in (2, 3)
+    },
+    **{
+        (category, tier): Severity.MEDIUM
+        for category in (Category.READ, Category.LIST)
+        for tier in (2, 3)
+    },
+}
+
+
+def test_the_expected_table_covers_every_category_and_tier() -> None:
+    assert set(_EXPECTED_AGENT) == {(c, t) for c in Category for t in range(4)}
+
+
 @pytest.mark.parametrize(
     ("category", "tier", "expected"),
-    [
-        (Category.READ, 3, Severity.MEDIUM),
-        (Category.LIST, 3, Severity.MEDIUM),
-        (Category.WRITE, 2, Severity.HIGH),
-        (Category.PERSISTENCE, 2, Severity.HIGH),
-        (Category.CREDENTIAL_ACCESS, 1, Severity.HIGH),
-        (Category.DESTROY, 0, Severity.CRITICAL),
-        (Category.PERMISSIONS, 1, Severity.CRITICAL),
-        (Category.DEFENSE_EVASION, 0, Severity.CRITICAL),
-        (Category.DATA_EXPOSURE, 0, Severity.CRITICAL),
-    ],
+    [(c, t, sev) for (c, t), sev in sorted(_EXPECTED_AGENT.items(), key=str)],
 )
-def test_agent_out_of_scope_severity_by_category(
+def test_agent_out_of_scope_severity_follows_the_tier(
     category: Category, tier: int, expected: Severity
 ) -> None:
     c = classified("svc:Act", category, tier)
     found = kinds(judge(context(AGENT, c, violations=out_of_scope("svc:Act")), POLICY))
     assert found["out-of-scope-action"] is expected
+    unscoped = kinds(judge(context(AGENT, c, violations=None), POLICY))
+    assert unscoped["unscoped-agent"] is expected
+    kind = CATEGORY_KINDS.get(category)
+    if kind is not None:
+        # The category finding of an out-of-scope action carries the same severity.
+        assert found[kind] is expected
+        assert unscoped[kind] is expected
+
+
+@pytest.mark.parametrize(
+    ("action", "category", "tier"),
+    [
+        ("iam:CreateAccessKey", Category.PERSISTENCE, 1),
+        ("iam:UpdateAssumeRolePolicy", Category.PERSISTENCE, 1),
+        ("lambda:AddPermission", Category.PERSISTENCE, 1),
+        ("lambda:UpdateFunctionCode", Category.PERSISTENCE, 1),
+        ("iam:CreateLoginProfile", Category.PERSISTENCE, 1),
+        ("secretsmanager:GetSecretValue", Category.CREDENTIAL_ACCESS, 1),
+        ("ssm:SendCommand", Category.WRITE, 1),
+    ],
+)
+def test_ways_access_outlives_the_session_are_critical_for_an_out_of_scope_agent(
+    action: str, category: Category, tier: int
+) -> None:
+    c = classified(action, category, tier)
+    found = kinds(judge(context(AGENT, c, violations=out_of_scope(action)), POLICY))
+    assert found["out-of-scope-action"] is Severity.CRITICAL
+
+
+@pytest.mark.parametrize(
+    ("tier", "expected"),
+    [(0, Severity.HIGH), (1, Severity.MEDIUM), (2, Severity.LOW), (3, None)],
+)
+@pytest.mark.parametrize("category", [c for c in Category if c in CATEGORY_KINDS])
+def test_people_stay_on_the_catalogue_tier_alone(
+    category: Category, tier: int, expected: Severity | None
+) -> None:
+    found = kinds(judge(context(HUMAN, classified("svc:Act", category, tier)), POLICY))
+    assert found == ({} if expected is None else {CATEGORY_KINDS[category]: expected})
+
+
+@pytest.mark.parametrize(
+    ("key", "tier", "category"),
+    [
+        ("out_of_scope_tier_0", 0, Category.PERSISTENCE),
+        ("out_of_scope_tier_1", 1, Category.CREDENTIAL_ACCESS),
+        ("out_of_scope_dangerous", 2, Category.DESTROY),
+        ("out_of_scope_mutating", 2, Category.WRITE),
+        ("out_of_scope_read", 3, Category.READ),
+    ],
+)
+def test_every_agent_threshold_is_its_own_setting(key: str, tier: int, category: Category) -> None:
+    policy = SeverityPolicy(**{key: Severity.INFO})  # type: ignore[arg-type]
+    c = classified("svc:Act", category, tier)
+    found = kinds(judge(context(AGENT, c, violations=out_of_scope("svc:Act")), policy))
+    assert found["out-of-scope-action"] is Severity.INFO
+    assert (
+        kinds(judge(context(AGENT, c, violations=out_of_scope("svc:Act")), POLICY))[
+            "out-of-scope-action"
+        ]
+        is not Severity.INFO
+    )
+
+
+def test_denied_attempt_at_a_tier_1_persistence_action_is_high() -> None:
+    c = classified("iam:CreateAccessKey", Category.PERSISTENCE, 1)
+    found = kinds(
+        judge(context(AGENT, c, violations=out_of_scope(c.action), error="AccessDenied"), POLICY)
+    )
+    assert found == {"out-of-scope-action": Severity.HIGH, "persistence": Severity.HIGH}
+
+
+def test_unscoped_finding_names_the_riskiest_action_by_tier() -> None:
+    read_secret = classified("secretsmanager:GetSecretValue", Category.CREDENTIAL_ACCESS, 1)
+    write = classified("s3:PutObject", Category.WRITE, 2)
+    event = parse_record(make_event(eventID="e-2"))
+    ctx = EventContext(
+        event=event,
+        session=AGENT,
+        actions=(write.action, read_secret.action),
+        resources=(),
+        classifications=(write, read_secret),
+        scope=None,
+        verdict=None,
+    )
+    (unscoped,) = [f for f in judge(ctx, POLICY) if f.kind == "unscoped-agent"]
+    assert unscoped.action == "secretsmanager:GetSecretValue"
+    assert unscoped.severity is Severity.CRITICAL
 
 
 def test_agent_denied_attempt_at_dangerous_action_is_high() -> None:
@@ -140,8 +246,7 @@ def test_agent_in_scope_read_raises_nothing() -> None:
 def test_unscoped_agent_raises_unscoped_and_category_kind(category: Category, kind: str) -> None:
     c = classified("svc:Act", category, 0)
     found = kinds(judge(context(AGENT, c, violations=None), POLICY))
-    expected = Severity.CRITICAL if category.dangerous else Severity.HIGH
-    assert found == {"unscoped-agent": expected, kind: expected}
+    assert found == {"unscoped-agent": Severity.CRITICAL, kind: Severity.CRITICAL}
 
 
 @pytest.mark.parametrize(
