@@ -139,12 +139,22 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:
+            where = f"{settings.http.host}:{settings.http.port}"
+            raise ConfigError(
+                f"{settings.source}: http.port: cannot listen on {where}: {exc.strerror or exc}"
+            ) from None
         watcher = asyncio.create_task(health.watch_loop())
         lag = asyncio.create_task(_sync_lag(metrics, sources))
         logger.info("trailguard running", extra={"port": server.port, "owner": owner})
         try:
             await service.run(stop)
+        except ConfigError:
+            # A setting only a source's start can check (a watched path that went away):
+            # a configuration error, exit 2, not a failure to restart on.
+            raise
         except Exception as exc:
             health.mark_failed(str(exc))
             logger.exception("trailguard stopped on an error")

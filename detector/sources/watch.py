@@ -93,6 +93,9 @@ class WatchSource:
         self.poll_interval = reader.seconds("poll_interval_seconds", 5, positive=True)
         self.settle = reader.seconds("settle_seconds", 2)
         self.delete_after = reader.flag("delete_after", False)
+        # Checked here too, not only at start, so `config check` finds a mistyped path.
+        if not self.root.is_dir():
+            raise ConfigError(f"{reader.key('path')}: {self.root} is not a directory")
         self._clock = clock or time.monotonic
         self._sleep = sleep or self._wait
         self._store: CheckpointStore | None = None
