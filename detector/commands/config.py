@@ -29,11 +29,17 @@ def check_file(args: argparse.Namespace) -> int:
     check_state(settings)
     sources = build_sources(settings)
     sinks = build_sinks(settings)
+    if settings.route:
+        from detector.route import RouteSettings
+
+        RouteSettings.parse(settings.route, source=settings.source)
     print(f"{args.file}: valid")
     if sources:
         print(f"  sources: {', '.join(s.name for s in sources)}")
     print(f"  sinks: {', '.join(s.name for s in sinks)}")
     print(f"  state: {settings.state.store}")
+    if settings.route:
+        print("  route: valid")
     if settings.scopes is not None:
         from detector.scope_file import load_scopes
 
