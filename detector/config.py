@@ -17,7 +17,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -91,7 +91,7 @@ class HttpSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LogSettings:
     level: str = "info"
-    format: str = "json"
+    format: Literal["json", "text"] = "json"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

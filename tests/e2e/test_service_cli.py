@@ -52,6 +52,7 @@ def test_config_check_accepts_the_deploy_example() -> None:
         ("sinks: [{type: jsonl, colour: red}]", "unknown key 'sinks[0].colour'"),
         ("route: {bootstrap_servers: [b], topics: [t], group_id: g}", "'route.keyed_topic'"),
         ("stat: {store: sqlite}", "unknown key 'stat' (did you mean 'state'?)"),
+        ("log: {format: xml}", "'log.format' must be one of 'json', 'text', got 'xml'"),
     ],
 )
 def test_config_check_names_the_bad_key(tmp_path: Path, config: str, message: str) -> None:

@@ -37,8 +37,7 @@ def test_config_check_rejects_a_watched_path_that_does_not_exist(tmp_path: Path)
     done = _trailguard("config", "check", str(_config(tmp_path, tmp_path / "missing")))
     assert done.returncode == 2
     line = _one_clear_line(done.stderr)
-    assert "sources[0].path" in line or "sources.files.path" in line
-    assert "missing is not a directory" in line
+    assert f"'sources[0].path': {tmp_path / 'missing'} is not a directory" in line
 
 
 def test_run_exits_2_on_a_watched_path_that_does_not_exist(tmp_path: Path) -> None:
