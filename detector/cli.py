@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.resources
 import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
-
-import orjson
 
 from detector import __version__
 from detector.config import Settings, load_settings
@@ -58,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trailguard",
         description="Watches CloudTrail for AI agents acting outside their task.",
+        epilog="Every command lists its exit codes in its own --help.",
     )
     parser.add_argument("--version", action="version", version=f"trailguard {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -67,28 +65,27 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("paths", nargs="+", metavar="PATH", help="file, directory, or - for stdin")
     replay.set_defaults(handler=_cmd_replay)
 
-    demo = commands.add_parser("demo", help="replay the bundled incident scenario")
-    _replay_options(demo)
-    # The demo is for reading: a summary unless the contract is asked for.
-    demo.set_defaults(handler=_cmd_demo, paths=None, format="table")
+    # Subcommands that live in detector/commands/, one module each.
+    from detector.commands import (
+        CONFIG_ERROR_LINE,
+        add_exit_codes,
+        catalog,
+        config,
+        demo,
+        scope,
+        sessions,
+    )
 
-    catalog = commands.add_parser("catalog", help="inspect the risk catalogue")
-    catalog_cmds = catalog.add_subparsers(metavar="SUBCOMMAND")
-    show = catalog_cmds.add_parser("show", help="show the catalogue entry of an IAM action")
-    show.add_argument("action", metavar="ACTION", help="IAM action, e.g. s3:DeleteBucket")
-    show.add_argument("--config", type=Path, help="configuration file (for catalogue overrides)")
-    show.set_defaults(handler=_cmd_catalog_show)
+    add_exit_codes(
+        replay,
+        "0  the inputs were replayed",
+        "1  an unexpected error",
+        CONFIG_ERROR_LINE,
+        "3  a finding reached the --fail-on severity",
+    )
 
-    scope = commands.add_parser("scope", help="validate and explain task scope files")
-    scope_cmds = scope.add_subparsers(metavar="SUBCOMMAND")
-    check = scope_cmds.add_parser("check", help="validate a scope file")
-    check.add_argument("file", type=Path, metavar="FILE")
-    check.set_defaults(handler=_cmd_scope_check)
-    explain = scope_cmds.add_parser("explain", help="say why an event is in or out of scope")
-    explain.add_argument("file", type=Path, metavar="FILE")
-    explain.add_argument("event", metavar="EVENT", help="a file holding one CloudTrail event, or -")
-    explain.add_argument("--config", type=Path, help="configuration file")
-    explain.set_defaults(handler=_cmd_scope_explain)
+    for command in (demo, catalog, scope, sessions):
+        command.add_parser(commands)
 
     bench = commands.add_parser("bench", help="measure replay throughput and peak memory")
     bench.add_argument(
@@ -116,11 +113,15 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("--config", type=Path, required=True, help="configuration file")
     route.set_defaults(handler=_cmd_route)
 
-    config = commands.add_parser("config", help="validate a configuration file")
-    config_cmds = config.add_subparsers(metavar="SUBCOMMAND")
-    config_check = config_cmds.add_parser("check", help="validate a configuration file")
-    config_check.add_argument("file", type=Path, metavar="FILE")
-    config_check.set_defaults(handler=_cmd_config_check)
+    config.add_parser(commands)
+    add_exit_codes(bench, "0  measured", "1  an unexpected error", CONFIG_ERROR_LINE)
+    add_exit_codes(
+        run,
+        "0  stopped cleanly on SIGTERM or SIGINT",
+        "1  a source, sink or the state store failed (restart the service)",
+        CONFIG_ERROR_LINE + "; a watched path that is missing; the HTTP port in use",
+    )
+    add_exit_codes(route, "0  stopped cleanly", "1  an unexpected error", CONFIG_ERROR_LINE)
     return parser
 
 
@@ -159,18 +160,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     files, skipped = expand(args.paths)
     return _run_replay(args, files, skipped_files=len(skipped), scopes_path=args.scopes)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from detector.sources.files import InputFile
-
-    demo = importlib.resources.files("detector") / "data" / "demo"
-    with importlib.resources.as_file(demo) as folder:
-        events = folder / "incident.jsonl"
-        files = [InputFile(str(events), events, events.stat().st_size)]
-        return _run_replay(
-            args, files, skipped_files=0, scopes_path=args.scopes or folder / "scopes.yaml"
-        )
 
 
 def _run_replay(
@@ -255,64 +244,6 @@ def _progress(files: list[Any]) -> Iterator[Any]:
 
     with tqdm(total=total, unit="B", unit_scale=True, desc="replay", file=sys.stderr) as bar:
         yield bar.update
-
-
-def _cmd_catalog_show(args: argparse.Namespace) -> int:
-    from detector.catalog_loader import load_catalog
-
-    settings = _settings(args.config)
-    catalog = load_catalog(settings.catalog.overrides)
-    entry = catalog.entry(args.action)
-    rules = catalog.param_rules.rules_for(entry.action)
-    record = {
-        "catalog_version": catalog.version,
-        **entry.to_dict(),
-        "parameter_rules": [
-            {"name": r.name, "category": r.category.value, "tier": r.tier, "summary": r.summary}
-            for r in rules
-        ],
-    }
-    sys.stdout.write(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode() + "\n")
-    return EXIT_OK
-
-
-def _cmd_scope_check(args: argparse.Namespace) -> int:
-    from detector.scope_file import load_scopes
-
-    scopes = load_scopes(args.file)
-    names = ", ".join(s.name for s in scopes.scopes) or "none"
-    print(f"{args.file}: {len(scopes)} scope(s) valid: {names}")
-    return EXIT_OK
-
-
-def _cmd_scope_explain(args: argparse.Namespace) -> int:
-    from detector.explain import explain_event
-
-    settings = _settings(args.config)
-    raw = sys.stdin.buffer.read() if args.event == "-" else Path(args.event).read_bytes()
-    for line in explain_event(settings, args.file, raw, source=args.event):
-        print(line)
-    return EXIT_OK
-
-
-def _cmd_config_check(args: argparse.Namespace) -> int:
-    from detector.run import build_sinks, build_sources, check_state
-
-    settings = _settings(args.file)
-    check_state(settings)
-    sources = build_sources(settings)
-    sinks = build_sinks(settings)
-    print(f"{args.file}: valid")
-    if sources:
-        print(f"  sources: {', '.join(s.name for s in sources)}")
-    print(f"  sinks: {', '.join(s.name for s in sinks)}")
-    print(f"  state: {settings.state.store}")
-    if settings.scopes is not None:
-        from detector.scope_file import load_scopes
-
-        scopes = load_scopes(settings.scopes)
-        print(f"  scopes: {settings.scopes} ({len(scopes)} scope(s))")
-    return EXIT_OK
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

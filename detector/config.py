@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -99,7 +100,7 @@ class HttpSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LogSettings:
     level: str = "info"
-    format: str = "json"
+    format: Literal["json", "text"] = "json"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,6 +145,57 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     settings: Settings = _build(Settings, document, source, "")
     base = path.parent if path is not None else Path.cwd()
     return dataclasses.replace(settings, source=source, **_resolve_paths(settings, base))
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What a setting must be beyond its type, attached with `typing.Annotated`:
+    `max_messages: Annotated[int, Check(low=1, high=10)] = 10`.
+
+    low, high  inclusive bounds of a number
+    positive   a number above zero (for durations where zero would spin)
+    non_empty  a string of more than spaces, or a list with at least one item
+    unique     no list item twice
+    url        an http(s) URL
+    """
+
+    low: float | None = None
+    high: float | None = None
+    positive: bool = False
+    non_empty: bool = False
+    unique: bool = False
+    url: bool = False
+
+
+NON_EMPTY = Check(non_empty=True)
+POSITIVE = Check(positive=True)
+AT_LEAST_ONE = Check(low=1)
+URL = Check(non_empty=True, url=True)
+DISTINCT = Check(non_empty=True, unique=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where an adapter's settings sit: the configuration file and the key as the user
+    writes it (`sources[0]`). Adapters built without one (in tests) name `sources.<name>`."""
+
+    source: str = "<settings>"
+    key: str = ""
+
+
+# Keys of a `sources` or `sinks` entry that belong to the runtime (which adapter, which name).
+ENTRY_KEYS = frozenset({"type", "name"})
+
+
+def parse_adapter(
+    cls: type[T], name: str, settings: Any, where: Where | None, *, section: str
+) -> T:
+    """An adapter's own settings from its `sources` or `sinks` entry, via parse_section."""
+    where = where or Where(key=f"{section}.{name}")
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f"{where.source}: '{where.key}' must be a mapping")
+    own = {k: v for k, v in settings.items() if k not in ENTRY_KEYS}
+    return parse_section(cls, own, source=where.source, key=where.key)
 
 
 def parse_section(cls: type[T], data: Any, *, source: str, key: str) -> T:
@@ -191,10 +243,11 @@ def _apply_override(document: dict[str, Any], key: str, value: str) -> None:
 
 def _build(cls: type[Any], data: Any, source: str, prefix: str) -> Any:
     where = prefix.rstrip(".") or "the top level"
-    if not isinstance(data, dict):
+    if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: {where} must be a mapping")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = [f for f in dataclasses.fields(cls) if f.name != "source" and f.init]
+    names = [f.name for f in fields]
     unknown = [k for k in data if k not in names]
     if unknown:
         key = unknown[0]
@@ -202,26 +255,50 @@ def _build(cls: type[Any], data: Any, source: str, prefix: str) -> Any:
         hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
         raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}")
     values = {}
-    for name in names:
-        if name in data:
-            values[name] = _coerce(hints[name], data[name], source, f"{prefix}{name}")
+    for f in fields:
+        # A key given as null counts as not given: the default applies.
+        if data.get(f.name) is not None:
+            values[f.name] = _coerce(hints[f.name], data[f.name], source, f"{prefix}{f.name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{source}: '{prefix}{f.name}' is required")
     return cls(**values)
 
 
-def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+def _coerce(hint: Any, value: Any, source: str, key: str, check: Check | None = None) -> Any:
     origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        base, *extras = typing.get_args(hint)
+        found = next((e for e in extras if isinstance(e, Check)), None)
+        return _coerce(base, value, source, key, found)
     if origin in (types.UnionType, typing.Union):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None:
             return None
-        return _coerce(options[0], value, source, key)
+        return _coerce(options[0], value, source, key, check)
+    if origin is typing.Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            listed = ", ".join(repr(c) for c in choices)
+            raise ConfigError(f"{source}: '{key}' must be one of {listed}, got {value!r}")
+        return value
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, source, f"{key}.")
     if origin is tuple:
         item_type = typing.get_args(hint)[0]
         if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
-            raise ConfigError(f"{source}: '{key}' must be a list")
-        return tuple(_coerce(item_type, v, source, f"{key}[{i}]") for i, v in enumerate(value))
+            raise ConfigError(f"{source}: '{key}' must be a list, got {value!r}")
+        if check is not None and check.non_empty and not value:
+            raise ConfigError(f"{source}: '{key}' must be a non-empty list")
+        items = tuple(
+            _coerce(item_type, v, source, f"{key}[{i}]", NON_EMPTY if check else None)
+            for i, v in enumerate(value)
+        )
+        if check is not None and check.unique and len(set(items)) != len(items):
+            twice = next(item for i, item in enumerate(items) if item in items[:i])
+            raise ConfigError(f"{source}: '{key}' lists {twice!r} twice")
+        return items
+    if check is not None and hint in (int, float):
+        return _number(hint, value, source, key, check)
     if hint is Severity:
         try:
             return Severity.parse(str(value))
@@ -244,14 +321,41 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
             raise ConfigError(f"{source}: '{key}' must be a non-negative number, got {value!r}")
         return float(value)
     if hint is str:
+        if check is not None and check.non_empty and not (isinstance(value, str) and value.strip()):
+            raise ConfigError(f"{source}: '{key}' must be a non-empty string, got {value!r}")
         if not isinstance(value, str):
             raise ConfigError(f"{source}: '{key}' must be a string, got {value!r}")
+        if check is not None and check.url and not value.startswith(("https://", "http://")):
+            raise ConfigError(f"{source}: '{key}' must be an http(s) URL, got {value!r}")
         return value
     if origin is Mapping or hint is Mapping:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: '{key}' must be a mapping")
         return types.MappingProxyType(dict(value))
     raise ConfigError(f"{source}: '{key}' has an unsupported type")  # pragma: no cover
+
+
+def _number(hint: type[Any], value: Any, source: str, key: str, check: Check) -> Any:
+    """An int or float within the bounds of `check`, with one wording for every setting."""
+    kind = "an integer" if hint is int else "a number"
+    low = 0 if check.low is None and not check.positive else check.low
+    if check.positive:
+        wanted = f"{kind} above 0"
+    elif check.high is not None:
+        wanted = f"{kind} from {low:g} to {check.high:g}"
+    else:
+        wanted = f"{kind} of at least {low:g}"
+    accepted = int if hint is int else (int, float)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, accepted)
+        or not math.isfinite(value)
+        or (check.positive and value <= 0)
+        or (low is not None and value < low)
+        or (check.high is not None and value > check.high)
+    ):
+        raise ConfigError(f"{source}: '{key}' must be {wanted}, got {value!r}")
+    return hint(value)
 
 
 def _resolve_paths(settings: Settings, base: Path) -> dict[str, Any]:

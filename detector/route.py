@@ -18,11 +18,12 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
+from detector.config import NON_EMPTY, parse_section
 from detector.core.routing import RoutingTable
 from detector.errors import ConfigError
 from detector.records import BadInput, Rejection, parse_items
@@ -40,18 +41,31 @@ class RouteSettings:
     dead_letter_topic: str | None = None
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> RouteSettings:
-        rest = {k: v for k, v in raw.items() if k not in ("keyed_topic", "dead_letter_topic")}
-        consumer = KafkaSettings.parse("route", rest, where="route")
-        keyed = raw.get("keyed_topic")
-        if not isinstance(keyed, str) or not keyed:
-            raise ConfigError("route.keyed_topic: required (the topic `trailguard run` reads)")
-        if keyed in consumer.topics:
-            raise ConfigError("route.keyed_topic: must differ from the raw topics it reads")
-        dead = raw.get("dead_letter_topic")
-        if dead is not None and (not isinstance(dead, str) or not dead):
-            raise ConfigError("route.dead_letter_topic: expected a topic name")
-        return cls(consumer=consumer, keyed_topic=keyed, dead_letter_topic=dead)
+    def parse(cls, raw: Mapping[str, Any], *, source: str = "<settings>") -> RouteSettings:
+        """The `route` section: a Kafka consumer's settings plus the topics it writes."""
+        own = {k: v for k, v in raw.items() if k in _TOPICS}
+        rest = {k: v for k, v in raw.items() if k not in _TOPICS}
+        consumer = KafkaSettings.parse("route", rest, where="route", source=source)
+        topics = parse_section(_RouteTopics, own, source=source, key="route")
+        if topics.keyed_topic in consumer.topics:
+            raise ConfigError(
+                f"{source}: 'route.keyed_topic' must differ from the raw topics it reads"
+            )
+        return cls(
+            consumer=consumer,
+            keyed_topic=topics.keyed_topic,
+            dead_letter_topic=topics.dead_letter_topic,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _RouteTopics:
+    # The topic `trailguard run` reads.
+    keyed_topic: Annotated[str, NON_EMPTY]
+    dead_letter_topic: Annotated[str, NON_EMPTY] | None = None
+
+
+_TOPICS = frozenset({"keyed_topic", "dead_letter_topic"})
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.adapters import load_adapters
-from detector.config import Settings
+from detector.config import Settings, Where
 from detector.core.taxonomy import SessionKind
 from detector.errors import ConfigError
 from detector.sinks import SINKS, Sink
@@ -30,18 +30,22 @@ def build_sources(settings: Settings) -> list[Source]:
     for index, raw in enumerate(settings.sources):
         kind = raw.get("type")
         if not isinstance(kind, str):
-            raise ConfigError(f"{settings.source}: sources[{index}].type: required")
+            raise ConfigError(f"{settings.source}: 'sources[{index}].type' is required")
         name = raw.get("name") or kind
         if not isinstance(name, str) or name in names:
-            raise ConfigError(f"{settings.source}: sources[{index}].name: {name!r} is not unique")
+            raise ConfigError(
+                f"{settings.source}: 'sources[{index}].name' must be unique, got {name!r} again"
+            )
         names.add(name)
         try:
             factory = SOURCES.get(kind)
         except KeyError as exc:
-            raise ConfigError(f"{settings.source}: sources[{index}].type: {exc.args[0]}") from None
+            raise ConfigError(
+                f"{settings.source}: 'sources[{index}].type': {exc.args[0]}"
+            ) from None
         # The factory gets the adapter's own settings; `type` and `name` belong to the runtime.
         own = {k: v for k, v in raw.items() if k not in ("type", "name")}
-        sources.append(factory(name, own))
+        sources.append(factory(name, own, where=Where(settings.source, f"sources[{index}]")))
     return sources
 
 
@@ -52,13 +56,14 @@ def build_sinks(settings: Settings) -> list[Sink]:
     for index, raw in enumerate(configured):
         kind = raw.get("type")
         if not isinstance(kind, str):
-            raise ConfigError(f"{settings.source}: sinks[{index}].type: required")
+            raise ConfigError(f"{settings.source}: 'sinks[{index}].type' is required")
         try:
             factory = SINKS.get(kind)
         except KeyError as exc:
-            raise ConfigError(f"{settings.source}: sinks[{index}].type: {exc.args[0]}") from None
+            raise ConfigError(f"{settings.source}: 'sinks[{index}].type': {exc.args[0]}") from None
         own = {k: v for k, v in raw.items() if k not in ("type", "name")}
-        sinks.append(factory(str(raw.get("name") or kind), own))
+        where = Where(settings.source, f"sinks[{index}]")
+        sinks.append(factory(str(raw.get("name") or kind), own, where=where))
     return sinks
 
 
@@ -68,12 +73,17 @@ def check_state(settings: Settings) -> None:
     from detector.state import STATE_STORES
 
     if settings.state.store not in STATE_STORES:
-        known = ", ".join(sorted(STATE_STORES))
+        known = ", ".join(repr(name) for name in sorted(STATE_STORES))
         raise ConfigError(
-            f"{settings.source}: state.store: unknown store {settings.state.store!r} ({known})"
+            f"{settings.source}: 'state.store' must be one of {known}, got {settings.state.store!r}"
         )
     if settings.state.store == "postgres" and not settings.state.dsn:
-        raise ConfigError(f"{settings.source}: state.dsn: required for the postgres store")
+        raise ConfigError(f"{settings.source}: 'state.dsn' is required for the postgres store")
+    if settings.state.store == "postgres":
+        from detector.state import postgres_settings
+
+        state = {"dsn": settings.state.dsn, "schema": settings.state.schema}
+        postgres_settings(state, source=settings.source)
 
 
 def open_store(settings: Settings) -> StateStore:
@@ -84,8 +94,8 @@ def open_store(settings: Settings) -> StateStore:
     state = settings.state
     factory = STATE_STORES.get(state.store)
     if state.store == "postgres":
-        return factory({"dsn": state.dsn or "", "schema": state.schema})
-    return factory({"path": str(state.path)})
+        return factory({"dsn": state.dsn, "schema": state.schema}, source=settings.source)
+    return factory({"path": str(state.path)}, source=settings.source)
 
 
 def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
@@ -139,12 +149,22 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:
+            where = f"{settings.http.host}:{settings.http.port}"
+            raise ConfigError(
+                f"{settings.source}: http.port: cannot listen on {where}: {exc.strerror or exc}"
+            ) from None
         watcher = asyncio.create_task(health.watch_loop())
         lag = asyncio.create_task(_sync_lag(metrics, sources))
         logger.info("trailguard running", extra={"port": server.port, "owner": owner})
         try:
             await service.run(stop)
+        except ConfigError:
+            # A setting only a source's start can check (a watched path that went away):
+            # a configuration error, exit 2, not a failure to restart on.
+            raise
         except Exception as exc:
             health.mark_failed(str(exc))
             logger.exception("trailguard stopped on an error")
@@ -174,7 +194,9 @@ def run_router(settings: Settings) -> int:
 
     if not settings.route:
         raise ConfigError(f"{settings.source}: route: `trailguard route` needs a route section")
-    router = Router(RouteSettings.parse(settings.route), open_store(settings))
+    router = Router(
+        RouteSettings.parse(settings.route, source=settings.source), open_store(settings)
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -52,6 +52,11 @@ _UniqueKeyLoader.add_constructor(
 
 def load_scopes(path: Path) -> ScopeSet:
     """Read, decode and validate a scope file. Raises ConfigError."""
+    return parse_scopes(read_scope_document(path), source=str(path))
+
+
+def read_scope_document(path: Path) -> Any:
+    """Read and decode a scope file, not yet validated. Raises ConfigError."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -59,7 +64,7 @@ def load_scopes(path: Path) -> ScopeSet:
         raise ConfigError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read scope file: {exc.strerror or exc}") from exc
-    return parse_scopes(decode(text, source=source, suffix=path.suffix.lower()), source=source)
+    return decode(text, source=source, suffix=path.suffix.lower())
 
 
 def decode(text: str, *, source: str, suffix: str = "") -> Any:

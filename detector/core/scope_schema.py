@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, TypeAlias
@@ -91,6 +91,22 @@ Checker: TypeAlias = Callable[[Any, _Where, str], str]
 
 def read_document(document: Any, *, source: str) -> tuple[ScopeSpec, ...]:
     """Check a decoded scope document and return its scopes in file order."""
+    scopes = _scope_list(document, source)
+    seen: dict[str, int] = {}
+    specs = []
+    for index, raw in enumerate(scopes):
+        spec = _read_scope(raw, index, source)
+        if spec.name in seen:
+            raise _Where(source, f"scopes[{index}]").error(
+                "name", f"duplicate name {spec.name!r} (already used by scopes[{seen[spec.name]}])"
+            )
+        seen[spec.name] = index
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _scope_list(document: Any, source: str) -> list[Any]:
+    """The document's `scopes` list, after checking the top level around it."""
     where = _Where(source)
     if document is None:
         raise where.error("", "the file is empty (expected a mapping with a 'scopes' list)")
@@ -104,20 +120,10 @@ def read_document(document: Any, *, source: str) -> tuple[ScopeSpec, ...]:
         raise where.error("", "missing 'scopes' (a list of scopes; it may be empty)")
     scopes = document["scopes"]
     if scopes is None:
-        return ()
+        return []
     if not isinstance(scopes, list):
         raise where.error("scopes", f"expected a list of scopes, got {describe(scopes)}")
-    seen: dict[str, int] = {}
-    specs = []
-    for index, raw in enumerate(scopes):
-        spec = _read_scope(raw, index, source)
-        if spec.name in seen:
-            raise _Where(source, f"scopes[{index}]").error(
-                "name", f"duplicate name {spec.name!r} (already used by scopes[{seen[spec.name]}])"
-            )
-        seen[spec.name] = index
-        specs.append(spec)
-    return tuple(specs)
+    return scopes
 
 
 def _read_scope(raw: Any, index: int, source: str) -> ScopeSpec:
@@ -348,3 +354,52 @@ def describe(value: Any) -> str:
     if isinstance(value, datetime | date):
         return f"a timestamp ({value.isoformat()})"
     return type(value).__name__
+
+
+def check_document(document: Any, *, source: str) -> tuple[tuple[ScopeSpec, ...], tuple[str, ...]]:
+    """Like read_document, but every scope is checked: the valid scopes, and one error per
+    invalid scope (or the one error of a document that holds no list of scopes)."""
+    try:
+        scopes = _scope_list(document, source)
+    except ConfigError as exc:
+        return (), (str(exc),)
+    specs: list[ScopeSpec] = []
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(scopes):
+        try:
+            spec = _read_scope(raw, index, source)
+        except ConfigError as exc:
+            errors.append(str(exc))
+            continue
+        if spec.name in seen:
+            already = f"already used by scopes[{seen[spec.name]}]"
+            where = _Where(source, f"scopes[{index}]")
+            errors.append(str(where.error("name", f"duplicate name {spec.name!r} ({already})")))
+            continue
+        seen[spec.name] = index
+        specs.append(spec)
+    return tuple(specs), tuple(errors)
+
+
+def scope_warnings(specs: Sequence[ScopeSpec], *, now: datetime) -> tuple[str, ...]:
+    """What is valid but cannot be meant: a scope already expired at `now`, and a scope
+    that never binds because an earlier one has the same match (binding takes the first)."""
+    found: list[str] = []
+    first: dict[tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]], ScopeSpec] = {}
+    for spec in specs:
+        if spec.expires is not None and spec.expires <= now:
+            found.append(
+                f"scope {spec.name!r}: expired at {spec.expires.isoformat()}; "
+                "every event it binds is out of scope"
+            )
+        match = (frozenset(spec.match), frozenset(spec.tags))
+        earlier = first.get(match)
+        if earlier is None:
+            first[match] = spec
+        else:
+            found.append(
+                f"scope {spec.name!r}: never binds a session: scope {earlier.name!r} "
+                f"(scopes[{earlier.index}]) has the same match and comes first"
+            )
+    return tuple(found)

@@ -7,9 +7,10 @@ batch can be processed twice after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from detector.config import Where
 from detector.registry import Registry
 
 
@@ -25,6 +26,15 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
 
-SinkFactory = Callable[[str, Mapping[str, Any]], Sink]
+class SinkFactory(Protocol):
+    """(configured name, its settings mapping, where they sit in the file) → a Sink.
+
+    Raises ConfigError on bad settings, naming the key as the user writes it (`where`).
+    """
+
+    def __call__(
+        self, name: str, settings: Mapping[str, Any], *, where: Where | None = None
+    ) -> Sink: ...
+
 
 SINKS: Registry[SinkFactory] = Registry("sink")

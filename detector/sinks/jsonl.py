@@ -7,13 +7,14 @@ import os
 import sys
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
 import orjson
 
+from detector.config import AT_LEAST_ONE, NON_EMPTY, Where, parse_adapter
 from detector.core.pipeline import StepResult
-from detector.errors import ConfigError
 from detector.sinks import SINKS
 
 
@@ -51,6 +52,14 @@ def record_key(record: Mapping[str, Any]) -> tuple[str, ...]:
     return (kind, record["session_id"], record["action"])
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JsonlSettings:
+    # A file path, or "-" for stdout.
+    path: Annotated[str, NON_EMPTY] = "-"
+    # How many written records' keys are kept to drop repeats after a redelivery.
+    remember: Annotated[int, AT_LEAST_ONE] = 1_000_000
+
+
 class JsonlSink:
     """The service's JSONL output, to stdout or a file, idempotent across redelivery.
 
@@ -60,16 +69,11 @@ class JsonlSink:
     so a record already written is not written twice.
     """
 
-    def __init__(self, name: str, settings: Mapping[str, Any]) -> None:
-        unknown = set(settings) - {"type", "name", "path", "remember"}
-        if unknown:
-            raise ConfigError(f"sinks.{name}: unknown key(s): {', '.join(sorted(unknown))}")
-        path = settings.get("path", "-")
-        if not isinstance(path, str) or not path:
-            raise ConfigError(f"sinks.{name}.path: expected a file path or '-' for stdout")
-        remember = settings.get("remember", 1_000_000)
-        if isinstance(remember, bool) or not isinstance(remember, int) or remember < 1:
-            raise ConfigError(f"sinks.{name}.remember: expected a positive integer")
+    def __init__(
+        self, name: str, settings: Mapping[str, Any], *, where: Where | None = None
+    ) -> None:
+        own = parse_adapter(JsonlSettings, name, settings, where, section="sinks")
+        path, remember = own.path, own.remember
         self.name = name
         self.path = None if path == "-" else Path(path)
         self._remember = remember

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from detector.config import Where
 from detector.records import BadInput, Record
 from detector.registry import Registry
 
@@ -56,7 +57,15 @@ class ShardHooks:
     forget: Callable[[Sequence[str]], Coroutine[Any, Any, None]]
 
 
-SourceFactory = Callable[[str, Mapping[str, Any]], Source]
-"""(configured name, its settings mapping) → a Source; raises ConfigError on bad settings."""
+class SourceFactory(Protocol):
+    """(configured name, its settings mapping, where they sit in the file) → a Source.
+
+    Raises ConfigError on bad settings, naming the key as the user writes it (`where`).
+    """
+
+    def __call__(
+        self, name: str, settings: Mapping[str, Any], *, where: Where | None = None
+    ) -> Source: ...
+
 
 SOURCES: Registry[SourceFactory] = Registry("source")

@@ -25,13 +25,13 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 
-from detector.errors import ConfigError
+from detector.config import AT_LEAST_ONE, DISTINCT, NON_EMPTY, Where, parse_adapter
 from detector.records import BadInput, Record
 from detector.sources.base import DEFAULT_SHARD, SOURCES, Batch, ShardHooks
 from detector.sources.files import decode_records
@@ -83,84 +83,62 @@ def shard_name(topic: str, partition: int) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KafkaSettings:
-    bootstrap_servers: tuple[str, ...]
-    topics: tuple[str, ...]
-    group_id: str
+    bootstrap_servers: Annotated[tuple[str, ...], NON_EMPTY]
+    topics: Annotated[tuple[str, ...], DISTINCT]
+    group_id: Annotated[str, NON_EMPTY]
     # "partition": each partition is its own state shard (the keyed topic of `trailguard
     # route`, so instances can share the work); "none": one shard for everything (raw
     # topics read by a single instance).
-    shard_by: str = "none"
-    auto_offset_reset: str = "earliest"
-    max_poll_records: int = 2000
-    poll_timeout_ms: int = 500
-    queue_batches: int = 8
-    extra: Mapping[str, Any] | None = None
+    shard_by: Literal["none", "partition"] = "none"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_poll_records: Annotated[int, AT_LEAST_ONE] = 2000
+    poll_timeout_ms: Annotated[int, AT_LEAST_ONE] = 500
+    queue_batches: Annotated[int, AT_LEAST_ONE] = 8
+    # Security and client settings, passed to the client unchanged (PASSTHROUGH).
+    security_protocol: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: str | None = None
+    sasl_kerberos_service_name: str | None = None
+    sasl_oauth_token_provider: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: str | None = None
+    ssl_check_hostname: bool | None = None
+    ssl_crlfile: str | None = None
+    client_id: str | None = None
+    session_timeout_ms: Annotated[int, AT_LEAST_ONE] | None = None
+    heartbeat_interval_ms: Annotated[int, AT_LEAST_ONE] | None = None
+    max_poll_interval_ms: Annotated[int, AT_LEAST_ONE] | None = None
+    request_timeout_ms: Annotated[int, AT_LEAST_ONE] | None = None
+    fetch_max_bytes: Annotated[int, AT_LEAST_ONE] | None = None
+    max_partition_fetch_bytes: Annotated[int, AT_LEAST_ONE] | None = None
+
+    @property
+    def extra(self) -> Mapping[str, Any]:
+        """The passthrough settings that were given, as client keyword arguments."""
+        given = {key: getattr(self, key) for key in sorted(PASSTHROUGH)}
+        return {key: value for key, value in given.items() if value is not None}
 
     @classmethod
-    def parse(cls, name: str, raw: Mapping[str, Any], *, where: str = "") -> KafkaSettings:
-        where = where or f"sources.{name}"
-        known = {
-            "type",
-            "name",
-            "bootstrap_servers",
-            "topics",
-            "group_id",
-            "shard_by",
-            "auto_offset_reset",
-            "max_poll_records",
-            "poll_timeout_ms",
-            "queue_batches",
-        }
-        unknown = sorted(set(raw) - known - PASSTHROUGH)
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s): {', '.join(unknown)}")
-        servers = _strings(raw.get("bootstrap_servers"), f"{where}.bootstrap_servers")
-        topics = _strings(raw.get("topics"), f"{where}.topics")
-        group = raw.get("group_id")
-        if not isinstance(group, str) or not group:
-            raise ConfigError(f"{where}.group_id: required (a consumer group name)")
-        shard_by = raw.get("shard_by", "none")
-        if shard_by not in ("none", "partition"):
-            raise ConfigError(f"{where}.shard_by: expected 'none' or 'partition'")
-        reset = raw.get("auto_offset_reset", "earliest")
-        if reset not in ("earliest", "latest"):
-            raise ConfigError(f"{where}.auto_offset_reset: expected 'earliest' or 'latest'")
-        numbers = {}
-        for key, default in (("max_poll_records", 2000), ("poll_timeout_ms", 500)):
-            value = raw.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{where}.{key}: expected a positive integer")
-            numbers[key] = value
-        queue = raw.get("queue_batches", 8)
-        if isinstance(queue, bool) or not isinstance(queue, int) or queue < 1:
-            raise ConfigError(f"{where}.queue_batches: expected a positive integer")
-        return cls(
-            bootstrap_servers=servers,
-            topics=topics,
-            group_id=group,
-            shard_by=shard_by,
-            auto_offset_reset=reset,
-            queue_batches=queue,
-            extra={k: v for k, v in raw.items() if k in PASSTHROUGH},
-            **numbers,
-        )
-
-
-def _strings(value: Any, where: str) -> tuple[str, ...]:
-    if isinstance(value, str) and value:
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, list | tuple) and value and all(isinstance(v, str) and v for v in value):
-        return tuple(value)
-    raise ConfigError(f"{where}: required (a list of strings)")
+    def parse(
+        cls, name: str, raw: Mapping[str, Any], *, where: str = "", source: str = "<settings>"
+    ) -> KafkaSettings:
+        """Validate a Kafka section (a source's, or the route's); errors name `where.key`."""
+        return parse_adapter(cls, name, raw, Where(source, where or f"sources.{name}"), section="")
 
 
 _END = object()
 
 
 class KafkaSource:
-    def __init__(self, name: str, settings: Mapping[str, Any]) -> None:
+    def __init__(
+        self, name: str, settings: Mapping[str, Any], *, where: Where | None = None
+    ) -> None:
         self.name = name
-        self.settings = KafkaSettings.parse(name, settings)
+        where = where or Where(key=f"sources.{name}")
+        self.settings = KafkaSettings.parse(name, settings, where=where.key, source=where.source)
         self._hooks: ShardHooks | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[Any] | None = None

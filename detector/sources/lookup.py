@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import boto3  # type: ignore[import-untyped, unused-ignore]
 import orjson
@@ -36,12 +36,12 @@ from botocore.exceptions import (  # type: ignore[import-untyped, unused-ignore]
     ClientError,
 )
 
+from detector.config import AT_LEAST_ONE, DISTINCT, NON_EMPTY, POSITIVE, Check, Where, parse_adapter
 from detector.errors import StateError
 from detector.records import BadInput, Record
 from detector.sources.base import SOURCES, Batch
 from detector.sources.polling import (
     CheckpointStore,
-    SettingsReader,
     Sleep,
     redeliverable_batch,
     sleep_until_stopped,
@@ -87,6 +87,17 @@ class _Region:
     last_call: float = -math.inf
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LookupSettings:
+    regions: Annotated[tuple[str, ...], DISTINCT]
+    poll_interval_seconds: Annotated[float, POSITIVE] = 60
+    overlap_seconds: Annotated[float, Check(low=0)] = 900
+    # How far back to start when no checkpoint exists.
+    lookback_seconds: Annotated[float, Check(low=0)] = 3600
+    endpoint_url: Annotated[str, NON_EMPTY] | None = None
+    max_pages_per_poll: Annotated[int, AT_LEAST_ONE] = 20
+
+
 class LookupSource:
     """Polls CloudTrail LookupEvents in each configured region. Settings:
 
@@ -100,29 +111,19 @@ class LookupSource:
         name: str,
         settings: Mapping[str, Any],
         *,
+        where: Where | None = None,
         client_factory: ClientFactory | None = None,
         now: Callable[[], datetime] | None = None,
         sleep: Sleep | None = None,
     ) -> None:
-        reader = SettingsReader(
-            name,
-            settings,
-            (
-                "regions",
-                "poll_interval_seconds",
-                "overlap_seconds",
-                "lookback_seconds",
-                "endpoint_url",
-                "max_pages_per_poll",
-            ),
-        )
+        own = parse_adapter(LookupSettings, name, settings, where, section="sources")
         self.name = name
-        self.regions = reader.texts("regions")
-        self.poll_interval = reader.seconds("poll_interval_seconds", 60, positive=True)
-        self.overlap = timedelta(seconds=reader.seconds("overlap_seconds", 900))
-        self.lookback = timedelta(seconds=reader.seconds("lookback_seconds", 3600))
-        self.endpoint_url = reader.text("endpoint_url")
-        self.max_pages = reader.count("max_pages_per_poll", 20)
+        self.regions = list(own.regions)
+        self.poll_interval = own.poll_interval_seconds
+        self.overlap = timedelta(seconds=own.overlap_seconds)
+        self.lookback = timedelta(seconds=own.lookback_seconds)
+        self.endpoint_url = own.endpoint_url
+        self.max_pages = own.max_pages_per_poll
         self._client_factory = client_factory or self._boto3_client
         self._now = now or _utc_now
         self._sleep = sleep or self._wait

@@ -24,7 +24,6 @@ message is simply delivered again.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import logging
 import random
 import re
@@ -33,8 +32,8 @@ import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, TypeVar
 from urllib.parse import unquote_plus
 
 import aiohttp
@@ -51,6 +50,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from detector.config import AT_LEAST_ONE, NON_EMPTY, URL, Check, Where, parse_adapter
 from detector.core.parse import unwrap
 from detector.errors import ConfigError, DetectorError, ParseError, TransientError
 from detector.records import BadInput, Record
@@ -115,72 +115,24 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SqsS3Settings:
-    queue_url: str
-    region: str | None = None
-    endpoint_url: str | None = None
-    wait_time_seconds: int = 20
-    max_messages: int = 10
-    visibility_timeout: int = 300
-    extend_visibility_above_bytes: int = 16 * 1024 * 1024
-    max_receive_count: int = 5
-    dead_letter_queue_url: str | None = None
+    queue_url: Annotated[str, URL]
+    # Taken from the queue URL when not given (https://sqs.<region>.amazonaws.com/...).
+    region: Annotated[str, NON_EMPTY] | None = None
+    endpoint_url: Annotated[str, URL] | None = None
+    wait_time_seconds: Annotated[int, Check(low=0, high=20)] = 20
+    max_messages: Annotated[int, Check(low=1, high=10)] = 10
+    visibility_timeout: Annotated[int, Check(low=0, high=43_200)] = 300
+    extend_visibility_above_bytes: Annotated[int, Check(low=0)] = 16 * 1024 * 1024
+    max_receive_count: Annotated[int, AT_LEAST_ONE] = 5
+    dead_letter_queue_url: Annotated[str, URL] | None = None
 
     @classmethod
-    def from_mapping(cls, name: str, settings: Mapping[str, Any]) -> SqsS3Settings:
-        """Validate one `sources.<name>` section; errors name the key in full."""
-        prefix = f"sources.{name}."
-        known = [f.name for f in fields(cls)]
-        for key in settings:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-                raise ConfigError(f"unknown key '{prefix}{key}'{hint}")
-        if settings.get("queue_url") is None:
-            raise ConfigError(f"'{prefix}queue_url' is required")
-        region = _optional_str(settings, prefix, "region")
-        queue_url = _url(settings, prefix, "queue_url")
-        assert queue_url is not None  # checked above
-        return cls(
-            queue_url=queue_url,
-            region=region or _region_of(queue_url),
-            endpoint_url=_url(settings, prefix, "endpoint_url"),
-            wait_time_seconds=_int(settings, prefix, "wait_time_seconds", 20, 0, 20),
-            max_messages=_int(settings, prefix, "max_messages", 10, 1, 10),
-            visibility_timeout=_int(settings, prefix, "visibility_timeout", 300, 0, 43_200),
-            extend_visibility_above_bytes=_int(
-                settings, prefix, "extend_visibility_above_bytes", 16 * 1024 * 1024, 0, None
-            ),
-            max_receive_count=_int(settings, prefix, "max_receive_count", 5, 1, None),
-            dead_letter_queue_url=_url(settings, prefix, "dead_letter_queue_url"),
-        )
-
-
-def _int(
-    settings: Mapping[str, Any], prefix: str, key: str, default: int, low: int, high: int | None
-) -> int:
-    value = settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"'{prefix}{key}' must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ConfigError(f"'{prefix}{key}' must be {bounds}, got {value}")
-    return value
-
-
-def _optional_str(settings: Mapping[str, Any], prefix: str, key: str) -> str | None:
-    value = settings.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"'{prefix}{key}' must be a non-empty string, got {value!r}")
-    return value
-
-
-def _url(settings: Mapping[str, Any], prefix: str, key: str) -> str | None:
-    value = _optional_str(settings, prefix, key)
-    if value is not None and not value.startswith(("https://", "http://")):
-        raise ConfigError(f"'{prefix}{key}' must be an http(s) URL, got {value!r}")
-    return value
+    def from_mapping(
+        cls, name: str, settings: Mapping[str, Any], *, where: Where | None = None
+    ) -> SqsS3Settings:
+        """Validate one source entry's settings; errors name the key as the user wrote it."""
+        parsed = parse_adapter(cls, name, settings, where, section="sources")
+        return replace(parsed, region=parsed.region or _region_of(parsed.queue_url))
 
 
 def _region_of(queue_url: str) -> str | None:
@@ -813,8 +765,8 @@ def _jittered(delay: float) -> float:
     return delay * random.uniform(0.5, 1.5)  # noqa: S311
 
 
-def _create(name: str, settings: Mapping[str, Any]) -> Source:
-    return SqsS3Source(name, SqsS3Settings.from_mapping(name, settings))
+def _create(name: str, settings: Mapping[str, Any], *, where: Where | None = None) -> Source:
+    return SqsS3Source(name, SqsS3Settings.from_mapping(name, settings, where=where))
 
 
 SOURCES.register("sqs-s3", _create)

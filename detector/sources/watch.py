@@ -24,17 +24,17 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 
+from detector.config import NON_EMPTY, POSITIVE, Check, Where, parse_adapter
 from detector.errors import ConfigError, StateError
 from detector.records import BadInput, Record
 from detector.sources.base import SOURCES, Batch
 from detector.sources.files import InputFile, read_file, wanted
 from detector.sources.polling import (
     CheckpointStore,
-    SettingsReader,
     Sleep,
     redeliverable_batch,
     sleep_until_stopped,
@@ -56,6 +56,16 @@ class _Found:
         return (self.size, self.mtime_ns)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchSettings:
+    path: Annotated[str, NON_EMPTY]
+    pattern: Annotated[str, NON_EMPTY] = "**/*"
+    poll_interval_seconds: Annotated[float, POSITIVE] = 5
+    # A file is read once its size and mtime have not changed for this long.
+    settle_seconds: Annotated[float, Check(low=0)] = 2
+    delete_after: bool = False
+
+
 class WatchSource:
     """Reads files that appear under a directory. Settings:
 
@@ -68,17 +78,15 @@ class WatchSource:
         name: str,
         settings: Mapping[str, Any],
         *,
+        where: Where | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Sleep | None = None,
     ) -> None:
-        reader = SettingsReader(
-            name,
-            settings,
-            ("path", "pattern", "poll_interval_seconds", "settle_seconds", "delete_after"),
-        )
+        own = parse_adapter(WatchSettings, name, settings, where, section="sources")
+        key = (where or Where(key=f"sources.{name}")).key
         self.name = name
-        self.root = Path(reader.text("path", required=True) or "")
-        self.pattern = reader.text("pattern") or "**/*"
+        self.root = Path(own.path)
+        self.pattern = own.pattern
         pattern = PurePath(self.pattern)
         # pathlib accepts "**" only as a whole path component and fails late otherwise.
         if (
@@ -87,12 +95,15 @@ class WatchSource:
             or any("**" in part and part != "**" for part in pattern.parts)
         ):
             raise ConfigError(
-                f"{reader.key('pattern')} must be a glob relative to the path, such as "
+                f"'{key}.pattern' must be a glob relative to the path, such as "
                 f"'**/*.json.gz', got {self.pattern!r}"
             )
-        self.poll_interval = reader.seconds("poll_interval_seconds", 5, positive=True)
-        self.settle = reader.seconds("settle_seconds", 2)
-        self.delete_after = reader.flag("delete_after", False)
+        self.poll_interval = own.poll_interval_seconds
+        self.settle = own.settle_seconds
+        self.delete_after = own.delete_after
+        # Checked here too, not only at start, so `config check` finds a mistyped path.
+        if not self.root.is_dir():
+            raise ConfigError(f"'{key}.path': {self.root} is not a directory")
         self._clock = clock or time.monotonic
         self._sleep = sleep or self._wait
         self._store: CheckpointStore | None = None

@@ -2,71 +2,78 @@
 
 `STATE_STORES` maps the name written in the config file ("sqlite", "postgres") to a factory
 that takes that store's settings mapping and opens the store. Factories validate the settings
-themselves and raise ConfigError naming the offending key, e.g. `state.postgres.dsn: required`.
+themselves (`config.parse_section`) and raise ConfigError naming the key as the user writes
+it under `state`, e.g. `'state.dsn' is required`.
 The store modules are imported on first use so that SQLite users never load psycopg.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from os import PathLike
-from typing import Any
+from typing import Annotated, Any, Protocol
 
+from detector.config import NON_EMPTY, parse_section
 from detector.errors import ConfigError
 from detector.registry import Registry
 from detector.state.store import FencedError, StateStore, decode_snapshot, encode_snapshot
 
-StateStoreFactory = Callable[[Mapping[str, Any]], StateStore]
+
+class StateStoreFactory(Protocol):
+    """(the store's settings, the configuration file they came from) → an open store."""
+
+    def __call__(self, settings: Mapping[str, Any], *, source: str = ...) -> StateStore: ...
+
 
 STATE_STORES: Registry[StateStoreFactory] = Registry("state store")
 
 
-def _check_keys(kind: str, settings: object, allowed: set[str]) -> Mapping[str, Any]:
-    if not isinstance(settings, Mapping):
-        raise ConfigError(f"state.{kind}: must be a mapping, got {type(settings).__name__}")
-    unknown = sorted(str(k) for k in settings if k not in allowed)
-    if unknown:
-        known = ", ".join(sorted(allowed))
-        raise ConfigError(f"state.{kind}.{unknown[0]}: unknown key (known: {known})")
-    return settings
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SqliteStoreSettings:
+    path: Annotated[str, NON_EMPTY]
 
 
-def _text(kind: str, settings: Mapping[str, Any], key: str, default: str | None = None) -> str:
-    value = settings.get(key, default)
-    if value is None:
-        raise ConfigError(f"state.{kind}.{key}: required")
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"state.{kind}.{key}: must be a non-empty string, got {value!r}")
-    return value
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostgresStoreSettings:
+    dsn: Annotated[str, NON_EMPTY]
+    schema: Annotated[str, NON_EMPTY] = "trailguard"
 
 
-def open_sqlite(settings: Mapping[str, Any]) -> StateStore:
+def open_sqlite(settings: Mapping[str, Any], *, source: str = "<settings>") -> StateStore:
     """`{"path": "/var/lib/trailguard/state.db"}`; the parent directory is created if missing."""
     from detector.state.sqlite import SqliteStateStore
 
-    settings = _check_keys("sqlite", settings, {"path"})
-    path = settings.get("path")
-    if isinstance(path, PathLike):
-        path = str(path)
-    return SqliteStateStore(_text("sqlite", {"path": path}, "path"))
+    if isinstance(settings, Mapping) and isinstance(settings.get("path"), PathLike):
+        settings = {**settings, "path": str(settings["path"])}
+    own = parse_section(SqliteStoreSettings, settings, source=source, key="state")
+    return SqliteStateStore(own.path)
 
 
-def open_postgres(settings: Mapping[str, Any]) -> StateStore:
+def open_postgres(settings: Mapping[str, Any], *, source: str = "<settings>") -> StateStore:
     """`{"dsn": "host=... dbname=...", "schema": "trailguard"}`; schema is optional."""
-    from detector.state.postgres import PostgresStateStore, check_schema, parse_dsn
+    from detector.state.postgres import PostgresStateStore
 
-    settings = _check_keys("postgres", settings, {"dsn", "schema"})
-    dsn = _text("postgres", settings, "dsn")
-    schema = _text("postgres", settings, "schema", "trailguard")
+    own = postgres_settings(settings, source=source)
+    return PostgresStateStore(own.dsn, schema=own.schema)
+
+
+def postgres_settings(
+    settings: Mapping[str, Any], *, source: str = "<settings>"
+) -> PostgresStoreSettings:
+    """Validate the postgres store's settings without connecting (`config check` uses it)."""
+    from detector.state.postgres import check_schema, parse_dsn
+
+    own = parse_section(PostgresStoreSettings, settings, source=source, key="state")
     try:
-        parse_dsn(dsn)
+        parse_dsn(own.dsn)
     except ValueError as exc:
-        raise ConfigError(f"state.postgres.dsn: {exc}") from None
+        raise ConfigError(f"{source}: 'state.dsn': {exc}") from None
     try:
-        check_schema(schema)
+        check_schema(own.schema)
     except ValueError as exc:
-        raise ConfigError(f"state.postgres.schema: {exc}") from None
-    return PostgresStateStore(dsn, schema=schema)
+        raise ConfigError(f"{source}: 'state.schema': {exc}") from None
+    return own
 
 
 STATE_STORES.register("sqlite", open_sqlite)

@@ -80,6 +80,13 @@ class PostgresStateStore:
         blob = self._run(op)
         return None if blob is None else decode_snapshot(blob)
 
+    def shards(self) -> list[str]:
+        def op(conn: Connection) -> list[str]:
+            rows = conn.execute(self._sql["shards"]).fetchall()
+            return [str(row[0]) for row in rows]
+
+        return self._run(op)
+
     def save(
         self,
         shard: str,
@@ -223,6 +230,7 @@ _STATEMENTS: dict[str, str] = {
         "RETURNING epoch"
     ),
     "load": "SELECT snapshot FROM {schema}.shards WHERE shard = %s",
+    "shards": "SELECT shard FROM {schema}.shards WHERE snapshot IS NOT NULL ORDER BY shard",
     "save": (
         "UPDATE {schema}.shards SET snapshot = %s, snapshot_bytes = %s, updated_at = now() "
         "WHERE shard = %s AND epoch = %s"

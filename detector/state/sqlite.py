@@ -88,6 +88,15 @@ class SqliteStateStore:
         blob = self._run(op)
         return None if blob is None else decode_snapshot(blob)
 
+    def shards(self) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT shard FROM shards WHERE snapshot IS NOT NULL ORDER BY shard"
+            ).fetchall()
+            return [str(row[0]) for row in rows]
+
+        return self._run(op)
+
     def save(
         self,
         shard: str,

@@ -66,6 +66,10 @@ class StateStore(Protocol):
         """The last snapshot saved for `shard`, or None when there is none yet."""
         ...
 
+    def shards(self) -> list[str]:
+        """The shards that have a saved snapshot, in name order (for `trailguard sessions`)."""
+        ...
+
     def save(
         self,
         shard: str,

@@ -60,9 +60,9 @@ async def test_a_line_cut_by_a_crash_is_dropped_and_rewritten(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"type": "jsonl", "path": ""}, "sinks.out.path"),
-        ({"type": "jsonl", "remember": 0}, "sinks.out.remember"),
-        ({"type": "jsonl", "colour": "red"}, "unknown key(s): colour"),
+        ({"type": "jsonl", "path": ""}, "'sinks.out.path' must be a non-empty string"),
+        ({"type": "jsonl", "remember": 0}, "'sinks.out.remember' must be an integer of at least 1"),
+        ({"type": "jsonl", "colour": "red"}, "unknown key 'sinks.out.colour'"),
     ],
 )
 def test_bad_settings_name_the_key(settings: dict[str, Any], message: str) -> None:

@@ -296,7 +296,10 @@ async def test_batches_runs_until_stop(tmp_path: Path) -> None:
 
 
 async def test_start_needs_an_existing_directory(tmp_path: Path) -> None:
-    source = make_source(tmp_path / "missing")
+    folder = tmp_path / "removed-after-config-check"
+    folder.mkdir()
+    source = make_source(folder)
+    folder.rmdir()
     with pytest.raises(ConfigError, match=r"sources\.drop\.path"):
         await source.start()
 

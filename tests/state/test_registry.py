@@ -41,24 +41,24 @@ def test_postgres_opens_from_settings(pg_schema: str) -> None:
 @pytest.mark.parametrize(
     ("name", "settings", "message"),
     [
-        ("sqlite", {}, "state.sqlite.path: required"),
-        ("sqlite", {"path": ""}, "state.sqlite.path: must be a non-empty string"),
-        ("sqlite", {"path": 7}, "state.sqlite.path: must be a non-empty string"),
-        ("sqlite", {"path": "x.db", "dsn": "y"}, "state.sqlite.dsn: unknown key"),
-        ("sqlite", ["x.db"], "state.sqlite: must be a mapping"),
-        ("postgres", {}, "state.postgres.dsn: required"),
-        ("postgres", {"dsn": None}, "state.postgres.dsn: required"),
-        ("postgres", {"dsn": "   "}, "state.postgres.dsn: must be a non-empty string"),
-        ("postgres", {"dsn": "host"}, "state.postgres.dsn: not a valid PostgreSQL connection"),
-        ("postgres", {"dsn": PG_DSN, "schema": ""}, "state.postgres.schema: must be a non-empty"),
-        ("postgres", {"dsn": PG_DSN, "schema": "s" * 64}, "state.postgres.schema: must be 1 to 63"),
-        ("postgres", {"dsn": PG_DSN, "path": "x"}, "state.postgres.path: unknown key"),
+        ("sqlite", {}, "'state.path' is required"),
+        ("sqlite", {"path": ""}, "'state.path' must be a non-empty string"),
+        ("sqlite", {"path": 7}, "'state.path' must be a non-empty string"),
+        ("sqlite", {"path": "x.db", "dsn": "y"}, "unknown key 'state.dsn'"),
+        ("sqlite", ["x.db"], "state must be a mapping"),
+        ("postgres", {}, "'state.dsn' is required"),
+        ("postgres", {"dsn": None}, "'state.dsn' is required"),
+        ("postgres", {"dsn": "   "}, "'state.dsn' must be a non-empty string"),
+        ("postgres", {"dsn": "host"}, "'state.dsn': not a valid PostgreSQL connection"),
+        ("postgres", {"dsn": PG_DSN, "schema": ""}, "'state.schema' must be a non-empty"),
+        ("postgres", {"dsn": PG_DSN, "schema": "s" * 64}, "'state.schema': must be 1 to 63"),
+        ("postgres", {"dsn": PG_DSN, "path": "x"}, "unknown key 'state.path'"),
     ],
 )
 def test_bad_settings_name_the_key(name: str, settings: Any, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         STATE_STORES.get(name)(settings)
-    assert str(caught.value).startswith(message)
+    assert message in str(caught.value)
 
 
 def test_an_invalid_dsn_is_not_echoed() -> None:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from detector.catalog_loader import access_levels, iam_data_version, load_catalog, parse_taxonomy
-from detector.cli import EXIT_OK, main
+from detector.cli import EXIT_OK, EXIT_USAGE, main
 from detector.core.actions import action_verb
 from detector.core.catalog import DESTROY_VERBS, RiskCatalog, primary_access_level
 from detector.core.taxonomy import Category
@@ -417,10 +417,16 @@ def test_catalog_show_applies_overrides_from_the_config_file(
 def test_catalog_show_of_an_action_without_parameter_rules(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["catalog", "show", "madeupsvc:DeleteWidget"]) == EXIT_OK
+    assert main(["catalog", "show", "sqs:DeleteQueue"]) == EXIT_OK
     shown = orjson.loads(capsys.readouterr().out)
-    assert (shown["known"], shown["category"], shown["parameter_rules"]) == (
-        False,
-        "destroy",
-        [],
-    )
+    assert (shown["known"], shown["category"], shown["parameter_rules"]) == (True, "destroy", [])
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_catalog_show_of_an_unknown_action_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["catalog", "show", "madeupsvc:DeleteWidget"]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "unknown IAM action 'madeupsvc:DeleteWidget'" in captured.err
