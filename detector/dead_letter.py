@@ -1,10 +1,41 @@
-"""The dead-letter file: every rejected record, why, and where it came from, as JSON Lines."""
+"""Dead letters: every rejected record, why, and where it came from, as JSON Lines.
+
+One line per rejection: `{"origin", "error", "record"}`. `record` is the decoded JSON value,
+or the text of a line that was not JSON; input that was not even valid UTF-8 is kept as its
+original bytes in `raw_base64` (with `record` null), so nothing about what went wrong is lost.
+A whole file that could not be read has its name as `origin` and a null `record`.
+"""
 
 from __future__ import annotations
 
-from typing import IO, Any
+import base64
+from pathlib import Path
+from typing import IO, Any, Protocol
 
 import orjson
+
+
+class DeadLetter(Protocol):
+    """Where rejected records go."""
+
+    def add(self, *, origin: str, error: str, raw: Any) -> None: ...
+
+
+def entry(*, origin: str, error: str, raw: Any) -> dict[str, Any]:
+    """The dead-letter record of one rejection."""
+    if isinstance(raw, bytes | bytearray | memoryview):
+        return {
+            "origin": origin,
+            "error": error,
+            "record": None,
+            "raw_base64": base64.b64encode(bytes(raw)).decode("ascii"),
+        }
+    return {"origin": origin, "error": error, "record": raw}
+
+
+def encode(*, origin: str, error: str, raw: Any) -> bytes:
+    """One JSON line; values JSON cannot hold are written as their repr."""
+    return orjson.dumps(entry(origin=origin, error=error, raw=raw), default=repr) + b"\n"
 
 
 class DeadLetterFile:
@@ -14,8 +45,40 @@ class DeadLetterFile:
 
     def add(self, *, origin: str, error: str, raw: Any) -> None:
         self.count += 1
-        record = {"origin": origin, "error": error, "record": raw}
-        self._stream.write(orjson.dumps(record, default=repr) + b"\n")
+        self._stream.write(encode(origin=origin, error=error, raw=raw))
 
     def flush(self) -> None:
         self._stream.flush()
+
+
+class LazyDeadLetterFile:
+    """A dead-letter file created on the first rejection only, so clean inputs leave none.
+
+    `append` False truncates it first: one file per input, rewritten when the input is read
+    again, holds each rejection once.
+    """
+
+    def __init__(self, path: Path, *, append: bool) -> None:
+        self.path = path
+        self._append = append
+        self._file: DeadLetterFile | None = None
+        self._handle: IO[bytes] | None = None
+        self.count = 0
+
+    def add(self, *, origin: str, error: str, raw: Any) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("ab" if self._append else "wb")
+            self._file = DeadLetterFile(self._handle)
+        self._file.add(origin=origin, error=error, raw=raw)
+        self.count += 1
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+            self._file = None
