@@ -2,7 +2,7 @@
 
 In order: what was read (and skipped or rejected), the sessions with findings, the flagged
 events with every reason each raised, what would be revoked, and what to do next. Nothing is
-cut: long principals and reasons wrap onto indented lines.
+cut: reasons wrap onto indented lines, and ARNs are printed whole on their own lines.
 """
 
 from __future__ import annotations
@@ -123,10 +123,11 @@ def _credentials(session: SessionView) -> str:
 
 def _identity_lines(session: SessionView) -> list[str]:
     """The principal in full (wrapped, never cut), and the role and session name it holds."""
-    lines = _wrap("principal", session.principal_arn or "(no ARN in the records)", indent=6)
+    # On one line however long: an ARN is copied into a console or a policy, not read.
+    lines = [f"      principal {session.principal_arn or '(no ARN in the records)'}"]
     if session.role_arn or session.session_name:
         role = session.role_arn.rsplit("/", 1)[-1] if session.role_arn else "-"
-        lines += _wrap("role", f"{role}, session name {session.session_name or '-'}", indent=6)
+        lines.append(f"      role {role}, session name {session.session_name or '-'}")
     return lines
 
 
@@ -150,15 +151,18 @@ def _event(event: FlaggedEvent, write: Callable[[str], object], paint: Paint) ->
     first = event.first
     worst = event.severity
     action = first.action or "(no IAM action)"
-    who = f"agent {first.agent}" if first.agent else first.session_kind.value
+    if first.agent:
+        who = f"agent {first.agent}"
+    else:
+        name = first.human or (first.principal or "").rsplit("/", 1)[-1]
+        who = f"{first.session_kind.value} {name}".rstrip()
     write(
         f"  {paint(worst.label.upper(), worst):8} {first.event_time:%Y-%m-%d %H:%M:%S}  "
         f"{action}  by {who}, session {first.session_id}\n"
     )
     resources = sorted({r for f in event.findings for r in f.resources})
     for resource in resources or ["(none named by the event)"]:
-        for line in _wrap("on", resource, indent=11):
-            write(line + "\n")
+        write(f"           on {resource}\n")
     for finding in event.findings:
         head = f"- {finding.kind} ({finding.severity.label}):"
         for line in _wrap(head, finding.reason, indent=11):
@@ -177,8 +181,7 @@ def _responses(responses: Iterable[Response], write: Callable[[str], object]) ->
         if r.human:
             who += f" for {r.human}"
         write(f"  session {r.session_id}  {who}\n")
-        for line in _wrap("principal", r.principal or "-", indent=6):
-            write(line + "\n")
+        write(f"      principal {r.principal or '-'}\n")
         write(
             f"      triggered by event {r.event_id} at {r.event_time:%Y-%m-%d %H:%M:%S}"
             f" (scope {r.scope})\n"
@@ -250,11 +253,12 @@ def _scope(stats: ReplayStats, session: SessionView) -> str:
 
 
 def _wrap(label: str, text: str, *, indent: int) -> list[str]:
-    """`label text` wrapped at WIDTH; long words (ARNs) are broken, never cut off."""
+    """`label text` wrapped at WIDTH; a word longer than a line (an ARN) stays whole."""
     return textwrap.wrap(
         f"{label} {text}",
         WIDTH,
         initial_indent=" " * indent,
         subsequent_indent=" " * (indent + 2),
+        break_long_words=False,
         break_on_hyphens=False,
     )
