@@ -100,6 +100,8 @@ def parse_record(record: Any) -> CloudTrailEvent:
         raise ParseError("missing required field 'userIdentity'")
     if not isinstance(identity, dict):
         raise ParseError("userIdentity is not an object")
+    if not identity:
+        raise ParseError("userIdentity is empty: it names no caller")
     get = record.get
     event_id, event_time, event_source, event_name = (
         get("eventID"),

@@ -224,6 +224,8 @@ def test_a_record_without_user_identity_is_rejected_with_the_field_named() -> No
     del record["userIdentity"]
     with pytest.raises(ParseError, match="missing required field 'userIdentity'"):
         parse_record(record)
+    with pytest.raises(ParseError, match="userIdentity is empty"):
+        parse_record({**record, "userIdentity": {}})
     insight = {**record, "eventType": "AwsCloudTrailInsight"}
     with pytest.raises(ParseError, match="Insights event"):
         parse_record(insight)
