@@ -79,6 +79,40 @@ class LazyDeadLetterFile:
 
     def close(self) -> None:
         if self._handle is not None:
+            self._handle.flush()
             self._handle.close()
             self._handle = None
             self._file = None
+
+
+class InputDeadLetters:
+    """The dead letters of a source that reads files: one per input file in a directory, or
+    one shared file.
+
+    `target` is a directory when it exists as one or is written with a trailing slash: each
+    input `relative/name` gets `target/relative/name.rejected.jsonl`, rewritten by each
+    delivery of the input. Any other path is one JSONL file every input appends to.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.path = Path(target)
+        self.per_file = target.endswith("/") or self.path.is_dir()
+        self._shared = None if self.per_file else LazyDeadLetterFile(self.path, append=True)
+        self._open: dict[str, LazyDeadLetterFile] = {}
+
+    def for_delivery(self, relative: str) -> DeadLetter:
+        """The dead letter of one delivery of the input `relative`."""
+        if self._shared is not None:
+            return self._shared
+        self.settle(relative)
+        letter = LazyDeadLetterFile(self.path / f"{relative}.rejected.jsonl", append=False)
+        self._open[relative] = letter
+        return letter
+
+    def settle(self, relative: str) -> None:
+        """Make what was written for `relative` durable (before its ack records it as done)."""
+        letter = self._open.pop(relative, None)
+        if letter is not None:
+            letter.close()
+        if self._shared is not None:
+            self._shared.flush()

@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from detector.dead_letter import LazyDeadLetterFile
+from detector.dead_letter import DeadLetter, InputDeadLetters
 from detector.errors import ConfigError, StateError
 from detector.records import BadInput, Record
 from detector.sources.base import SOURCES, Batch
@@ -119,20 +119,14 @@ class WatchSource:
         self.settle = reader.seconds("settle_seconds", 2)
         self.delete_after = reader.flag("delete_after", False)
         dead_letter = reader.text("dead_letter")
-        self.dead_letter = Path(dead_letter) if dead_letter is not None else None
-        # A directory that exists, or a path written with a trailing slash, is a directory.
-        self._dead_letter_dir = dead_letter is not None and (
-            dead_letter.endswith("/") or Path(dead_letter).is_dir()
-        )
-        if self.dead_letter is not None and self._is_under_root(self.dead_letter):
+        self.dead_letters = InputDeadLetters(dead_letter) if dead_letter is not None else None
+        if self.dead_letters is not None and self._is_under_root(self.dead_letters.path):
             raise ConfigError(
                 f"{reader.key('dead_letter')} must be outside {self.root}, or the dead "
                 f"letters would be read as input"
             )
-        self._shared_dead_letter: LazyDeadLetterFile | None = None
         self._skips: Counter[SkipReason] = Counter()
         self._skipped: dict[str, Stamp] = {}  # skipped files, until they change
-        self._letters: dict[str, LazyDeadLetterFile] = {}  # per file, in directory mode
         self._clock = clock or time.monotonic
         self._sleep = sleep or self._wait
         self._store: CheckpointStore | None = None
@@ -258,23 +252,14 @@ class WatchSource:
         batch.dead_letter = self._dead_letter_for(relative)
         self._redeliver.append(batch)
 
-    def _dead_letter_for(self, relative: str) -> LazyDeadLetterFile | None:
-        """The dead letter of one delivery of one file."""
-        if self.dead_letter is None:
+    def _dead_letter_for(self, relative: str) -> DeadLetter | None:
+        if self.dead_letters is None:
             return None
-        if not self._dead_letter_dir:
-            if self._shared_dead_letter is None:
-                self._shared_dead_letter = LazyDeadLetterFile(self.dead_letter, append=True)
-            return self._shared_dead_letter
-        self._close_dead_letter(relative)
-        letter = LazyDeadLetterFile(self.dead_letter / f"{relative}.rejected.jsonl", append=False)
-        self._letters[relative] = letter
-        return letter
+        return self.dead_letters.for_delivery(relative)
 
-    def _close_dead_letter(self, relative: str) -> None:
-        letter = self._letters.pop(relative, None)
-        if letter is not None:
-            letter.close()
+    def _settle_dead_letter(self, relative: str) -> None:
+        if self.dead_letters is not None:
+            self.dead_letters.settle(relative)
 
     def _list(self) -> dict[str, _Found]:
         if not self.root.is_dir():
@@ -328,9 +313,7 @@ class WatchSource:
     def _finish(self, relative: str, found: _Found) -> None:
         self._in_flight.discard(relative)
         # What was dead-lettered is on disk before the file counts as done.
-        self._close_dead_letter(relative)
-        if self._shared_dead_letter is not None:
-            self._shared_dead_letter.flush()
+        self._settle_dead_letter(relative)
         self._done[relative] = found.stamp
         if self.delete_after and self._delete(found):
             del self._done[relative]
@@ -363,7 +346,7 @@ class WatchSource:
 
     def _give_up(self, relative: str, stamp: Stamp) -> None:
         self._in_flight.discard(relative)
-        self._close_dead_letter(relative)
+        self._settle_dead_letter(relative)
         self._failed[relative] = stamp
 
     def _load_checkpoint(self) -> dict[str, Stamp]:
