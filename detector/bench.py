@@ -73,13 +73,17 @@ def replay_in_child(path: Path, scopes: Path) -> tuple[float, float]:
     command = [sys.executable, "-m", "detector", "replay", "--format", "jsonl"]
     command += ["--output", os.devnull, "--scopes", str(scopes), str(path)]
     started = time.perf_counter()
-    child = subprocess.Popen(command)  # noqa: S603 - our own interpreter and module
-    # wait4 gives this child's own rusage; RUSAGE_CHILDREN would be the maximum over all.
-    _, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise RuntimeError(f"replay exited {child.returncode}")
+    # Replay's summary goes to stderr; kept aside so it does not break the table of figures.
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(command, stderr=errors)  # noqa: S603 - our own interpreter
+        # wait4 gives this child's own rusage; RUSAGE_CHILDREN would be the maximum over all.
+        _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            errors.seek(0)
+            tail = errors.read()[-2000:].decode("utf-8", "replace")
+            raise RuntimeError(f"replay exited {child.returncode}: {tail}")
     return elapsed, usage.ru_maxrss / 1024
 
 

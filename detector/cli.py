@@ -60,7 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"trailguard {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    replay = commands.add_parser("replay", help="run the pipeline over CloudTrail files")
+    replay = commands.add_parser(
+        "replay",
+        help="run the pipeline over CloudTrail files",
+        epilog=REPLAY_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _replay_options(replay)
     replay.add_argument("paths", nargs="+", metavar="PATH", help="file, directory, or - for stdin")
     replay.set_defaults(handler=_cmd_replay)
@@ -76,13 +81,6 @@ def _parser() -> argparse.ArgumentParser:
         sessions,
     )
 
-    add_exit_codes(
-        replay,
-        "0  the inputs were replayed",
-        "1  an unexpected error",
-        CONFIG_ERROR_LINE,
-        "3  a finding reached the --fail-on severity",
-    )
 
     for command in (demo, catalog, scope, sessions):
         command.add_parser(commands)
@@ -142,6 +140,39 @@ def _replay_options(parser: argparse.ArgumentParser) -> None:
         metavar="SEVERITY",
         help="exit 3 when any finding reaches this severity (info|low|medium|high|critical)",
     )
+    parser.add_argument(
+        "--fail-on-rejects",
+        action="store_true",
+        help="exit 4 when any record (or whole file) was rejected",
+    )
+
+
+# Exit codes of replay and demo beyond the common 0, 1 and 2.
+EXIT_REJECTS = 4
+EXIT_NO_EVENTS = 5
+REPLAY_EXIT_CODES = """exit codes:
+  0  done
+  1  an unexpected error
+  2  bad usage or configuration (a path that does not exist, an invalid scope file)
+  3  --fail-on: a finding reached the severity
+  4  --fail-on-rejects: a record or a whole file was rejected
+  5  the inputs held no CloudTrail event at all (everything skipped, empty or rejected)
+The first that applies wins, in the order 3, 4, 5."""
+
+
+def _replay_exit(args: argparse.Namespace, stats: Any) -> int:
+    """A CI gate must not pass having checked nothing: no event at all is a failure."""
+    if (
+        args.fail_on is not None
+        and stats.max_severity is not None
+        and stats.max_severity >= args.fail_on
+    ):
+        return EXIT_FINDINGS
+    if args.fail_on_rejects and stats.rejected:
+        return EXIT_REJECTS
+    if stats.events == 0:
+        return EXIT_NO_EVENTS
+    return EXIT_OK
 
 
 def _severity(value: str) -> Severity:
@@ -159,11 +190,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from detector.sources.files import expand
 
     files, skipped = expand(args.paths)
-    return _run_replay(args, files, skipped_files=len(skipped), scopes_path=args.scopes)
+    return _run_replay(args, files, skipped=skipped, scopes_path=args.scopes)
 
 
 def _run_replay(
-    args: argparse.Namespace, files: list[Any], *, skipped_files: int, scopes_path: Path | None
+    args: argparse.Namespace, files: list[Any], *, skipped: Sequence[Any], scopes_path: Path | None
 ) -> int:
     from detector import report
     from detector.dead_letter import DeadLetterFile
@@ -188,20 +219,22 @@ def _run_replay(
 
         with _progress(files) as progress:
             stats = replay(
-                pipeline, files, on_result=on_result, on_reject=on_reject, progress=progress
+                pipeline,
+                files,
+                on_result=on_result,
+                on_reject=on_reject,
+                progress=progress,
+                skipped=skipped,
             )
-        stats.skipped_files = skipped_files
         if fmt == "table":
             text = _TextOut(out)
             report.render(stats, text, color=out.isatty() and "NO_COLOR" not in os.environ)
+        else:
+            # The output is the contract; what was read, skipped and rejected goes to stderr.
+            for line in report.input_summary(stats):
+                logger.info("%s", line)
         writer.flush()
-    if (
-        args.fail_on is not None
-        and stats.max_severity is not None
-        and stats.max_severity >= args.fail_on
-    ):
-        return EXIT_FINDINGS
-    return EXIT_OK
+    return _replay_exit(args, stats)
 
 
 class _TextOut:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -43,6 +43,7 @@ from detector import __version__
 from detector.core.findings import FINDING_KINDS
 from detector.core.pipeline import StepResult
 from detector.core.taxonomy import SessionKind, Severity
+from detector.sources.screen import SkipReason
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,42 @@ class _SourceOperations:
         return [family]
 
 
+@runtime_checkable
+class ScreensFiles(Protocol):
+    """A source that judges files by content and counts those it skips (the `files` source)."""
+
+    name: str
+
+    @property
+    def skipped_files(self) -> Mapping[str, int]:
+        """Files not read so far, by SkipReason value."""
+        ...
+
+
+class _SkippedFiles:
+    """Reads the file sources' skip counts at scrape time, one series per reason."""
+
+    name = f"{NAMESPACE}_skipped_files"
+    documentation = (
+        "Files a source did not read, by reason: empty, binary, not-json, not-cloudtrail, "
+        "digest, hidden, special-file (a FIFO, socket or device)."
+    )
+
+    def __init__(self) -> None:
+        self.sources: list[ScreensFiles] = []
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=["source", "reason"])]
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=["source", "reason"])
+        for source in self.sources:
+            counts = source.skipped_files
+            for reason in SkipReason:
+                family.add_metric([source.name, reason.value], counts.get(reason.value, 0))
+        return [family]
+
+
 class Metrics:
     """The service's metrics and the cheap ways to update them.
 
@@ -247,6 +284,8 @@ class Metrics:
         r.register(self._sessions)
         self._operations = _SourceOperations()
         r.register(self._operations)
+        self._skipped_files = _SkippedFiles()
+        r.register(self._skipped_files)
         self._lag_shards: dict[str, set[str]] = {}
         self.batches = Counter(
             f"{NAMESPACE}_batches",
@@ -386,6 +425,9 @@ class Metrics:
     def watch_sources(self, sources: Iterable[Any]) -> None:
         """Export the sources' own counters, read at each scrape."""
         self._operations.sources = list(sources)
+        self._skipped_files.sources = [
+            s for s in self._operations.sources if isinstance(s, ScreensFiles)
+        ]
 
     def sync_consumer_lag(self, sources: Iterable[Any]) -> None:
         """Copy each source's `lag` {shard: records} into the gauge; drop shards it lost."""

@@ -16,13 +16,30 @@ from detector.core.pipeline import Pipeline, StepResult
 from detector.core.session_view import SessionView
 from detector.core.taxonomy import Severity
 from detector.records import BadInput, Record, Rejection, parse_items
-from detector.sources.files import InputFile, read_file
+from detector.sources.files import InputFile, UnreadableFile, read_input
+from detector.sources.screen import Skip
 
 logger = logging.getLogger(__name__)
 
-TOP_FINDINGS = 10
+# The table shows this many flagged events, most severe first; --format jsonl has them all.
+TOP_EVENTS = 10
 # Errors are logged one by one up to this many; past it only counted (and dead-lettered).
 LOGGED_ERRORS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class FlaggedEvent:
+    """One event that raised findings, with all of them: one row of the table."""
+
+    findings: tuple[Finding, ...]
+
+    @property
+    def first(self) -> Finding:
+        return self.findings[0]
+
+    @property
+    def severity(self) -> Severity:
+        return max(f.severity for f in self.findings)
 
 
 @dataclass(slots=True)
@@ -30,7 +47,9 @@ class ReplayStats:
     """What a replay saw and found, for the table summary and the exit code."""
 
     files: int = 0
-    skipped_files: int = 0
+    skipped: list[Skip] = field(default_factory=list)
+    # (file name, reason) of each input that could not be read to its end.
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
     records: int = 0
     events: int = 0
     duplicates: int = 0
@@ -42,16 +61,25 @@ class ReplayStats:
     sessions: dict[str, SessionView] = field(default_factory=dict)
     session_findings: dict[str, Counter[Severity]] = field(default_factory=dict)
     session_scopes: dict[str, str] = field(default_factory=dict)
-    # min-heap of (severity, -sequence, finding): keeps the most severe, earliest first.
-    _top: list[tuple[int, int, Finding]] = field(default_factory=list)
+    flagged_events: int = 0
+    # min-heap of (severity, -sequence, event): keeps the most severe, earliest first.
+    _top: list[tuple[int, int, FlaggedEvent]] = field(default_factory=list)
     _sequence: itertools.count[int] = field(default_factory=itertools.count)
+
+    @property
+    def skipped_files(self) -> int:
+        return len(self.skipped)
 
     @property
     def max_severity(self) -> Severity | None:
         return max(self.findings) if self.findings else None
 
-    def top_findings(self) -> list[Finding]:
-        return [f for _, _, f in sorted(self._top, key=lambda t: (-t[0], -t[1]))]
+    @property
+    def finding_count(self) -> int:
+        return sum(self.findings.values())
+
+    def top_events(self) -> list[FlaggedEvent]:
+        return [e for _, _, e in sorted(self._top, key=lambda t: (-t[0], -t[1]))]
 
     def add(self, result: StepResult) -> None:
         self.events += 1
@@ -66,8 +94,12 @@ class ReplayStats:
             self.session_findings.setdefault(finding.session_id, Counter())[finding.severity] += 1
             if finding.scope:
                 self.session_scopes[finding.session_id] = finding.scope
-            item = (int(finding.severity), -next(self._sequence), finding)
-            if len(self._top) < TOP_FINDINGS:
+        if result.findings:
+            # A step's findings all belong to its one event.
+            self.flagged_events += 1
+            flagged = FlaggedEvent(tuple(result.findings))
+            item = (int(flagged.severity), -next(self._sequence), flagged)
+            if len(self._top) < TOP_EVENTS:
                 heapq.heappush(self._top, item)
             else:
                 heapq.heappushpop(self._top, item)
@@ -86,14 +118,19 @@ def replay(
     on_reject: Reject,
     stdin: IO[bytes] | None = None,
     progress: Callable[[int], None] | None = None,
+    skipped: Sequence[Skip] = (),
 ) -> ReplayStats:
     """Run every record of every file through the pipeline, in order.
 
-    Bad records are reported through `on_reject` and counted; they never stop the run.
+    Bad records are reported through `on_reject` and counted; they never stop the run. A
+    file that cannot be read (or read to its end) is one rejection named after the file; the
+    records read from it before the error are kept, and the next file is read.
     """
-    stats = ReplayStats(files=len(files))
+    stats = ReplayStats(files=len(files), skipped=list(skipped))
+    for skip in skipped:
+        logger.debug("skipped %s: %s", skip.name, skip.description)
     for source in files:
-        items = _counted(stats, read_file(source, stdin=stdin, progress=progress))
+        items = _counted(stats, read_input(source, stdin=stdin, progress=progress))
         for _, event in parse_items(items, functools.partial(_reject, stats, on_reject)):
             result = pipeline.process(event)
             stats.add(result)
@@ -103,14 +140,17 @@ def replay(
 
 def _counted(stats: ReplayStats, items: Iterable[Record | BadInput]) -> Iterator[Record | BadInput]:
     for item in items:
-        stats.records += 1
+        if isinstance(item, UnreadableFile):
+            stats.unreadable.append((item.origin, item.reason))
+        else:
+            stats.records += 1
         yield item
 
 
 def _reject(stats: ReplayStats, on_reject: Reject, rejection: Rejection) -> None:
     stats.rejected += 1
     if stats.rejected <= LOGGED_ERRORS:
-        logger.error("rejected record at %s: %s", rejection.origin, rejection.reason)
+        logger.error("rejected %s: %s", rejection.origin, rejection.reason)
     elif stats.rejected == LOGGED_ERRORS + 1:
         logger.error("more rejected records follow; they are counted and dead-lettered")
     on_reject(rejection.origin, rejection.reason, rejection.raw)

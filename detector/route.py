@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
+from detector import dead_letter
 from detector.config import NON_EMPTY, parse_section
 from detector.core.routing import RoutingTable
 from detector.errors import ConfigError
@@ -148,5 +149,5 @@ class Router:
         self.stats.rejected += 1
         logger.warning("rejected record", extra={"origin": origin, "reason": reason})
         if self.settings.dead_letter_topic is not None:
-            record = {"origin": origin, "error": reason, "record": raw}
-            producer.send(self.settings.dead_letter_topic, value=orjson.dumps(record, default=repr))
+            value = dead_letter.encode(origin=origin, error=reason, raw=raw).rstrip(b"\n")
+            producer.send(self.settings.dead_letter_topic, value=value)

@@ -192,7 +192,7 @@ class Service:
         metrics = self.metrics
         records: list[dict[str, Any]] = []
         arrival = self._clock()
-        reject = functools.partial(self._reject, batch.source)
+        reject = functools.partial(self._reject, batch)
         for _, event in parse_items(batch.items, reject):
             result = shard.pipeline.process(event)
             if metrics is not None:
@@ -218,7 +218,8 @@ class Service:
         if metrics is not None:
             metrics.observe_batch(batch.source, seconds=time.perf_counter() - started)
 
-    def _reject(self, source: str, rejection: Rejection) -> None:
+    def _reject(self, batch: Batch, rejection: Rejection) -> None:
+        source = batch.source
         logger.warning(
             "rejected record", extra={"origin": rejection.origin, "reason": rejection.reason}
         )
@@ -229,8 +230,9 @@ class Service:
                 else ParseErrorReason.INVALID_RECORD
             )
             self.metrics.parse_error(source, kind)
-        if self.dead_letter is not None:
-            self.dead_letter.add(origin=rejection.origin, error=rejection.reason, raw=rejection.raw)
+        dead_letter = batch.dead_letter if batch.dead_letter is not None else self.dead_letter
+        if dead_letter is not None:
+            dead_letter.add(origin=rejection.origin, error=rejection.reason, raw=rejection.raw)
             if self.metrics is not None:
                 self.metrics.dead_lettered(source)
 

@@ -12,6 +12,7 @@ EPILOG = exit_codes(
     "1  an unexpected error",
     CONFIG_ERROR_LINE,
     "3  a finding reached the --fail-on severity",
+    "4  a record was rejected and --fail-on-rejects was given",
 )
 
 
@@ -33,5 +34,5 @@ def run(args: argparse.Namespace) -> int:
         events = folder / "incident.jsonl"
         files = [InputFile(str(events), events, events.stat().st_size)]
         return _run_replay(
-            args, files, skipped_files=0, scopes_path=args.scopes or folder / "scopes.yaml"
+            args, files, skipped=(), scopes_path=args.scopes or folder / "scopes.yaml"
         )

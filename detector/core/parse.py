@@ -93,9 +93,15 @@ def parse_record(record: Any) -> CloudTrailEvent:
         raise ParseError(f"eventVersion {version!r} is not a 1.x CloudTrail record")
     identity = record.get("userIdentity")
     if identity is None:
-        identity = {}
-    elif not isinstance(identity, dict):
+        # Every CloudTrail API call, sign-in and service event names who acted; without it
+        # the event cannot be attributed to a session and a finding would name no principal.
+        if record.get("eventType") == "AwsCloudTrailInsight":
+            raise ParseError("a CloudTrail Insights event has no userIdentity: not an API call")
+        raise ParseError("missing required field 'userIdentity'")
+    if not isinstance(identity, dict):
         raise ParseError("userIdentity is not an object")
+    if not identity:
+        raise ParseError("userIdentity is empty: it names no caller")
     get = record.get
     event_id, event_time, event_source, event_name = (
         get("eventID"),

@@ -254,7 +254,72 @@ def _eks(event: CloudTrailEvent, params: Mapping[str, Any], ctx: ArnContext) -> 
     yield from _named(_strs(params, "name", "clusterName"), ctx, "eks", "cluster/")
 
 
+# API Gateway ARNs are paths with no account: arn:aws:apigateway:us-east-1::/restapis/a1b2/...
+# (request parameter, path segment) of the resources below an API.
+_REST_API_CHILDREN = (
+    ("stageName", "stages"),
+    ("deploymentId", "deployments"),
+    ("authorizerId", "authorizers"),
+    ("modelName", "models"),
+)
+_HTTP_API_CHILDREN = (
+    ("stageName", "stages"),
+    ("routeId", "routes"),
+    ("integrationId", "integrations"),
+    ("deploymentId", "deployments"),
+    ("authorizerId", "authorizers"),
+)
+_APIGATEWAY_TOP = (
+    ("apiKey", "apikeys"),
+    ("usagePlanId", "usageplans"),
+    ("domainName", "domainnames"),
+    ("vpcLinkId", "vpclinks"),
+)
+
+
+def _apigateway(
+    event: CloudTrailEvent, params: Mapping[str, Any], ctx: ArnContext
+) -> Iterator[str]:
+    """The most specific resource the request names: IAM authorises API Gateway calls on it."""
+    path = _apigateway_path(event, params)
+    if path is not None:
+        yield f"arn:{ctx.partition}:apigateway:{ctx.region}::{path}"
+
+
+def _apigateway_path(event: CloudTrailEvent, params: Mapping[str, Any]) -> str | None:
+    rest_api = _str(params, "restApiId")
+    if rest_api is None and event.event_name == "CreateRestApi":
+        rest_api = _str(event.response_elements, "id")
+    if rest_api is not None:
+        base = f"/restapis/{rest_api}"
+        resource = _str(params, "resourceId")
+        if resource is not None:
+            method = _str(params, "httpMethod")
+            path = f"{base}/resources/{resource}"
+            return f"{path}/methods/{method}" if method else path
+        for key, segment in _REST_API_CHILDREN:
+            value = _str(params, key)
+            if value is not None:
+                return f"{base}/{segment}/{value}"
+        return base
+    http_api = _str(params, "apiId")
+    if http_api is None and event.event_name == "CreateApi":
+        http_api = _str(event.response_elements, "apiId")
+    if http_api is not None:
+        for key, segment in _HTTP_API_CHILDREN:
+            value = _str(params, key)
+            if value is not None:
+                return f"/apis/{http_api}/{segment}/{value}"
+        return f"/apis/{http_api}"
+    for key, segment in _APIGATEWAY_TOP:
+        value = _str(params, key)
+        if value is not None:
+            return f"/{segment}/{value}"
+    return None
+
+
 _EXTRACTORS: Mapping[str, Extractor] = {
+    "apigateway": _apigateway,
     "s3": _s3,
     "lambda": _lambda,
     "cloudformation": _cloudformation,

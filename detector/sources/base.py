@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from detector.config import Where
+from detector.dead_letter import DeadLetter
 from detector.records import BadInput, Record
 from detector.registry import Registry
 
@@ -30,6 +31,10 @@ class Batch:
     items: list[Record | BadInput] = field(default_factory=list)
     ack: Callable[[], Awaitable[None]]
     nack: Callable[[BaseException], Awaitable[None]]
+    # Where the batch's rejected records go when its source keeps its own dead letter (the
+    # `files` source's `dead_letter`); None: the service's. The source makes what was written
+    # durable before its ack settles the batch.
+    dead_letter: DeadLetter | None = None
 
 
 class Source(Protocol):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import gzip
 import io
 import re
+import stat
 import sys
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +25,16 @@ import orjson
 from detector.core.parse import unwrap, unwrap_one
 from detector.errors import ParseError
 from detector.records import BadInput, Record
+from detector.sources.screen import Skip, SkipReason, is_hidden, screen
 
 # Below this size a JSON document is decoded in one call (fast); above it, streamed.
 STREAM_DOCUMENTS_ABOVE = 32 * 1024 * 1024
-# Suffixes picked up when walking a directory; a file named explicitly is always read.
-RECORD_SUFFIXES = (".json", ".jsonl", ".ndjson", ".gz")
 STDIN = "-"
 RECORDS_BATCH = re.compile(rb'\{\s*"Records"\s*:')
+# What reading a file can raise besides a bad record: I/O errors (permission denied, EIO,
+# a vanished file), truncated gzip (EOFError), corrupt gzip (zlib.error, BadGzipFile is an
+# OSError) and undecodable streams.
+READ_ERRORS = (OSError, EOFError, zlib.error, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,36 +42,106 @@ class InputFile:
     name: str
     path: Path | None  # None for stdin
     size: int
+    # Set for a FIFO, socket or device found while walking a directory: it is reported as
+    # unreadable rather than read, since reading it could block or never end.
+    special: str | None = None
+    # A named pipe given on the command line (`replay <(zcat trail.gz)`): read as a stream.
+    pipe: bool = False
 
 
-def expand(paths: Sequence[str]) -> tuple[list[InputFile], list[str]]:
-    """Files to read, in a stable order, and the names skipped (digests, unknown suffixes)."""
+@dataclass(frozen=True, slots=True)
+class UnreadableFile(BadInput):
+    """A whole input that could not be read (or read to its end): origin is the file name."""
+
+
+def expand(paths: Sequence[str]) -> tuple[list[InputFile], list[Skip]]:
+    """Files to read, in a stable order, and the files skipped with the reason.
+
+    Files are judged by content (see `screen`), whether named or found in a directory walk.
+    """
     files: list[InputFile] = []
-    skipped: list[str] = []
+    skipped: list[Skip] = []
     for raw in paths:
         if raw == STDIN:
             files.append(InputFile(name="<stdin>", path=None, size=0))
             continue
         path = Path(raw)
         if path.is_dir():
-            for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                if wanted(child):
-                    files.append(InputFile(str(child), child, child.stat().st_size))
-                else:
-                    skipped.append(str(child))
-        elif path.is_file():
-            files.append(InputFile(str(path), path, path.stat().st_size))
+            for child in sorted(path.rglob("*")):
+                if child.is_dir():
+                    continue
+                if is_hidden(child, path):
+                    skipped.append(Skip(str(child), SkipReason.HIDDEN))
+                    continue
+                _add(child, files, skipped, walked=True)
+        elif path.exists():
+            _add(path, files, skipped, walked=False)
         else:
             raise FileNotFoundError(f"no such file or directory: {raw}")
     return files, skipped
 
 
-def wanted(path: Path) -> bool:
-    name = path.name
-    # CloudTrail digest files sit beside log files and hold hashes, not records.
-    if name.startswith(".") or "CloudTrail-Digest" in name or "CloudTrail-Digest" in str(path):
-        return False
-    return name.endswith(RECORD_SUFFIXES)
+def _add(path: Path, files: list[InputFile], skipped: list[Skip], *, walked: bool) -> None:
+    try:
+        info = path.stat()
+    except OSError:
+        # A broken link or a file gone since the listing: the reader reports it by name.
+        files.append(InputFile(str(path), path, 0))
+        return
+    if not stat.S_ISREG(info.st_mode):
+        if stat.S_ISFIFO(info.st_mode) and not walked:
+            files.append(InputFile(str(path), path, 0, pipe=True))
+        else:
+            files.append(InputFile(str(path), path, 0, special=special_kind(info.st_mode)))
+        return
+    reason = screen(path)
+    if reason is not None:
+        skipped.append(Skip(str(path), reason))
+    else:
+        files.append(InputFile(str(path), path, info.st_size))
+
+
+def special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    return "special file"
+
+
+def describe_read_error(exc: BaseException) -> str:
+    """One line naming what went wrong, without the exception class jargon."""
+    if isinstance(exc, EOFError):
+        return f"truncated gzip: {exc}"
+    if isinstance(exc, zlib.error | gzip.BadGzipFile):
+        return f"corrupt gzip: {exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def read_input(
+    source: InputFile,
+    *,
+    stdin: IO[bytes] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[Record | BadInput]:
+    """`read_file`, with any read error turned into a final UnreadableFile for the file.
+
+    The records read before the error are kept; the error ends that file only.
+    """
+    if source.special is not None:
+        reason = f"cannot read the file: it is a {source.special}, not a regular file"
+        yield UnreadableFile(source.name, reason, None)
+        return
+    try:
+        yield from read_file(source, stdin=stdin, progress=progress)
+    except READ_ERRORS as exc:
+        yield UnreadableFile(source.name, f"cannot read the file: {describe_read_error(exc)}", None)
 
 
 def read_file(
@@ -86,7 +161,7 @@ def read_file(
     with source.path.open("rb", buffering=0) as handle:
         raw_reader: io.RawIOBase = _CountingReader(handle, progress) if progress else handle
         stream = io.BufferedReader(raw_reader, buffer_size=1024 * 1024)
-        yield from _read_stream(source.name, stream, size=source.size)
+        yield from _read_stream(source.name, stream, size=None if source.pipe else source.size)
 
 
 class _CountingReader(io.RawIOBase):
@@ -171,9 +246,8 @@ def _read_lines(name: str, stream: io.BufferedReader[Any]) -> Iterator[Record | 
         try:
             value = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            yield BadInput(
-                origin, f"invalid JSON: {exc}", line.decode("utf-8", "replace").rstrip("\n")
-            )
+            reason, raw = undecodable(line.rstrip(b"\r\n"), exc, "of the line")
+            yield BadInput(origin, reason, raw)
             continue
         yield from _records(origin, value)
 
@@ -190,7 +264,7 @@ def _stream_document(
     try:
         for index, item in enumerate(ijson.items(stream, prefix, use_float=True)):
             yield from _records(f"{name}:{label}[{index}]", item, single=True)
-    except ijson.JSONError as exc:
+    except (ijson.JSONError, UnicodeDecodeError) as exc:
         # A syntax error ends the document: nothing after it can be located reliably.
         yield BadInput(f"{name}:{label}[{index + 1}]", f"invalid JSON: {exc}", None)
 
@@ -210,9 +284,27 @@ def decode_records(origin: str, data: bytes) -> Iterator[Record | BadInput]:
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        yield BadInput(origin, f"invalid JSON: {exc}", data[:4096].decode("utf-8", "replace"))
+        reason, raw = undecodable(data, exc, "")
+        yield BadInput(origin, reason, raw[:4096] if isinstance(raw, str) else raw)
         return
     yield from _records(origin, document)
+
+
+def undecodable(data: bytes, exc: orjson.JSONDecodeError, where: str) -> tuple[str, str | bytes]:
+    """Why `data` is not JSON, and what to keep of it for the dead letter.
+
+    orjson reports invalid UTF-8 as "surrogates not allowed" at position 0 wherever the bad
+    byte is; the byte and its offset are what lets someone find it. Text that is valid UTF-8
+    is kept as text; anything else is kept as the original bytes (the dead letter writes them
+    as base64), since replacing the bad byte would lose exactly what went wrong.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        at = f" {where}" if where else ""
+        byte = data[bad.start]
+        return f"invalid UTF-8: byte 0x{byte:02x} at offset {bad.start}{at}", data
+    return f"invalid JSON: {exc}", text
 
 
 def read_bytes(name: str, data: bytes) -> Iterator[Record | BadInput]:

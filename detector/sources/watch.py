@@ -1,9 +1,16 @@
 """A watched directory: CloudTrail files dropped into it are read once they stop changing.
 
 Every shape replay reads is accepted (S3 log files, arrays, JSON Lines, single records,
-EventBridge envelopes, gzip), and the same files are skipped (digests, hidden files,
-unknown suffixes). The directory is polled rather than watched through inotify, so it works
-on network and container mounts and needs no extra dependency.
+EventBridge envelopes, gzip), judged by content as replay judges it: empty, binary, non-JSON
+and non-CloudTrail files, digests, hidden files and FIFOs or devices are skipped, each counted
+once by reason (`skipped_files`, exported as trailguard_skipped_files_total). The directory is
+polled rather than watched through inotify, so it works on network and container mounts and
+needs no extra dependency.
+
+Rejected records, and files that cannot be read to their end, go to `dead_letter`: a
+directory (one `<file>.rejected.jsonl` per input file, mirroring the tree, rewritten when the
+file is read again) or a file (one JSONL file for every input, appended to). The dead letter
+is flushed before the file's ack records it as done.
 
 A file is read only after its size and modification time have stayed the same for
 `settle_seconds`, so a file still being written is not read half-way. Each file is one
@@ -18,8 +25,7 @@ import asyncio
 import logging
 import stat
 import time
-import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -29,16 +35,25 @@ from typing import Annotated, Any
 import orjson
 
 from detector.config import NON_EMPTY, POSITIVE, Check, Where, parse_adapter
+from detector.dead_letter import DeadLetter, InputDeadLetters
 from detector.errors import ConfigError, StateError
 from detector.records import BadInput, Record
 from detector.sources.base import SOURCES, Batch
-from detector.sources.files import InputFile, read_file, wanted
+from detector.sources.files import (
+    READ_ERRORS,
+    InputFile,
+    UnreadableFile,
+    describe_read_error,
+    read_file,
+    special_kind,
+)
 from detector.sources.polling import (
     CheckpointStore,
     Sleep,
     redeliverable_batch,
     sleep_until_stopped,
 )
+from detector.sources.screen import SKIP_DESCRIPTIONS, SkipReason, is_hidden, screen
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +65,8 @@ class _Found:
     path: Path
     size: int
     mtime_ns: int
+    # Known without reading it: a hidden file, or a FIFO, socket or device.
+    skip: SkipReason | None = None
 
     @property
     def stamp(self) -> Stamp:
@@ -64,13 +81,16 @@ class WatchSettings:
     # A file is read once its size and mtime have not changed for this long.
     settle_seconds: Annotated[float, Check(low=0)] = 2
     delete_after: bool = False
+    # Where rejected records go: a directory (one file per input) or a file; none by default.
+    dead_letter: str | None = None
 
 
 class WatchSource:
     """Reads files that appear under a directory. Settings:
 
     `path` (required directory), `pattern` (glob under it, "**/*"), `poll_interval_seconds`
-    (5), `settle_seconds` (2), `delete_after` (false).
+    (5), `settle_seconds` (2), `delete_after` (false), `dead_letter` (a directory, or a
+    file; none by default).
     """
 
     def __init__(
@@ -104,6 +124,15 @@ class WatchSource:
         # Checked here too, not only at start, so `config check` finds a mistyped path.
         if not self.root.is_dir():
             raise ConfigError(f"'{key}.path': {self.root} is not a directory")
+        dead_letter = own.dead_letter
+        self.dead_letters = InputDeadLetters(dead_letter) if dead_letter is not None else None
+        if self.dead_letters is not None and self._is_under_root(self.dead_letters.path):
+            raise ConfigError(
+                f"'{key}.dead_letter' must be outside {self.root}, or the dead "
+                f"letters would be read as input"
+            )
+        self._skips: Counter[SkipReason] = Counter()
+        self._skipped: dict[str, Stamp] = {}  # skipped files, until they change
         self._clock = clock or time.monotonic
         self._sleep = sleep or self._wait
         self._store: CheckpointStore | None = None
@@ -115,6 +144,18 @@ class WatchSource:
         self._redeliver: deque[Batch] = deque()
         self._stopping = asyncio.Event()
         self._ready = False
+
+    @property
+    def skipped_files(self) -> Mapping[str, int]:
+        """Files not read, by reason: each file counted once until it changes."""
+        return {reason.value: count for reason, count in self._skips.items()}
+
+    def _is_under_root(self, path: Path) -> bool:
+        try:
+            path.resolve().relative_to(self.root.resolve())
+        except ValueError:
+            return False
+        return True
 
     @property
     def checkpoint_name(self) -> str:
@@ -166,6 +207,7 @@ class WatchSource:
                 relative in self._in_flight
                 or self._done.get(relative) == stamp
                 or self._failed.get(relative) == stamp
+                or self._skipped.get(relative) == stamp
             ):
                 continue
             seen = self._observed.get(relative)
@@ -180,52 +222,92 @@ class WatchSource:
             del self._observed[gone]
         for gone in self._failed.keys() - self._present:
             del self._failed[gone]
+        for gone in self._skipped.keys() - self._present:
+            del self._skipped[gone]
         # Oldest files first, so sessions see events roughly in the order they happened.
         for _, relative, found in sorted(due):
             if self._stopping.is_set():
                 return
-            items = await asyncio.to_thread(self._read, found)
+            if found.skip is not None:
+                self._skip(relative, found, found.skip)
+                continue
+            outcome = await asyncio.to_thread(self._read, found)
             self._observed.pop(relative, None)
-            if items is None:
+            if outcome is None:
                 continue  # gone, or changed while being read: it settles again first
+            if isinstance(outcome, SkipReason):
+                self._skip(relative, found, outcome)
+                continue
             self._in_flight.add(relative)
-            yield redeliverable_batch(
+            batch = redeliverable_batch(
                 self.name,
-                items,
+                outcome,
                 on_ack=partial(self._finish, relative, found),
-                requeue=self._redeliver.append,
+                requeue=partial(self._requeue, relative),
                 on_give_up=partial(self._give_up, relative, found.stamp),
             )
+            batch.dead_letter = self._dead_letter_for(relative)
+            yield batch
+
+    def _skip(self, relative: str, found: _Found, reason: SkipReason) -> None:
+        self._skipped[relative] = found.stamp
+        self._skips[reason] += 1
+        logger.info("%s: skipped %s: %s", self.name, found.path, SKIP_DESCRIPTIONS[reason])
+
+    def _requeue(self, relative: str, batch: Batch) -> None:
+        batch.dead_letter = self._dead_letter_for(relative)
+        self._redeliver.append(batch)
+
+    def _dead_letter_for(self, relative: str) -> DeadLetter | None:
+        if self.dead_letters is None:
+            return None
+        return self.dead_letters.for_delivery(relative)
+
+    def _settle_dead_letter(self, relative: str) -> None:
+        if self.dead_letters is not None:
+            self.dead_letters.settle(relative)
 
     def _list(self) -> dict[str, _Found]:
         if not self.root.is_dir():
             raise FileNotFoundError(f"no such directory: {self.root}")
         listing: dict[str, _Found] = {}
         for path in self.root.glob(self.pattern):
-            if not wanted(path):
-                continue
             try:
                 info = path.stat()
             except OSError:
                 continue  # removed or renamed since the glob saw it
-            # A zero-byte file is usually being created; it is looked at once it grows.
-            if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+            if stat.S_ISDIR(info.st_mode):
                 continue
+            skip = None
+            if is_hidden(path, self.root):
+                skip = SkipReason.HIDDEN
+            elif not stat.S_ISREG(info.st_mode):
+                logger.warning(
+                    "%s: %s is a %s, not a file", self.name, path, special_kind(info.st_mode)
+                )
+                skip = SkipReason.SPECIAL_FILE
             relative = path.relative_to(self.root).as_posix()
-            listing[relative] = _Found(path, info.st_size, info.st_mtime_ns)
+            # An empty file is usually being created: like any file, it is judged once it has
+            # stayed the same for settle_seconds, and read once it grows.
+            listing[relative] = _Found(path, info.st_size, info.st_mtime_ns, skip)
         return listing
 
-    def _read(self, found: _Found) -> list[Record | BadInput] | None:
-        """Every record of the file, or None when it vanished or changed while being read."""
+    def _read(self, found: _Found) -> list[Record | BadInput] | SkipReason | None:
+        """Every record of the file, why it is skipped, or None when it vanished or changed
+        while being read."""
+        reason = screen(found.path)
+        if reason is not None:
+            return reason
         name = str(found.path)
         items: list[Record | BadInput] = []
         try:
             items.extend(read_file(InputFile(name, found.path, found.size)))
         except FileNotFoundError:
             return None
-        except (OSError, EOFError, zlib.error, ValueError) as exc:
+        except READ_ERRORS as exc:
             # A truncated gzip or an unreadable file: keep what was read, dead-letter the rest.
-            items.append(BadInput(name, f"cannot read the file: {exc}", None))
+            reason_text = f"cannot read the file: {describe_read_error(exc)}"
+            items.append(UnreadableFile(name, reason_text, None))
         try:
             info = found.path.stat()
         except FileNotFoundError:
@@ -236,6 +318,8 @@ class WatchSource:
 
     def _finish(self, relative: str, found: _Found) -> None:
         self._in_flight.discard(relative)
+        # What was dead-lettered is on disk before the file counts as done.
+        self._settle_dead_letter(relative)
         self._done[relative] = found.stamp
         if self.delete_after and self._delete(found):
             del self._done[relative]
@@ -268,6 +352,7 @@ class WatchSource:
 
     def _give_up(self, relative: str, stamp: Stamp) -> None:
         self._in_flight.discard(relative)
+        self._settle_dead_letter(relative)
         self._failed[relative] = stamp
 
     def _load_checkpoint(self) -> dict[str, Stamp]:

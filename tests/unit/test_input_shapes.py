@@ -152,7 +152,9 @@ def test_directory_walk_is_recursive_sorted_and_skips_digests(tmp_path: Path) ->
     (tmp_path / "notes.txt").write_text("hello")
     files, skipped = expand([str(tmp_path)])
     assert [Path(f.name).name for f in files] == ["1.jsonl", "2.json"]
-    assert sorted(Path(s).name for s in skipped) == sorted([digest.name, "notes.txt"])
+    assert sorted((Path(s.name).name, s.reason.value) for s in skipped) == sorted(
+        [(digest.name, "digest"), ("notes.txt", "not-json")]
+    )
     assert [i for f in files for i in _ids(list(read_file(f)))] == ["one", "two"]
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from detector.core.parse import parse_record
 from detector.core.resources import extract_resources, partition_for
-from tests.conftest import make_event
+from tests.conftest import make_event, read_jsonl
+
+DEMO = Path(__file__).resolve().parents[2] / "detector" / "data" / "demo" / "incident.jsonl"
 
 ACCOUNT = "111122223333"  # make_event's recipient account
 
@@ -450,9 +453,66 @@ def test_arns_take_the_partition_of_the_event_region(
         ("logs.amazonaws.com", {"logStreamName": "no group"}),
         ("ssm.amazonaws.com", {"target": "not-an-instance"}),
         ("s3.amazonaws.com", "HIDDEN_DUE_TO_SECURITY_REASONS"),
+        ("apigateway.amazonaws.com", {"restApiId": ["a1"], "apiId": 7}),
     ],
 )
 def test_unexpected_parameter_shapes_yield_nothing_and_never_raise(
     source: str, params: Any
 ) -> None:
     assert resources_of(source, "SomeOperation", params) == ()
+
+
+# --- API Gateway: path ARNs without an account ------------------------------------------------
+
+APIGW = "arn:aws:apigateway:us-east-1::"
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "response", "path"),
+    [
+        ("DeleteRestApi", {"restApiId": "a1b2c3d4e5"}, None, "/restapis/a1b2c3d4e5"),
+        (
+            "DeleteStage",
+            {"restApiId": "a1b2c3d4e5", "stageName": "prod"},
+            None,
+            "/restapis/a1b2c3d4e5/stages/prod",
+        ),
+        (
+            "DeleteMethod",
+            {"restApiId": "a1", "resourceId": "r9", "httpMethod": "POST"},
+            None,
+            "/restapis/a1/resources/r9/methods/POST",
+        ),
+        (
+            "DeleteResource",
+            {"restApiId": "a1", "resourceId": "r9"},
+            None,
+            "/restapis/a1/resources/r9",
+        ),
+        ("CreateRestApi", {"name": "shop"}, {"id": "n3w"}, "/restapis/n3w"),
+        ("DeleteApi", {"apiId": "h77"}, None, "/apis/h77"),
+        ("DeleteRoute", {"apiId": "h77", "routeId": "x1"}, None, "/apis/h77/routes/x1"),
+        ("DeleteApiKey", {"apiKey": "k1"}, None, "/apikeys/k1"),
+        (
+            "DeleteDomainName",
+            {"domainName": "api.example.com"},
+            None,
+            "/domainnames/api.example.com",
+        ),
+    ],
+)
+def test_api_gateway_resources_are_paths(
+    name: str, params: dict[str, Any], response: Any, path: str
+) -> None:
+    assert resources_of("apigateway.amazonaws.com", name, params, response=response) == (
+        APIGW + path,
+    )
+
+
+def test_the_demo_delete_rest_api_names_its_api() -> None:
+    events = [r for r in read_jsonl(DEMO) if r["eventSource"] == "apigateway.amazonaws.com"]
+    assert events, "the demo scenario deletes a REST API"
+    for record in events:
+        assert extract_resources(parse_record(record)) == (
+            f"{APIGW}/restapis/{record['requestParameters']['restApiId']}",
+        )
