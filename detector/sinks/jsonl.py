@@ -14,7 +14,7 @@ import orjson
 
 from detector.core.pipeline import StepResult
 from detector.errors import ConfigError
-from detector.sinks import SINKS
+from detector.sinks import SINKS, SinkContext
 
 
 def step_records(result: StepResult) -> list[dict[str, Any]]:
@@ -60,7 +60,9 @@ class JsonlSink:
     so a record already written is not written twice.
     """
 
-    def __init__(self, name: str, settings: Mapping[str, Any]) -> None:
+    def __init__(
+        self, name: str, settings: Mapping[str, Any], context: SinkContext | None = None
+    ) -> None:
         unknown = set(settings) - {"type", "name", "path", "remember"}
         if unknown:
             raise ConfigError(f"sinks.{name}: unknown key(s): {', '.join(sorted(unknown))}")
