@@ -120,7 +120,8 @@ class Incident:
 
     @property
     def pending(self) -> bool:
-        return self.version > self.sent_version
+        # A revocation with no alert behind it (alerts below the sink's minimum) pages no one.
+        return self.version > self.sent_version and bool(self.kinds)
 
     @property
     def revoked(self) -> bool:
@@ -202,8 +203,9 @@ class Incident:
         self.version += 1
 
     def headline(self) -> KindEvidence:
-        """The kind that set the incident's severity, the latest first among equals."""
-        return max(self.kinds.values(), key=lambda k: (k.severity, k.last_seen))
+        """The kind that first took the incident to its severity: what paged."""
+        top = [k for k in self.kinds.values() if k.severity == self.severity]
+        return min(top, key=lambda k: k.last_seen)
 
     def to_json(self) -> dict[str, Any]:
         return {
