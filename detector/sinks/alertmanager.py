@@ -29,7 +29,7 @@ from detector.sinks.wording import description, session_url
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertmanagerSettings(PagingSettings):
-    url: str
+    url: str = ""  # required; checked by check_url
     headers: Mapping[str, Any] = field(default_factory=dict)
     tls_ca_file: str | None = None
     tls_cert_file: str | None = None

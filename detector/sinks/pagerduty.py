@@ -25,7 +25,7 @@ from detector.sinks.paging import (
     PagingSettings,
     check_url,
     load_secret,
-    read_secret,
+    require_one,
     settings_of,
 )
 from detector.sinks.wording import details, session_url, summary
@@ -120,7 +120,7 @@ def pagerduty_sink(
     own: PagerDutySettings = settings_of(PagerDutySettings, settings, context)
     check_url(own.url, source=context.source, key=f"{context.key}.url")
     key = f"{context.key}.routing_key"
-    read_secret(own.routing_key, own.routing_key_file, source=context.source, key=key)
+    require_one(own.routing_key, own.routing_key_file, source=context.source, key=key)
     delivery = HttpDelivery(
         name, timeout_seconds=own.timeout_seconds, retry=own.retry(), metrics=context.metrics
     )

@@ -77,19 +77,19 @@ class Notifier(Protocol):
 
 
 def check_url(value: str, *, source: str, key: str) -> str:
+    if not value:
+        raise ConfigError(f"{source}: '{key}' is required")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{source}: '{key}' must be an http(s) URL, got {value!r}")
     return value
 
 
-def read_secret(
-    value: str | None, file: str | None, *, source: str, key: str
-) -> tuple[str | None, str | None]:
-    """Exactly one of `key` and `key_file`; the file is read when the sink opens."""
+def require_one(value: str | None, file: str | None, *, source: str, key: str) -> None:
+    """A secret is given inline or as a file (mounted from a secret store), never both; the
+    file is read when the sink first needs it, so `config check` does not need it present."""
     if (value is None) == (file is None):
         raise ConfigError(f"{source}: '{key}' or '{key}_file': exactly one is required")
-    return value, file
 
 
 def load_secret(value: str | None, file: str | None) -> str:

@@ -23,7 +23,7 @@ from detector.sinks.paging import (
     PagingSettings,
     check_url,
     load_secret,
-    read_secret,
+    require_one,
     settings_of,
 )
 from detector.sinks.wording import revocation, session_url, summary, who
@@ -161,7 +161,7 @@ def slack_sink(
 ) -> IncidentSink:
     own: SlackSettings = settings_of(SlackSettings, settings, context)
     key = f"{context.key}.webhook_url"
-    read_secret(own.webhook_url, own.webhook_url_file, source=context.source, key=key)
+    require_one(own.webhook_url, own.webhook_url_file, source=context.source, key=key)
     if own.webhook_url is not None:
         check_url(own.webhook_url, source=context.source, key=key)
     delivery = HttpDelivery(

@@ -26,7 +26,7 @@ from detector.sinks.paging import (
     PagingSettings,
     check_url,
     load_secret,
-    read_secret,
+    require_one,
     settings_of,
 )
 from detector.sinks.wording import details, summary
@@ -37,7 +37,7 @@ DELIVERY_HEADER = "X-TrailGuard-Delivery"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebhookSettings(PagingSettings):
-    url: str
+    url: str = ""  # required; checked by check_url
     secret: str | None = None
     secret_file: str | None = None
 
@@ -102,7 +102,7 @@ def webhook_sink(
 ) -> IncidentSink:
     own: WebhookSettings = settings_of(WebhookSettings, settings, context)
     check_url(own.url, source=context.source, key=f"{context.key}.url")
-    read_secret(own.secret, own.secret_file, source=context.source, key=f"{context.key}.secret")
+    require_one(own.secret, own.secret_file, source=context.source, key=f"{context.key}.secret")
     delivery = HttpDelivery(
         name, timeout_seconds=own.timeout_seconds, retry=own.retry(), metrics=context.metrics
     )
