@@ -4,6 +4,7 @@ or Alertmanager's API: it records every request and answers as scripted."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +32,11 @@ class Receiver:
     runner: web.AppRunner | None = None
     port: int = 0
 
+    scheme: str = "http"
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def accepted(self) -> list[Received]:
         return [r for r in self.requests if r.headers.get("x-answer") == "ok"]
@@ -48,12 +51,12 @@ class Receiver:
             await asyncio.sleep(delay)
         return web.Response(status=status, text="ok" if status < 300 else "no")
 
-    async def start(self) -> None:
+    async def start(self, tls: ssl.SSLContext | None = None) -> None:
         app = web.Application()
         app.router.add_route("POST", "/{tail:.*}", self._handle)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=tls)
         await site.start()
         server = site._server
         assert server is not None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
 import pytest
 
 from detector.errors import ConfigError
+from detector.sinks.delivery import DeliveryError
 from tests.sinks.conftest import KIRO
 from tests.sinks.helpers import PUBLIC_URL, Clock, make_sink
 from tests.sinks.receiver import Receiver
@@ -126,3 +128,26 @@ async def test_an_idle_session_resolves(
 def test_resend_must_come_before_alerts_lapse() -> None:
     with pytest.raises(ConfigError, match=r"sinks\[0\]\.resend_seconds"):
         make_sink("alertmanager", {"url": "http://am:9093", "resend_seconds": 300})
+
+
+async def test_a_rejected_refresh_surfaces_at_the_next_write(
+    receiver: Receiver, dry_run_records: list[dict[str, Any]]
+) -> None:
+    receiver.ok_status = 200
+    clock = Clock()
+    sink = make_sink(
+        "alertmanager", _am(receiver, resend_seconds=1, alert_ttl_seconds=10), clock=clock
+    )
+    await sink.open()
+    await sink.write(dry_run_records)
+    receiver.script = [(400, 0.0)]
+    clock.advance(2)
+    for _ in range(200):  # the periodic task runs on its own
+        await asyncio.sleep(0.05)
+        if receiver.requests[-1].headers["x-answer"] == "400":
+            break
+    await asyncio.sleep(0.05)
+    with pytest.raises(DeliveryError) as raised:
+        await sink.write([])
+    await sink.close()
+    assert raised.value.status == 400
