@@ -183,7 +183,14 @@ class IncidentSink:
     async def _deliver_pending(self, now: float) -> None:
         for incident in sorted(self.ledger.pending(), key=lambda i: i.opened_at):
             version = incident.version
-            incident.sent = await self.notifier.notify(incident, now)
+            try:
+                incident.sent = await self.notifier.notify(incident, now)
+            except DetectorError as exc:
+                if not exc.retriable:
+                    # The receiver refused the request itself: sending it again (at the
+                    # shutdown flush, say) cannot help; the sink stays failed until restarted.
+                    self._failure = exc
+                raise
             incident.sent_version = version
             await self.ledger.save(incident)
             logger.info(
