@@ -26,6 +26,9 @@ from detector.sinks.incident import RESOLVED, Incident
 from detector.sinks.paging import IncidentSink, PagingSettings, check_url, settings_of
 from detector.sinks.wording import description, session_url
 
+# Alerts per re-send request: keeps each body well under Alertmanager's request limits.
+REFRESH_CHUNK = 500
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertmanagerSettings(PagingSettings):
@@ -46,8 +49,6 @@ def _iso(seconds: float) -> str:
 
 
 class AlertmanagerNotifier:
-    resolves_idle = True
-
     def __init__(
         self, settings: AlertmanagerSettings, delivery: HttpDelivery, public_url: str | None
     ) -> None:
@@ -116,7 +117,8 @@ class AlertmanagerNotifier:
 
     async def refresh(self, incidents: Sequence[Incident], now: float) -> None:
         body = [alert for incident in incidents for alert in self.alerts(incident, now)]
-        await self._post(body)
+        for start in range(0, len(body), REFRESH_CHUNK):
+            await self._post(body[start : start + REFRESH_CHUNK])
 
     async def _post(self, alerts: list[dict[str, Any]]) -> None:
         if alerts:

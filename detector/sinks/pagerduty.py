@@ -55,7 +55,6 @@ def dedup_key(session_id: str) -> str:
 
 
 class PagerDutyNotifier:
-    resolves_idle = False
     refresh_seconds: float | None = None
 
     def __init__(
@@ -78,8 +77,10 @@ class PagerDutyNotifier:
         """The Events API v2 body for the incident's current state, or None to send nothing."""
         key = dedup_key(incident.session_id)
         if incident.status == RESOLVED:
-            if not incident.sent.get("triggered"):
-                return None  # never paged: nothing to resolve
+            if not incident.sent.get("triggered") or incident.resolve_reason != "revoked":
+                # Never paged, or merely idle: an unrevoked session's page is for a person
+                # to resolve, not for TrailGuard to close because nothing new arrived.
+                return None
             return {"routing_key": self.routing_key, "event_action": "resolve", "dedup_key": key}
         top = incident.headline()
         link = session_url(self.public_url, incident.session_id)

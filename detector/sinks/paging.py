@@ -45,8 +45,9 @@ class PagingSettings:
     # Resolve a revoked session once no new alert came for this long after the revocation;
     # long enough for the page to go out and for calls made before the revocation to arrive.
     resolve_quiet_seconds: float = 300.0
-    # Resolve a session idle (no new alert) this long: 12 hours outlasts any assumed-role
-    # session, so its credentials have expired. Used where the receiver expires alerts.
+    # A session with no new alert this long has ended: 12 hours outlasts any assumed-role
+    # session. Alertmanager alerts resolve; a PagerDuty incident is left to people. Either
+    # way the sink stops tracking it, which bounds what it holds.
     idle_seconds: float = 43_200.0
     timeout_seconds: float = 10.0
     max_attempts: int = 5
@@ -64,8 +65,6 @@ class PagingSettings:
 class Notifier(Protocol):
     """One receiver's way of hearing about incidents."""
 
-    # Whether idle incidents are resolved (a receiver that expires alerts needs it).
-    resolves_idle: bool
     # How often `refresh` runs; None: never.
     refresh_seconds: float | None
 
@@ -164,10 +163,11 @@ class IncidentSink:
         """One round of the periodic work: resolve what is due, refresh, retry what is pending."""
         async with self._lock:
             now = self._now()
-            idle = self.settings.idle_seconds if self.notifier.resolves_idle else None
             for incident in list(self.ledger.active.values()):
                 reason = incident.due(
-                    now, quiet_seconds=self.settings.resolve_quiet_seconds, idle_seconds=idle
+                    now,
+                    quiet_seconds=self.settings.resolve_quiet_seconds,
+                    idle_seconds=self.settings.idle_seconds,
                 )
                 if reason is not None:
                     incident.resolve(now, reason)

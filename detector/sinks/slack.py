@@ -119,7 +119,6 @@ def message(incident: Incident, public_url: str | None, *, reason: str) -> dict[
 
 
 class SlackNotifier:
-    resolves_idle = False
     refresh_seconds: float | None = None
 
     def __init__(self, settings: SlackSettings, delivery: HttpDelivery, public_url: str | None):

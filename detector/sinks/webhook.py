@@ -52,7 +52,6 @@ def verify(secret: str, body: bytes, header: str) -> bool:
 
 
 class WebhookNotifier:
-    resolves_idle = False
     refresh_seconds: float | None = None
 
     def __init__(

@@ -103,6 +103,8 @@ async def test_a_dry_run_revocation_never_resolves(
     await sink.tick()
     await sink.close()
     assert [e["event_action"] for e in _events(receiver)] == ["trigger"]
+    # Idle for longer than any session lasts: left to people in PagerDuty, no longer tracked.
+    assert sink.ledger.active == {}
 
 
 async def test_restart_and_redelivery_page_once(
