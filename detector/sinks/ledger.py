@@ -37,6 +37,7 @@ class IncidentLedger:
         self._store = store
         self.active: dict[str, Incident] = {}
         self._resolved: OrderedDict[str, Incident] = OrderedDict()
+        self._unsaved: dict[str, Incident] = {}
 
     def _row(self, session_id: str) -> str:
         return f"sink/{self.sink}/session/{session_id}"
@@ -68,14 +69,21 @@ class IncidentLedger:
         self._keep(incident)
 
     async def save(self, incident: Incident) -> None:
-        was_active = incident.session_id in self.active
+        """Write the incident through. If the store fails, the incident stays unsaved and
+        `save_unsaved` writes it before anything else is delivered."""
         self._keep(incident)
         if self._store is None:
             return
+        self._unsaved[incident.session_id] = incident
         body = orjson.dumps(incident.to_json()).decode()
         await asyncio.to_thread(self._store.save_checkpoint, self._row(incident.session_id), body)
-        if was_active != (incident.status == ACTIVE) or incident.status == ACTIVE:
-            await asyncio.to_thread(self._update_index, incident)
+        await asyncio.to_thread(self._update_index, incident)
+        if self._unsaved.get(incident.session_id) is incident:
+            del self._unsaved[incident.session_id]
+
+    async def save_unsaved(self) -> None:
+        for incident in list(self._unsaved.values()):
+            await self.save(incident)
 
     def pending(self) -> Iterable[Incident]:
         return [i for i in (*self.active.values(), *self._resolved.values()) if i.pending]

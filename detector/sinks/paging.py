@@ -142,7 +142,8 @@ class IncidentSink:
             now = self._now()
             for session_id, update in updates.items():
                 incident = await self.ledger.get(session_id) or Incident(session_id=session_id)
-                if incident.apply(update, now):
+                # A revocation with no alert behind it (all below min_severity) is not tracked.
+                if incident.apply(update, now) and incident.kinds:
                     self.ledger.keep(incident)
             await self._deliver_pending(now)
 
@@ -181,6 +182,8 @@ class IncidentSink:
                 self._last_refresh = now
 
     async def _deliver_pending(self, now: float) -> None:
+        # What was delivered but not yet recorded (the store failed) is recorded first.
+        await self.ledger.save_unsaved()
         for incident in sorted(self.ledger.pending(), key=lambda i: i.opened_at):
             version = incident.version
             try:

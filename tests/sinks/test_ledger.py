@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from detector.errors import StateError
+from detector.errors import StateError, TransientError
 from detector.state.postgres import PostgresStateStore
 from detector.state.sqlite import SqliteStateStore
 from detector.state.store import StateStore
@@ -82,3 +82,43 @@ async def test_a_damaged_stored_incident_is_a_state_error(
         await sink.write(incident_records)
     await sink.close()
     assert receiver.requests == []
+
+
+class _FailingOnce:
+    """A real SQLite store whose next checkpoint write fails as a store outage would."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self.fail_next = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def save_checkpoint(self, name: str, value: str) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise TransientError("state store unavailable")
+        self.store.save_checkpoint(name, value)
+
+
+async def test_a_delivery_the_store_failed_to_record_is_recorded_not_resent(
+    tmp_path: Path, receiver: Receiver, incident_records: list[dict[str, Any]]
+) -> None:
+    real = SqliteStateStore(tmp_path / "state.db")
+    flaky = _FailingOnce(real)
+    settings = {"routing_key": "k", "url": receiver.url, "min_severity": "critical"}
+    sink = make_sink("pagerduty", settings, store=flaky)  # type: ignore[arg-type]
+    await sink.open()
+    flaky.fail_next = True
+    with pytest.raises(TransientError):
+        await sink.write(incident_records)
+    assert len(receiver.accepted()) == 1
+    await sink.write(incident_records)  # the service's retry of the batch
+    await sink.close()
+    assert len(receiver.accepted()) == 1
+    restarted = make_sink("pagerduty", settings, store=real)
+    await restarted.open()
+    await restarted.write(incident_records)
+    await restarted.close()
+    real.close()
+    assert len(receiver.accepted()) == 1
