@@ -78,7 +78,9 @@ class AlertmanagerNotifier:
                 annotations["session_url"] = link
             if self.settings.runbook_url:
                 annotations["runbook_url"] = self.settings.runbook_url.replace("{kind}", kind)
-            base = self._labels(incident, kind)
+            # Labels stay as first sent: a label set that changed (an agent named later)
+            # would be a second alert beside the first in Alertmanager.
+            base = dict(incident.sent.get("labels", {}).get(kind) or self._labels(incident, kind))
             alert: dict[str, Any] = {
                 "labels": {**base, "severity": evidence.severity.label},
                 "annotations": annotations,
@@ -112,8 +114,16 @@ class AlertmanagerNotifier:
         return {k: v for k, v in labels.items() if v}
 
     async def notify(self, incident: Incident, now: float) -> dict[str, Any]:
-        await self._post(self.alerts(incident, now))
-        return {"severities": {k: ev.severity.label for k, ev in incident.kinds.items()}}
+        alerts = self.alerts(incident, now)
+        await self._post(alerts)
+        labels = {a["labels"]["alertname"]: a["labels"] for a in alerts}
+        return {
+            "severities": {k: ev.severity.label for k, ev in incident.kinds.items()},
+            "labels": {
+                kind: {k: v for k, v in values.items() if k != "severity"}
+                for kind, values in labels.items()
+            },
+        }
 
     async def refresh(self, incidents: Sequence[Incident], now: float) -> None:
         body = [alert for incident in incidents for alert in self.alerts(incident, now)]

@@ -151,3 +151,18 @@ async def test_a_rejected_refresh_surfaces_at_the_next_write(
         await sink.write([])
     await sink.close()
     assert raised.value.status == 400
+
+
+async def test_labels_stay_as_first_sent(
+    receiver: Receiver, dry_run_records: list[dict[str, Any]]
+) -> None:
+    receiver.ok_status = 200
+    sink = make_sink("alertmanager", _am(receiver))
+    await sink.open()
+    high = next(r for r in dry_run_records if r["type"] == "alert" and r["severity"] == "high")
+    await sink.write([{**high, "agent": None}])
+    await sink.write([{**high, "severity": "critical", "agent": "kiro"}])
+    await sink.close()
+    second = receiver.accepted()[1].json()
+    assert {a["labels"]["severity"] for a in second} == {"critical", "high"}
+    assert all("agent" not in a["labels"] for a in second)
