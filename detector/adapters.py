@@ -6,6 +6,10 @@ import importlib
 
 BUILT_IN = (
     "detector.sinks.jsonl",
+    "detector.sinks.alertmanager",
+    "detector.sinks.pagerduty",
+    "detector.sinks.slack",
+    "detector.sinks.webhook",
     "detector.sources.kafka",
     "detector.sources.sqs_s3",
     "detector.sources.lookup",

@@ -81,7 +81,6 @@ def _parser() -> argparse.ArgumentParser:
         sessions,
     )
 
-
     for command in (demo, catalog, scope, sessions):
         command.add_parser(commands)
 

@@ -95,6 +95,9 @@ class StateSettings:
 class HttpSettings:
     host: str = "127.0.0.1"
     port: int = 9108
+    # Where people reach this service (behind its ingress): alerts link to
+    # `<public_url>/sessions/<session_id>`. None: alerts carry no link.
+    public_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

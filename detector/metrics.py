@@ -484,3 +484,48 @@ class Metrics:
         child = self.responses.labels(action=action, dry_run="true" if dry_run else "false")
         self._responses[(action, dry_run)] = child
         return child
+
+
+# --- alert sinks -------------------------------------------------------------------------
+
+
+class AlertSinkMetrics:
+    """What the paging sinks (alertmanager, pagerduty, slack, webhook) report, by sink.
+
+    Handed to the sinks through their SinkContext (detector.sinks.DeliveryMetrics); built on
+    the service's registry next to `Metrics`. `failed` counts every attempt that failed,
+    retried or not, so a receiver that is flapping shows before it drops a page.
+    """
+
+    def __init__(self, registry: CollectorRegistry, *, sinks: Iterable[str] = ()) -> None:
+        self.sent_total = Counter(
+            f"{NAMESPACE}_alerts_sent",
+            "Notifications a paging sink's receiver accepted (first sends, updates, re-sends).",
+            ["sink"],
+            registry=registry,
+        )
+        self.failed_total = Counter(
+            f"{NAMESPACE}_alerts_failed",
+            "Notification attempts that failed, by whether trying again can help.",
+            ["sink", "retriable"],
+            registry=registry,
+        )
+        self.active_alerts = Gauge(
+            f"{NAMESPACE}_active_alerts",
+            "Sessions with an active (unresolved) incident, by paging sink.",
+            ["sink"],
+            registry=registry,
+        )
+        for sink in sinks:
+            self.sent_total.labels(sink=sink)
+            for retriable in ("true", "false"):
+                self.failed_total.labels(sink=sink, retriable=retriable)
+
+    def sent(self, sink: str) -> None:
+        self.sent_total.labels(sink=sink).inc()
+
+    def failed(self, sink: str, *, retriable: bool) -> None:
+        self.failed_total.labels(sink=sink, retriable="true" if retriable else "false").inc()
+
+    def active(self, sink: str, count: int) -> None:
+        self.active_alerts.labels(sink=sink).set(count)

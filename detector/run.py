@@ -16,7 +16,7 @@ from detector.adapters import load_adapters
 from detector.config import Settings, Where
 from detector.core.taxonomy import SessionKind
 from detector.errors import ConfigError
-from detector.sinks import SINKS, Sink
+from detector.sinks import SINKS, DeliveryMetrics, Sink, SinkContext
 from detector.sources.base import SOURCES, Source
 from detector.state.store import StateStore
 
@@ -49,7 +49,19 @@ def build_sources(settings: Settings) -> list[Source]:
     return sources
 
 
-def build_sinks(settings: Settings) -> list[Sink]:
+def sink_names(settings: Settings) -> list[str]:
+    configured: tuple[Mapping[str, Any], ...] = settings.sinks or ({"type": "jsonl"},)
+    return [str(raw.get("name") or raw.get("type")) for raw in configured]
+
+
+def build_sinks(
+    settings: Settings,
+    *,
+    store: StateStore | None = None,
+    metrics: DeliveryMetrics | None = None,
+) -> list[Sink]:
+    """Sinks from `sinks:`. `store` is where paging sinks remember what they delivered;
+    without one (config check) nothing is opened and they would remember in memory only."""
     load_adapters()
     configured: tuple[Mapping[str, Any], ...] = settings.sinks or ({"type": "jsonl", "path": "-"},)
     sinks: list[Sink] = []
@@ -62,8 +74,14 @@ def build_sinks(settings: Settings) -> list[Sink]:
         except KeyError as exc:
             raise ConfigError(f"{settings.source}: 'sinks[{index}].type': {exc.args[0]}") from None
         own = {k: v for k, v in raw.items() if k not in ("type", "name")}
-        where = Where(settings.source, f"sinks[{index}]")
-        sinks.append(factory(str(raw.get("name") or kind), own, where=where))
+        context = SinkContext(
+            source=settings.source,
+            key=f"sinks[{index}]",
+            public_url=settings.http.public_url,
+            store=store,
+            metrics=metrics,
+        )
+        sinks.append(factory(str(raw.get("name") or kind), own, context))
     return sinks
 
 
@@ -101,17 +119,20 @@ def open_store(settings: Settings) -> StateStore:
 def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
     """Run until SIGTERM or SIGINT; 0 after a clean stop, 1 when a source or sink failed."""
     from detector.http_server import Health, HttpServer, readiness_checks
-    from detector.metrics import Metrics
+    from detector.metrics import AlertSinkMetrics, Metrics
     from detector.service import Service
     from detector.wiring import pipeline_factory
 
     sources = build_sources(settings)
     if not sources:
         raise ConfigError(f"{settings.source}: sources: `trailguard run` needs at least one")
-    sinks = build_sinks(settings)
+    names = sink_names(settings)
+    metrics = Metrics(sources=[s.name for s in sources], sinks=names)
     store = open_store(settings)
+    sinks = build_sinks(
+        settings, store=store, metrics=AlertSinkMetrics(metrics.registry, sinks=names)
+    )
     owner = settings.service.instance or socket.gethostname()
-    metrics = Metrics(sources=[s.name for s in sources], sinks=[s.name for s in sinks])
     service = Service(
         settings,
         pipeline_factory=pipeline_factory(settings, scopes_path=scopes_path),

@@ -7,11 +7,13 @@ batch can be processed twice after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from detector.config import Where
 from detector.registry import Registry
+from detector.state.store import StateStore
 
 
 class Sink(Protocol):
@@ -26,14 +28,44 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
 
-class SinkFactory(Protocol):
-    """(configured name, its settings mapping, where they sit in the file) → a Sink.
+class DeliveryMetrics(Protocol):
+    """What a sink that talks to a paging system reports (detector.metrics.AlertSinkMetrics)."""
 
-    Raises ConfigError on bad settings, naming the key as the user writes it (`where`).
+    def sent(self, sink: str) -> None: ...
+
+    def failed(self, sink: str, *, retriable: bool) -> None: ...
+
+    def active(self, sink: str, count: int) -> None: ...
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SinkContext:
+    """What the service hands every sink besides its own settings.
+
+    `key` is where the sink sits in the config (`sinks[1]`) so errors name it; `public_url`
+    is `http.public_url`, the base of the session page links alerts carry; `store` is the
+    service's state store, where paging sinks remember what they delivered so a restart does
+    not page twice (None: remembered in memory only).
     """
 
+    source: str = "<defaults>"
+    key: str = "sinks[0]"
+    public_url: str | None = None
+    store: StateStore | None = None
+    metrics: DeliveryMetrics | None = None
+    clock: Callable[[], datetime] = field(default=_utc_now)
+
+
+DEFAULT_CONTEXT = SinkContext()
+
+
+class SinkFactory(Protocol):
     def __call__(
-        self, name: str, settings: Mapping[str, Any], *, where: Where | None = None
+        self, name: str, settings: Mapping[str, Any], context: SinkContext = ..., /
     ) -> Sink: ...
 
 

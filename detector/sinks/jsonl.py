@@ -15,7 +15,7 @@ import orjson
 
 from detector.config import AT_LEAST_ONE, NON_EMPTY, Where, parse_adapter
 from detector.core.pipeline import StepResult
-from detector.sinks import SINKS
+from detector.sinks import SINKS, SinkContext
 
 
 def step_records(result: StepResult) -> list[dict[str, Any]]:
@@ -70,8 +70,9 @@ class JsonlSink:
     """
 
     def __init__(
-        self, name: str, settings: Mapping[str, Any], *, where: Where | None = None
+        self, name: str, settings: Mapping[str, Any], context: SinkContext | None = None
     ) -> None:
+        where = Where(context.source, context.key) if context is not None else None
         own = parse_adapter(JsonlSettings, name, settings, where, section="sinks")
         path, remember = own.path, own.remember
         self.name = name

@@ -13,7 +13,7 @@ import yaml
 
 from detector.catalog_loader import load_catalog
 from detector.config import load_settings
-from detector.metrics import Metrics
+from detector.metrics import AlertSinkMetrics, Metrics
 from detector.run import build_sinks, build_sources
 from detector.scope_file import load_scopes
 
@@ -32,6 +32,7 @@ def _promtool() -> str:
 
 def _families() -> set[str]:
     metrics = Metrics(sources=["trail"], sinks=["out"], runtime_collectors=False)
+    AlertSinkMetrics(metrics.registry, sinks=["out"]).active("out", 0)
     metrics.set_consumer_lag("trail", "t:0", 1)
     metrics.count_sessions_with(lambda: {})
     names = {name for name, _, _ in metrics.samples()}
