@@ -92,6 +92,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
     """Run until SIGTERM or SIGINT; 0 after a clean stop, 1 when a source or sink failed."""
     from detector.http_server import Health, HttpServer, readiness_checks
     from detector.metrics import Metrics
+    from detector.responders.build import build_dispatcher
     from detector.service import Service
     from detector.wiring import pipeline_factory
 
@@ -102,6 +103,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
     store = open_store(settings)
     owner = settings.service.instance or socket.gethostname()
     metrics = Metrics(sources=[s.name for s in sources], sinks=[s.name for s in sinks])
+    dispatcher = build_dispatcher(settings, store, sinks=sinks, metrics=metrics)
     service = Service(
         settings,
         pipeline_factory=pipeline_factory(settings, scopes_path=scopes_path),
@@ -110,6 +112,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         store=store,
         owner=owner,
         metrics=metrics,
+        responders=dispatcher,
     )
 
     def session_counts() -> Mapping[SessionKind, int]:
@@ -144,6 +147,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         lag = asyncio.create_task(_sync_lag(metrics, sources))
         logger.info("trailguard running", extra={"port": server.port, "owner": owner})
         try:
+            await dispatcher.open()
             await service.run(stop)
         except Exception as exc:
             health.mark_failed(str(exc))
@@ -153,6 +157,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
             watcher.cancel()
             lag.cancel()
             await server.stop()
+            await dispatcher.close()
             store.close()
         return 1 if service.failed else 0
 

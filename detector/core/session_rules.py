@@ -119,6 +119,7 @@ def build_view(record: SessionRecord) -> tuple[SessionView, Inherited]:
         principal_type=record.principal_type,
         parent_session_id=link.parent_session_id if link else None,
         agent_confidence=confidence if is_agent else None,
+        principal_id=record.principal_id,
     )
     export = Inherited(
         session_id=record.session_id,

@@ -38,6 +38,8 @@ class SessionView:
     parent_session_id  the session whose STS call minted these credentials, when seen
     agent_confidence   how the agent is known: "aws-asserted" or "client-declared" (a marker
                     on this session or inherited from the parent chain) or "scope-binding"
+    principal_id    userIdentity.principalId: the value of `aws:userid` in this session's
+                    requests (role-id:session-name for role sessions), which responders deny on
     """
 
     session_id: str
@@ -58,3 +60,4 @@ class SessionView:
     principal_type: str | None = None
     parent_session_id: str | None = None
     agent_confidence: str | None = None
+    principal_id: str | None = None
