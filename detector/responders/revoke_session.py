@@ -1,18 +1,17 @@
 """`revoke-session`: deny exactly one session, and no other user of its role.
 
 Writes the managed inline policy `TrailGuardSessionRevocations` (see
-detector/core/revocation_policy.py for its exact shape) on the session's role, or on the IAM
-user for a GetSessionToken session, then reads it back and checks, with the IAM evaluator,
-that it denies the session's request context and spares TrailGuard's own before reporting
-`applied`. Read-modify-write is serialised per role within this process.
+detector/core/revocation_policy.py for its exact shape) on the session's role, on the IAM
+user for a GetSessionToken session, or into the Identity Center permission set behind an
+`AWSReservedSSO_*` role (see policy_holders.py), then reads it back and checks, with the IAM
+evaluator, that it denies the session's request context and spares TrailGuard's own before
+reporting `applied`. Read-modify-write is serialised per role within this process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fnmatch
-import json
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,11 +30,19 @@ from detector.responders.base import (
     ResponseOutcome,
 )
 from detector.responders.identity import own_identities
+from detector.responders.policy_holders import (
+    PermissionSetPolicy,
+    PolicyHolder,
+    RolePolicy,
+    UserPolicy,
+)
 from detector.responders.settings import CommonSettings
 
 Clock = Callable[[], datetime]
 # GetSessionToken credentials of an IAM user last at most 36 hours.
 USER_SESSION_SECONDS = 36 * 3600
+# Identity Center permission sets allow sessions of up to 12 hours.
+SSO_SESSION_SECONDS = 12 * 3600
 SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
 READ_BACK_ATTEMPTS = 5
 READ_BACK_PAUSE_SECONDS = 0.5
@@ -50,11 +57,14 @@ class RevokeSessionSettings(CommonSettings):
     token_window_seconds: int = 1
     # Kept past the longest a session of the role can last before the entry is pruned.
     prune_margin_seconds: int = 3600
+    # Where Identity Center's permission sets live (the management or delegated
+    # administrator account), when it is not the session's own account.
+    identity_center_account: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Target:
-    kind: str  # "role" or "user"
+    kind: str  # "role", "user" or "permission-set"
     name: str
     arn: str
     account: str | None
@@ -74,6 +84,12 @@ class RevokeSessionResponder:
             "iam:GetUserPolicy",
             "iam:ListUserPolicies",
             "iam:PutUserPolicy",
+            "sso:ListInstances",
+            "sso:ListPermissionSets",
+            "sso:DescribePermissionSet",
+            "sso:GetInlinePolicyForPermissionSet",
+            "sso:PutInlinePolicyToPermissionSet",
+            "sso:ProvisionPermissionSet",
         }
     )
 
@@ -108,30 +124,45 @@ class RevokeSessionResponder:
         if isinstance(target, str):
             return self._outcome(Outcome.REFUSED, target, started=started)
         lock = self._locks.setdefault(target.arn, asyncio.Lock())
+        if target.kind == "permission-set":
+            # The permission set lives in the organisation's Identity Center account; the
+            # session's role id (in its principalId) is the member account's.
+            sso_account = self.settings.identity_center_account or target.account
+            async with lock, self.access.client("sso-admin", sso_account) as sso:
+                holder: PolicyHolder = PermissionSetPolicy(
+                    sso, target.name, target.arn, target.account or ""
+                )
+                user_id = response.principal_id or ""
+                return await self._revoke(holder, response, user_id, SSO_SESSION_SECONDS, started)
         async with lock, self.access.client("iam", target.account) as iam:
-            return await self._revoke(iam, response, target, started)
+            if target.kind == "user":
+                holder = UserPolicy(iam, target.name, target.arn, self.settings.policy_name)
+                user_id = response.principal_id or ""
+                return await self._revoke(holder, response, user_id, USER_SESSION_SECONDS, started)
+            got = await call(iam.get_role(RoleName=target.name), f"GetRole {target.name}")
+            role = got["Role"]
+            user_id = response.principal_id or (
+                f"{role['RoleId']}:{response.session_name}" if response.session_name else ""
+            )
+            lifetime = int(role.get("MaxSessionDuration") or 3600)
+            holder = RolePolicy(iam, target.name, target.arn, self.settings.policy_name)
+            return await self._revoke(holder, response, user_id, lifetime, started)
 
     async def _revoke(
-        self, iam: Any, response: Response, target: _Target, started: datetime
+        self,
+        holder: PolicyHolder,
+        response: Response,
+        user_id: str,
+        lifetime: int,
+        started: datetime,
     ) -> ResponseOutcome:
         now = self._clock()
-        if target.kind == "role":
-            role = (await call(iam.get_role(RoleName=target.name), f"GetRole {target.name}"))[
-                "Role"
-            ]
-            user_id = response.principal_id or f"{role['RoleId']}:{response.session_name}"
-            lifetime = int(role.get("MaxSessionDuration") or 3600)
-            budget = rp.ROLE_INLINE_BUDGET
-        else:
-            user_id = response.principal_id or ""
-            lifetime = USER_SESSION_SECONDS
-            budget = rp.USER_INLINE_BUDGET
-        if not user_id or (target.kind == "role" and not response.session_name):
+        if not user_id or (":" not in user_id and holder.budget == rp.ROLE_INLINE_BUDGET):
             return self._outcome(
                 Outcome.REFUSED, "the response carries no principal id to deny", started=started
             )
         issued = _issued(response.issued_at)
-        shared = self._shared(response, target)
+        shared = self._shared(response, holder)
         if shared and issued is None:
             return self._outcome(
                 Outcome.REFUSED,
@@ -140,7 +171,7 @@ class RevokeSessionResponder:
                 started=started,
             )
         candidates = self._candidates(user_id, response.source_identity, issued, shared)
-        current, others = await self._read(iam, target)
+        current, others = await holder.read()
         expires = (issued or now) + timedelta(seconds=lifetime + self.settings.prune_margin_seconds)
         try:
             plan = rp.merge(
@@ -148,11 +179,11 @@ class RevokeSessionResponder:
                 candidates,
                 expires=expires,
                 now=now,
-                budget=budget - others,
+                budget=holder.budget - others,
             )
         except rp.BudgetFull as exc:
             raise ResponderError(
-                f"{target.arn}: inline policy budget full even after pruning ({exc}); "
+                f"{holder.arn}: inline policy budget full even after pruning ({exc}); "
                 "nothing was written and the role is not denied as a whole",
                 retriable=False,
                 code="PolicyBudgetFull",
@@ -160,38 +191,41 @@ class RevokeSessionResponder:
         context = _context(user_id, response.source_identity, issued)
         if plan.already_applied and plan.pruned == 0:
             assert current is not None
-            self._verify(current, context, target)
+            self._verify(current, context, holder.arn)
             return self._outcome(
                 Outcome.ALREADY_APPLIED,
-                f"{target.arn}: the session is already denied",
+                f"{holder.arn}: the session is already denied",
                 started=started,
-                target=target.arn,
+                target=holder.arn,
                 policy=current,
                 size=plan.size,
             )
         document = plan.document.render()
-        await self._put(iam, target, document)
-        written = await self._read_back(iam, target, document)
-        self._verify(written, context, target)
+        facts = await holder.put(document)
+        written = await self._read_back(holder, document)
+        self._verify(written, context, holder.arn)
         key = plan.key or candidates[0]
         return self._outcome(
             Outcome.ALREADY_APPLIED if plan.already_applied else Outcome.APPLIED,
-            f"{target.arn}: denied {key.describe()}"
+            f"{holder.arn}: denied {key.describe()}"
             + (" (narrower keys did not fit the budget)" if plan.fallback else ""),
             started=started,
-            target=target.arn,
+            target=holder.arn,
             policy=written,
             key=key.describe(),
             fallback=plan.fallback,
             pruned=plan.pruned,
             size=plan.size,
             verified_at=self._clock(),
+            extra=facts,
         )
 
     # --- keys --------------------------------------------------------------------------
 
-    def _shared(self, response: Response, target: _Target) -> bool:
-        if target.kind == "user" or response.on_human_credentials:
+    def _shared(self, response: Response, holder: PolicyHolder) -> bool:
+        # An IAM user's sessions all share the user's id; an Identity Center session name is
+        # the person's user name, shared by every tool they run.
+        if not isinstance(holder, RolePolicy) or response.on_human_credentials:
             return True
         name = response.session_name or ""
         return any(fnmatch.fnmatchcase(name, p) for p in self.settings.shared_session_names)
@@ -211,96 +245,29 @@ class RevokeSessionResponder:
         keys.append(rp.DenyKey(user_id=user_id, **window))
         return keys
 
-    # --- IAM ---------------------------------------------------------------------------
+    # --- read back and verify ----------------------------------------------------------
 
-    async def _read(self, iam: Any, target: _Target) -> tuple[dict[str, Any] | None, int]:
-        """The current managed policy and the size of the target's other inline policies."""
-        names = await self._policy_names(iam, target)
-        current: dict[str, Any] | None = None
-        others = 0
-        for name in names:
-            document = await self._get(iam, target, name)
-            if name == self.settings.policy_name:
-                current = document
-            elif document is not None:
-                others += rp.policy_size(document)
-        return current, others
-
-    async def _policy_names(self, iam: Any, target: _Target) -> list[str]:
-        names: list[str] = []
-        marker: str | None = None
-        while True:
-            extra = {"Marker": marker} if marker else {}
-            if target.kind == "role":
-                page = await call(
-                    iam.list_role_policies(RoleName=target.name, **extra), "ListRolePolicies"
-                )
-            else:
-                page = await call(
-                    iam.list_user_policies(UserName=target.name, **extra), "ListUserPolicies"
-                )
-            names.extend(page.get("PolicyNames", []))
-            if not page.get("IsTruncated"):
-                return names
-            marker = page.get("Marker")
-
-    async def _get(self, iam: Any, target: _Target, name: str) -> dict[str, Any] | None:
-        try:
-            if target.kind == "role":
-                got = await call(
-                    iam.get_role_policy(RoleName=target.name, PolicyName=name), "GetRolePolicy"
-                )
-            else:
-                got = await call(
-                    iam.get_user_policy(UserName=target.name, PolicyName=name), "GetUserPolicy"
-                )
-        except ResponderError as exc:
-            if exc.code == "NoSuchEntity":
-                return None
-            raise
-        return policy_document(got["PolicyDocument"])
-
-    async def _put(self, iam: Any, target: _Target, document: Mapping[str, Any]) -> None:
-        text = json.dumps(document, separators=(",", ":"))
-        name = self.settings.policy_name
-        if target.kind == "role":
-            await call(
-                iam.put_role_policy(RoleName=target.name, PolicyName=name, PolicyDocument=text),
-                f"PutRolePolicy {target.name}",
-            )
-        else:
-            await call(
-                iam.put_user_policy(UserName=target.name, PolicyName=name, PolicyDocument=text),
-                f"PutUserPolicy {target.name}",
-            )
-
-    async def _read_back(
-        self, iam: Any, target: _Target, expected: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    async def _read_back(self, holder: PolicyHolder, expected: Mapping[str, Any]) -> dict[str, Any]:
         """IAM is eventually consistent: a read right after the write may be stale."""
-        got: dict[str, Any] | None = None
         for attempt in range(READ_BACK_ATTEMPTS):
-            got = await self._get(iam, target, self.settings.policy_name)
+            got = await holder.get()
             if got is not None and rp.parse_document(got) == rp.parse_document(expected):
                 return got
             if attempt + 1 < READ_BACK_ATTEMPTS:
                 await asyncio.sleep(READ_BACK_PAUSE_SECONDS)
         raise ResponderError(
-            f"{target.arn}: the policy read back is not the one written", retriable=True
+            f"{holder.arn}: the policy read back is not the one written", retriable=True
         )
 
-    def _verify(
-        self, document: Mapping[str, Any], context: dict[str, str], target: _Target
-    ) -> None:
+    def _verify(self, document: Mapping[str, Any], context: dict[str, str], where: str) -> None:
         if not denies(document, context):
             raise ResponderError(
-                f"{target.arn}: the policy read back does not deny the session", retriable=False
+                f"{where}: the policy read back does not deny the session", retriable=False
             )
         for user_id in self.own_user_ids:
             if denies(document, {"aws:userid": user_id}):
                 raise ResponderError(
-                    f"{target.arn}: the policy would deny TrailGuard's own identity",
-                    retriable=False,
+                    f"{where}: the policy would deny TrailGuard's own identity", retriable=False
                 )
 
     def _outcome(
@@ -316,6 +283,7 @@ class RevokeSessionResponder:
         pruned: int = 0,
         size: int | None = None,
         verified_at: datetime | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> ResponseOutcome:
         return ResponseOutcome(
             outcome=outcome,
@@ -330,6 +298,7 @@ class RevokeSessionResponder:
             policy_size=size,
             started_at=started,
             verified_at=verified_at or (started if outcome is Outcome.ALREADY_APPLIED else None),
+            extra=extra or {},
         )
 
 
@@ -338,13 +307,9 @@ def _target(response: Response) -> _Target | str:
     account = response.account_id
     if response.role_arn:
         arn = response.role_arn
-        if SSO_ROLE_PATH in arn:
-            return (
-                f"{arn} is an Identity Center role, which IAM does not let anyone edit: revoke "
-                "through the permission set's inline policy (not done by this responder)"
-            )
         name = arn.rsplit("/", 1)[-1]
-        return _Target(kind="role", name=name, arn=arn, account=account or arn.split(":")[4])
+        kind = "permission-set" if SSO_ROLE_PATH in arn else "role"
+        return _Target(kind=kind, name=name, arn=arn, account=account or arn.split(":")[4])
     principal = response.principal or ""
     key = response.access_key_id or ""
     if response.principal_type == "IAMUser" and ":user/" in principal:
@@ -375,13 +340,6 @@ def _context(user_id: str, source_identity: str | None, issued: datetime | None)
     if issued is not None:
         context["aws:TokenIssueTime"] = rp.iso(issued)
     return context
-
-
-def policy_document(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        loaded: dict[str, Any] = json.loads(urllib.parse.unquote(value))
-        return loaded
-    return dict(value)
 
 
 def build(name: str, raw: Mapping[str, Any], source: str, key: str) -> RevokeSessionResponder:

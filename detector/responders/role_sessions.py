@@ -28,7 +28,7 @@ from detector.responders.base import (
 )
 from detector.responders.guardrails import matches
 from detector.responders.identity import own_identities
-from detector.responders.revoke_session import policy_document
+from detector.responders.policy_holders import policy_document
 from detector.responders.settings import CommonSettings
 
 Clock = Callable[[], datetime]

@@ -238,17 +238,11 @@ async def test_sessions_without_a_narrow_key_are_refused(moto_iam: Iam) -> None:
         principal_type="IAMUser",
         access_key_id="AKIAEXAMPLEUSER00001",
     )
-    sso = rp_replace(
-        shared_no_time,
-        role_arn=f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Admin_0123",
-    )
+    outcomes = [await revoker.respond(r) for r in (shared_no_time, long_term)]
 
-    outcomes = [await revoker.respond(r) for r in (shared_no_time, long_term, sso)]
-
-    assert [o.outcome for o in outcomes] == [Outcome.REFUSED] * 3
+    assert [o.outcome for o in outcomes] == [Outcome.REFUSED] * 2
     assert "issue time is unknown" in outcomes[0].reason
     assert "disable-access-key" in outcomes[1].reason
-    assert "Identity Center" in outcomes[2].reason
     assert moto_iam.iam.list_role_policies(RoleName="AgentRole")["PolicyNames"] == []
 
 
@@ -256,3 +250,47 @@ def rp_replace(response: Any, **changes: Any) -> Any:
     from dataclasses import replace
 
     return replace(response, **changes)
+
+
+async def test_an_identity_center_session_is_denied_through_its_permission_set(
+    moto_iam: Iam,
+) -> None:
+    sso = boto3.client("sso-admin", region_name=REGION, endpoint_url=moto_iam.endpoint)
+    instance = sso.list_instances()["Instances"][0]["InstanceArn"]
+    permission_set = sso.create_permission_set(Name="AdministratorAccess", InstanceArn=instance)[
+        "PermissionSet"
+    ]["PermissionSetArn"]
+    own = {"Sid": "Own", "Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}
+    sso.put_inline_policy_to_permission_set(
+        InstanceArn=instance,
+        PermissionSetArn=permission_set,
+        InlinePolicy=rp.json.dumps({"Version": "2012-10-17", "Statement": [own]}),
+    )
+    role_name = "AWSReservedSSO_AdministratorAccess_5e2b7c1d9a0f4e38"
+    role = {
+        "RoleName": role_name,
+        "Arn": f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/{role_name}",
+    }
+    user_id = "AROARBCDEFGHSSOADMIN1:alice@example.com"
+    revoker = responder(moto_iam.endpoint)
+    await revoker.open()
+    response = agent_response(
+        role, "alice@example.com", user_id, on_human_credentials=True, issued_at=T0
+    )
+
+    outcome = await revoker.respond(response)
+    again = await revoker.respond(response)
+
+    assert outcome.outcome is Outcome.APPLIED, outcome.reason
+    assert again.outcome is Outcome.ALREADY_APPLIED
+    assert outcome.extra["provisioning_status"]
+    written = rp.json.loads(
+        sso.get_inline_policy_for_permission_set(
+            InstanceArn=instance, PermissionSetArn=permission_set
+        )["InlinePolicy"]
+    )
+    assert own in written["Statement"]  # the permission set's own statement is kept
+    agent = {"aws:userid": user_id, "aws:TokenIssueTime": rp.iso(T0)}
+    alice_later = {"aws:userid": user_id, "aws:TokenIssueTime": rp.iso(T0 + timedelta(hours=1))}
+    assert denies(written, agent)
+    assert not denies(written, alice_later)
