@@ -30,3 +30,13 @@ def test_every_responder_declares_real_actions() -> None:
         declared = RESPONDERS.get(name).required_permissions
         assert declared, name
         assert [a for a in declared if not catalog.entry(a).known] == [], name
+
+
+def test_the_example_config_builds_its_responders() -> None:
+    from detector.config import load_settings
+    from detector.responders.build import build_responders
+
+    settings = load_settings(POLICY.parents[1] / "trailguard.yaml", {})
+    assert settings.responses.enabled is False
+    names = [r.name for r in build_responders(settings)]
+    assert names == ["revoke-session", "disable-access-key"]
