@@ -39,11 +39,9 @@ Clock = Callable[[], datetime]
 
 DECIDED = "decided"
 HELD = "held"
-# Outcomes after which a redelivered response is not acted on again. `failed` is not one:
-# a redelivery is the retry.
-FINAL = frozenset(
-    {Outcome.APPLIED, Outcome.ALREADY_APPLIED, Outcome.DRY_RUN, Outcome.REFUSED, HELD}
-)
+# Outcomes after which a responder does not act on a redelivered response again. `failed`
+# is not one: a redelivery is the retry. A `held` response is asked about again.
+FINAL = frozenset({Outcome.APPLIED, Outcome.ALREADY_APPLIED, Outcome.DRY_RUN, Outcome.REFUSED})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,14 +100,29 @@ class Dispatcher:
 
     async def _handle(self, response: Response, arrival: datetime | None) -> list[JournalEntry]:
         history = await asyncio.to_thread(self.store.journal_entries, response_key=response.key)
-        if any(e.outcome in FINAL and e.dry_run == response.dry_run for e in history):
+        same = [e for e in history if e.dry_run == response.dry_run]
+        # Responders that already reached a final outcome for this response (a redelivered
+        # batch): only the others act; "-" is an outcome for the response as a whole.
+        done = {e.responder for e in same if e.outcome in FINAL}
+        if "-" in done or (response.dry_run and done):
             return []
+        accepting = [r for r in self.responders if r.accepts(response)]
+        remaining = [r for r in accepting if r.name not in done]
+        if done and not remaining:
+            return []
+        held_before = any(e.outcome == HELD for e in same)
+        if held_before and not response.dry_run:
+            # Still waiting for the second person: ask again (the gate answers for the
+            # approval already open) and journal nothing new until it is decided.
+            state = await self.gate.check(response)
+            if state is ApprovalState.PENDING:
+                return []
+            return await self._decided(response, state, remaining, arrival)
         decided = self._entry(response, DECIDED, None, response.reason)
         decided = _with(decided, response=response.to_record())
         await self._journal([decided])
         if response.dry_run:
             return [decided, *await self._dry_run(response, arrival)]
-        accepting = [r for r in self.responders if r.accepts(response)]
         if not accepting:
             outcome = ResponseOutcome(
                 outcome=Outcome.REFUSED,
@@ -126,12 +139,21 @@ class Dispatcher:
             await self._emit([_record(held, alert=False)])
             self._count(response, HELD)
             return [decided, held]
+        return [decided, *await self._decided(response, state, remaining, arrival)]
+
+    async def _decided(
+        self,
+        response: Response,
+        state: ApprovalState,
+        responders: Sequence[Responder],
+        arrival: datetime | None,
+    ) -> list[JournalEntry]:
         if state in (ApprovalState.DENIED, ApprovalState.EXPIRED):
             outcome = ResponseOutcome(
                 outcome=Outcome.REFUSED, responder="-", reason=f"approval {state.value}"
             )
-            return [decided, await self._record(response, outcome, arrival)]
-        return [decided, *await self._act(response, accepting, arrival)]
+            return [await self._record(response, outcome, arrival)]
+        return await self._act(response, responders, arrival)
 
     async def _released(self, response: Response, state: ApprovalState) -> None:
         arrival = self._arrivals.pop(response.key, None)

@@ -278,3 +278,78 @@ async def test_a_held_response_waits_for_the_gate_and_acts_when_approved(
     outcomes = [e.outcome for e in store.journal_entries(session_id="ses-agent-1")]
     assert outcomes == ["decided", "held", "applied"]
     assert moto_iam.iam.list_role_policies(RoleName="AgentRole")["PolicyNames"] == [rp.POLICY_NAME]
+
+
+async def test_a_redelivery_retries_only_the_responder_that_failed(
+    moto_iam: Iam, store: SqliteStateStore, closed_port: int
+) -> None:
+    from detector.responders.role_sessions import (
+        RevokeRoleSessionsResponder,
+        RevokeRoleSessionsSettings,
+    )
+
+    role = moto_iam.role("AgentOnly")
+    response = agent_response(role, "agent-6f1c", moto_iam.session(role, "agent-6f1c"))
+
+    def role_wide(endpoint: str) -> RevokeRoleSessionsResponder:
+        settings = RevokeRoleSessionsSettings(
+            endpoint_url=endpoint,
+            region=REGION,
+            allow_accounts=(ACCOUNT,),
+            allow_roles=("*",),
+            roles=(role["Arn"],),
+        )
+        return RevokeRoleSessionsResponder("role-wide", settings)
+
+    first, _, _ = dispatcher(
+        store, [revoker(moto_iam.endpoint), role_wide(f"http://127.0.0.1:{closed_port}")]
+    )
+    with pytest.raises(ResponderError):
+        await first.handle([response])
+    second, _, _ = dispatcher(store, [revoker(moto_iam.endpoint), role_wide(moto_iam.endpoint)])
+    journaled = await second.handle([response])
+
+    assert [(e.responder, e.outcome) for e in journaled] == [
+        (None, "decided"),
+        ("role-wide", "applied"),
+    ]
+    assert await second.handle([response]) == []
+
+
+class ScriptedGate(HoldingGate):
+    def __init__(self, *states: ApprovalState) -> None:
+        super().__init__()
+        self.states = list(states)
+
+    async def check(self, response: Response) -> ApprovalState:
+        return self.states.pop(0)
+
+
+async def test_a_held_response_redelivered_after_approval_is_carried_out(
+    moto_iam: Iam, store: SqliteStateStore
+) -> None:
+    role = moto_iam.role("AgentRole")
+    response = agent_response(role, "agent-6f1c", moto_iam.session(role, "agent-6f1c"))
+    gate = ScriptedGate(ApprovalState.PENDING, ApprovalState.PENDING, ApprovalState.APPROVED)
+    dispatch, _, _ = dispatcher(store, [revoker(moto_iam.endpoint)], gate=gate)
+    await dispatch.open()
+
+    assert [e.outcome for e in await dispatch.handle([response])] == ["decided", "held"]
+    assert await dispatch.handle([response]) == []
+    assert [e.outcome for e in await dispatch.handle([response])] == ["applied"]
+
+
+async def test_a_denied_approval_is_refused_and_alerts(
+    moto_iam: Iam, store: SqliteStateStore
+) -> None:
+    role = moto_iam.role("AgentRole")
+    response = agent_response(role, "agent-6f1c", moto_iam.session(role, "agent-6f1c"))
+    dispatch, sink, _ = dispatcher(
+        store, [revoker(moto_iam.endpoint)], gate=ScriptedGate(ApprovalState.DENIED)
+    )
+
+    journaled = await dispatch.handle([response])
+
+    assert [e.outcome for e in journaled] == ["decided", "refused"]
+    assert journaled[-1].reason == "approval denied" and sink.records[-1]["alert"] is True
+    assert moto_iam.iam.list_role_policies(RoleName="AgentRole")["PolicyNames"] == []
