@@ -115,10 +115,6 @@ async def call(awaitable: Any, what: str) -> Any:
         raise ResponderError(f"{what}: {exc}", retriable=True, code=type(exc).__name__) from exc
 
 
-def error_code(exc: ResponderError) -> str | None:
-    return exc.code
-
-
 def own_role_arn(caller_arn: str) -> str | None:
     """The IAM role behind an assumed-role caller ARN (what a deny would be written on)."""
     # arn:aws:sts::111122223333:assumed-role/Name/session -> arn:aws:iam::111122223333:role/Name

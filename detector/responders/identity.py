@@ -16,4 +16,7 @@ async def own_identities(access: AwsAccess) -> tuple[frozenset[str], frozenset[s
         # The role may sit under a path the assumed-role ARN does not show.
         prefix, name = role.rsplit("/", 1)
         arns.update({role, f"{prefix}/*/{name}"})
+    # The roles TrailGuard assumes in other accounts are its own identity there.
+    for template in access.assume_role_arn.values():
+        arns.add(str(template).replace("{account}", "*"))
     return frozenset(arns), frozenset({user_id} if user_id else set())

@@ -353,3 +353,25 @@ async def test_a_denied_approval_is_refused_and_alerts(
     assert [e.outcome for e in journaled] == ["decided", "refused"]
     assert journaled[-1].reason == "approval denied" and sink.records[-1]["alert"] is True
     assert moto_iam.iam.list_role_policies(RoleName="AgentRole")["PolicyNames"] == []
+
+
+async def test_the_role_assumed_in_other_accounts_is_never_revoked(moto_iam: Iam) -> None:
+    responder = revoker(
+        moto_iam.endpoint,
+        assume_role_arn={"*": "arn:aws:iam::{account}:role/TrailGuardResponder"},
+        allow_accounts=("*",),
+        allow_roles=("*",),
+    )
+    await responder.open()
+    role = {
+        "RoleName": "TrailGuardResponder",
+        "Arn": "arn:aws:iam::222233334444:role/TrailGuardResponder",
+    }
+    response = agent_response(role, "trailguard-responder", "AROAZ:trailguard-responder")
+    from dataclasses import replace
+
+    response = replace(response, account_id="222233334444")
+    refusal = responder.guardrails.refusal(
+        response, own_identities=responder.own_arns, applied_last_hour=0
+    )
+    assert refusal is not None and "own identity" in refusal
