@@ -294,3 +294,34 @@ async def test_an_identity_center_session_is_denied_through_its_permission_set(
     alice_later = {"aws:userid": user_id, "aws:TokenIssueTime": rp.iso(T0 + timedelta(hours=1))}
     assert denies(written, agent)
     assert not denies(written, alice_later)
+
+
+async def test_an_iam_users_session_is_denied_on_the_user_within_its_issue_time(
+    moto_iam: Iam,
+) -> None:
+    user = moto_iam.iam.create_user(UserName="dana")["User"]
+    revoker = responder(moto_iam.endpoint, allow_users=("*",))
+    await revoker.open()
+    response = rp_replace(
+        agent_response({"RoleName": "-", "Arn": ""}, "-", None, issued_at=T0),
+        role_arn=None,
+        session_name=None,
+        principal=user["Arn"],
+        principal_type="IAMUser",
+        principal_id=user["UserId"],
+        access_key_id="ASIAEXAMPLEDANA00001",
+    )
+
+    outcome = await revoker.respond(response)
+
+    assert outcome.outcome is Outcome.APPLIED, outcome.reason
+    written = moto_iam.iam.get_user_policy(UserName="dana", PolicyName=rp.POLICY_NAME)[
+        "PolicyDocument"
+    ]
+    assert rp.policy_size(written) <= rp.USER_INLINE_BUDGET
+    session = {"aws:userid": user["UserId"], "aws:TokenIssueTime": rp.iso(T0)}
+    later = {"aws:userid": user["UserId"], "aws:TokenIssueTime": rp.iso(T0 + timedelta(hours=1))}
+    long_term_key = {"aws:userid": user["UserId"]}  # no TokenIssueTime in the context
+    assert denies(written, session)
+    assert not denies(written, later)
+    assert not denies(written, long_term_key)
