@@ -15,6 +15,9 @@ BUILT_IN = (
     "detector.sources.lookup",
     "detector.sources.watch",
     "detector.state",
+    "detector.responders.revoke_session",
+    "detector.responders.access_key",
+    "detector.responders.role_sessions",
 )
 
 

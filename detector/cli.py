@@ -119,6 +119,10 @@ def _parser() -> argparse.ArgumentParser:
         CONFIG_ERROR_LINE + "; a watched path that is missing; the HTTP port in use",
     )
     add_exit_codes(route, "0  stopped cleanly", "1  an unexpected error", CONFIG_ERROR_LINE)
+
+    from detector.commands import responses as responses_command
+
+    responses_command.register(commands)
     return parser
 
 

@@ -72,6 +72,9 @@ class SeveritySettings:
 class ResponseSettings:
     # Off by default in every new environment: decisions are recorded with dry_run=true.
     enabled: bool = False
+    # Responders carrying out the responses (see detector/responders/): each mapping has a
+    # `type` naming a registered responder, an optional `name`, and the responder's settings.
+    responders: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

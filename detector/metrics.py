@@ -346,6 +346,7 @@ class Metrics:
             self._alert(severity)
             for kind in FINDING_KINDS:
                 self._finding(kind, severity)
+        self._init_responder_metrics()
 
     # --- per event -------------------------------------------------------------------------
 
@@ -484,6 +485,58 @@ class Metrics:
         child = self.responses.labels(action=action, dry_run="true" if dry_run else "false")
         self._responses[(action, dry_run)] = child
         return child
+
+    # --- responders ------------------------------------------------------------------------
+
+    def _init_responder_metrics(self) -> None:
+        r = self.registry
+        self.response_outcomes = Counter(
+            f"{NAMESPACE}_response_outcomes",
+            "What became of decided responses, by action, outcome and dry_run.",
+            ["action", "outcome", "dry_run"],
+            registry=r,
+        )
+        self.time_to_revoke = Histogram(
+            f"{NAMESPACE}_time_to_revoke_seconds",
+            "From the triggering event (since=event: its eventTime; since=arrival: when it "
+            "reached TrailGuard) to the verified revocation.",
+            ["action", "since"],
+            buckets=REVOKE_BUCKETS,
+            registry=r,
+        )
+        for action in RESPONSE_ACTIONS:
+            for outcome in RESPONSE_OUTCOMES:
+                for dry_run in ("true", "false"):
+                    self.response_outcomes.labels(action=action, outcome=outcome, dry_run=dry_run)
+            for since in ("event", "arrival"):
+                self.time_to_revoke.labels(action=action, since=since)
+
+    def observe_response(
+        self,
+        action: str,
+        outcome: str,
+        *,
+        dry_run: bool,
+        since_event: float | None = None,
+        since_arrival: float | None = None,
+    ) -> None:
+        """Count one outcome; the timings are given only for a verified revocation."""
+        self.response_outcomes.labels(
+            action=action, outcome=outcome, dry_run="true" if dry_run else "false"
+        ).inc()
+        if since_event is not None:
+            self.time_to_revoke.labels(action=action, since="event").observe(max(0.0, since_event))
+        if since_arrival is not None:
+            self.time_to_revoke.labels(action=action, since="arrival").observe(
+                max(0.0, since_arrival)
+            )
+
+
+# CloudTrail's delivery delay (minutes) dominates time from eventTime; from arrival it is the
+# IAM calls and the read-back (seconds). Past an hour the response was held for approval.
+REVOKE_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+RESPONSE_ACTIONS = ("revoke-session", "disable-access-key")
+RESPONSE_OUTCOMES = ("applied", "already_applied", "dry_run", "refused", "failed", "held")
 
 
 # --- alert sinks -------------------------------------------------------------------------

@@ -120,6 +120,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
     """Run until SIGTERM or SIGINT; 0 after a clean stop, 1 when a source or sink failed."""
     from detector.http_server import Health, HttpServer, readiness_checks
     from detector.metrics import AlertSinkMetrics, Metrics
+    from detector.responders.build import build_dispatcher
     from detector.service import Service
     from detector.wiring import pipeline_factory
 
@@ -133,6 +134,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         settings, store=store, metrics=AlertSinkMetrics(metrics.registry, sinks=names)
     )
     owner = settings.service.instance or socket.gethostname()
+    dispatcher = build_dispatcher(settings, store, sinks=sinks, metrics=metrics)
     service = Service(
         settings,
         pipeline_factory=pipeline_factory(settings, scopes_path=scopes_path),
@@ -141,6 +143,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         store=store,
         owner=owner,
         metrics=metrics,
+        responders=dispatcher,
     )
 
     def session_counts() -> Mapping[SessionKind, int]:
@@ -181,6 +184,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         lag = asyncio.create_task(_sync_lag(metrics, sources))
         logger.info("trailguard running", extra={"port": server.port, "owner": owner})
         try:
+            await dispatcher.open()
             await service.run(stop)
         except ConfigError:
             # A setting only a source's start can check (a watched path that went away):
@@ -194,6 +198,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
             watcher.cancel()
             lag.cancel()
             await server.stop()
+            await dispatcher.close()
             store.close()
         return 1 if service.failed else 0
 

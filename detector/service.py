@@ -22,9 +22,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from detector.config import Settings
+from detector.core.findings import Response
 from detector.core.pipeline import Pipeline, PipelineFactory
 from detector.dead_letter import DeadLetterFile
 from detector.errors import DetectorError
@@ -41,6 +42,12 @@ logger = logging.getLogger(__name__)
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
 WAKE_SECONDS = 0.2
+
+
+class ResponseHandler(Protocol):
+    """Carries out a batch's responses after its sinks wrote (detector/responders/dispatch)."""
+
+    async def handle(self, responses: Sequence[Response], *, arrival: datetime) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -64,6 +71,7 @@ class Service:
         metrics: Metrics | None = None,
         dead_letter: IO[bytes] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        responders: ResponseHandler | None = None,
     ) -> None:
         self.settings = settings
         self._new_pipeline = pipeline_factory
@@ -73,6 +81,7 @@ class Service:
         self.owner = owner
         self.metrics = metrics
         self.dead_letter = DeadLetterFile(dead_letter) if dead_letter is not None else None
+        self.responders = responders
         self._clock = clock
         self._shards: dict[str, _Shard] = {}
         self._pending: list[Batch] = []
@@ -191,6 +200,7 @@ class Service:
         shard = await self._shard(batch.shard)
         metrics = self.metrics
         records: list[dict[str, Any]] = []
+        responses: list[Response] = []
         arrival = self._clock()
         reject = functools.partial(self._reject, batch)
         for _, event in parse_items(batch.items, reject):
@@ -202,6 +212,7 @@ class Service:
             if shard.watermark is None or event.event_time > shard.watermark:
                 shard.watermark = event.event_time
             records.extend(step_records(result))
+            responses.extend(result.responses)
         shard.dirty = True
         for sink in self.sinks:
             began = time.perf_counter()
@@ -214,6 +225,8 @@ class Service:
                     metrics.observe_sink_write(
                         sink.name, seconds=time.perf_counter() - began, ok=ok
                     )
+        if self.responders is not None and responses:
+            await self.responders.handle(responses, arrival=arrival)
         self._pending.append(batch)
         if metrics is not None:
             metrics.observe_batch(batch.source, seconds=time.perf_counter() - started)

@@ -37,6 +37,12 @@ def check_file(args: argparse.Namespace) -> int:
     if sources:
         print(f"  sources: {', '.join(s.name for s in sources)}")
     print(f"  sinks: {', '.join(s.name for s in sinks)}")
+    from detector.responders.build import build_responders
+
+    responders = build_responders(settings)
+    if responders:
+        mode = "enabled" if settings.responses.enabled else "dry run"
+        print(f"  responders ({mode}): {', '.join(r.name for r in responders)}")
     print(f"  state: {settings.state.store}")
     if settings.route:
         print("  route: valid")

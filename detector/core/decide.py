@@ -105,7 +105,7 @@ class Decider:
             return None
         self._responded.add(session.session_id)
         return Response(
-            action="revoke-session",
+            action=response_action(session),
             session_id=session.session_id,
             event_id=finding.event_id,
             event_time=finding.event_time,
@@ -121,6 +121,9 @@ class Decider:
             issued_at=session.issued_at,
             on_human_credentials=session.on_human_credentials,
             human=session.human,
+            principal_id=session.principal_id,
+            account_id=session.account_id,
+            principal_type=session.principal_type,
         )
 
     def forget(self, session_id: str) -> None:
@@ -144,6 +147,15 @@ class Decider:
             for key, (sev, ids, first, last) in data.get("alerts", {}).items()
         }
         self._responded = set(data.get("responded", ()))
+
+
+def response_action(session: SessionView) -> str:
+    """An IAM user's long-term key (AKIA...) has no session to deny: the key itself is
+    disabled. Every other credential set is a session, revoked on its own."""
+    key = session.access_key_id or ""
+    if session.principal_type == "IAMUser" and key.startswith("AKIA"):
+        return "disable-access-key"
+    return "revoke-session"
 
 
 def alert_key(session_id: str, kind: str) -> str:

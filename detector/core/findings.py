@@ -163,6 +163,16 @@ class Response:
     issued_at: str | None
     on_human_credentials: bool
     human: str | None
+    # What the responders need beyond the above: the `aws:userid` value to deny, the account
+    # the guardrails check, and the principal type that picks the route (role or IAM user).
+    principal_id: str | None = None
+    account_id: str | None = None
+    principal_type: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Identifies this response across redeliveries: one per session and action."""
+        return f"{self.session_id}/{self.action}"
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -184,6 +194,9 @@ class Response:
                 "issued_at": self.issued_at,
                 "on_human_credentials": self.on_human_credentials,
                 "human": self.human,
+                "principal_id": self.principal_id,
+                "account_id": self.account_id,
+                "principal_type": self.principal_type,
             },
         }
 

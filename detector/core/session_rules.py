@@ -146,6 +146,7 @@ def build_view(
         agent_confidence=confidence if is_agent else None,
         credentials=relation,
         delegated_by=delegated_by,
+        principal_id=record.principal_id,
     )
     export = Inherited(
         session_id=record.session_id,

@@ -42,6 +42,8 @@ class SessionView:
     credentials     whose permissions the credentials carry: inherited (an agent on a
                     person's), delegated (a role session a person minted for an agent) or own
     delegated_by    the person who minted a delegated session (also in `human`)
+    principal_id    userIdentity.principalId: the value of `aws:userid` in this session's
+                    requests (role-id:session-name for role sessions), which responders deny on
     """
 
     session_id: str
@@ -64,3 +66,4 @@ class SessionView:
     agent_confidence: str | None = None
     credentials: CredentialRelation = CredentialRelation.OWN
     delegated_by: str | None = None
+    principal_id: str | None = None

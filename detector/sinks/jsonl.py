@@ -49,6 +49,9 @@ def record_key(record: Mapping[str, Any]) -> tuple[str, ...]:
         return (kind, record["event_id"], record["kind"])
     if kind == "alert":
         return (kind, record["dedup_key"], record["severity"])
+    if kind == "response-outcome":
+        keys = ("session_id", "action", "responder", "outcome", "dry_run")
+        return (kind, *(str(record[k]) for k in keys))
     return (kind, record["session_id"], record["action"])
 
 

@@ -34,6 +34,24 @@ POSTGRES: Final[tuple[str, ...]] = (
         updated_at timestamptz NOT NULL DEFAULT now()
     );
     """,
+    # 2: the response journal: every decided response and what became of it, append-only.
+    """
+    CREATE TABLE {schema}.response_journal (
+        id           bigserial PRIMARY KEY,
+        recorded_at  timestamptz NOT NULL,
+        response_key text NOT NULL,
+        session_id   text NOT NULL,
+        action       text NOT NULL,
+        responder    text,
+        outcome      text NOT NULL,
+        dry_run      boolean NOT NULL,
+        reason       text NOT NULL,
+        detail       text NOT NULL
+    );
+    CREATE INDEX response_journal_key ON {schema}.response_journal (response_key, id);
+    CREATE INDEX response_journal_session ON {schema}.response_journal (session_id, id);
+    CREATE INDEX response_journal_recorded ON {schema}.response_journal (recorded_at);
+    """,
 )
 
 # The same tables for the embedded store. Times are ISO-8601 UTC text.
@@ -53,5 +71,23 @@ SQLITE: Final[tuple[str, ...]] = (
         value      TEXT NOT NULL,
         updated_at TEXT NOT NULL
     );
+    """,
+    # 2: the response journal: every decided response and what became of it, append-only.
+    """
+    CREATE TABLE response_journal (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        recorded_at  TEXT NOT NULL,
+        response_key TEXT NOT NULL,
+        session_id   TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        responder    TEXT,
+        outcome      TEXT NOT NULL,
+        dry_run      INTEGER NOT NULL,
+        reason       TEXT NOT NULL,
+        detail       TEXT NOT NULL
+    );
+    CREATE INDEX response_journal_key ON response_journal (response_key, id);
+    CREATE INDEX response_journal_session ON response_journal (session_id, id);
+    CREATE INDEX response_journal_recorded ON response_journal (recorded_at);
     """,
 )

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Self, TypeVar
 
 import psycopg
@@ -21,7 +22,15 @@ from psycopg.rows import TupleRow
 
 from detector.errors import ConfigError, StateError, TransientError
 from detector.state import migrations
-from detector.state.store import NO_CHECKPOINTS, FencedError, decode_snapshot, encode_snapshot
+from detector.state.store import (
+    NO_CHECKPOINTS,
+    FencedError,
+    JournalEntry,
+    decode_detail,
+    decode_snapshot,
+    encode_detail,
+    encode_snapshot,
+)
 
 T = TypeVar("T")
 Connection = psycopg.Connection[TupleRow]
@@ -128,6 +137,71 @@ class PostgresStateStore:
             conn.execute(self._sql["checkpoint_put"], (name, value))
 
         self._run(op)
+
+    def journal(self, entries: Sequence[JournalEntry]) -> None:
+        rows = [
+            (
+                e.recorded_at,
+                e.response_key,
+                e.session_id,
+                e.action,
+                e.responder,
+                e.outcome,
+                e.dry_run,
+                e.reason,
+                encode_detail(e.detail),
+            )
+            for e in entries
+        ]
+
+        def op(conn: Connection) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(self._sql["journal_put"], rows)
+
+        if rows:
+            self._run(op)
+
+    def journal_entries(
+        self,
+        *,
+        session_id: str | None = None,
+        response_key: str | None = None,
+        since: datetime | None = None,
+        outcomes: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        # Each filter is always present and switched off with NULL, so the statement is fixed.
+        params = (
+            session_id,
+            session_id,
+            response_key,
+            response_key,
+            since,
+            since,
+            list(outcomes) or None,
+            list(outcomes) or None,
+            limit,
+        )
+
+        def op(conn: Connection) -> list[tuple[object, ...]]:
+            return list(conn.execute(self._sql["journal_get"], params).fetchall())
+
+        rows = self._run(op)
+        return [
+            JournalEntry(
+                id=int(str(r[0])),
+                recorded_at=r[1],  # type: ignore[arg-type]
+                response_key=str(r[2]),
+                session_id=str(r[3]),
+                action=str(r[4]),
+                responder=None if r[5] is None else str(r[5]),
+                outcome=str(r[6]),
+                dry_run=bool(r[7]),
+                reason=str(r[8]),
+                detail=decode_detail(str(r[9])),
+            )
+            for r in reversed(rows)
+        ]
 
     def close(self) -> None:
         with self._lock:
@@ -237,6 +311,19 @@ _STATEMENTS: dict[str, str] = {
     ),
     "owner": "SELECT owner, epoch FROM {schema}.shards WHERE shard = %s",
     "checkpoint_get": "SELECT value FROM {schema}.checkpoints WHERE name = %s",
+    "journal_put": (
+        "INSERT INTO {schema}.response_journal (recorded_at, response_key, session_id, action, "
+        "responder, outcome, dry_run, reason, detail) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+    ),
+    "journal_get": (
+        "SELECT id, recorded_at, response_key, session_id, action, responder, outcome, dry_run, "
+        "reason, detail FROM {schema}.response_journal "
+        "WHERE (%s::text IS NULL OR session_id = %s) "
+        "AND (%s::text IS NULL OR response_key = %s) "
+        "AND (%s::timestamptz IS NULL OR recorded_at >= %s) "
+        "AND (%s::text[] IS NULL OR outcome = ANY(%s)) "
+        "ORDER BY id DESC LIMIT %s"
+    ),
     "checkpoint_put": (
         "INSERT INTO {schema}.checkpoints AS c (name, value) VALUES (%s, %s) "
         "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()"

@@ -12,15 +12,24 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from detector.errors import StateError, TransientError
 from detector.state import migrations
-from detector.state.store import NO_CHECKPOINTS, FencedError, decode_snapshot, encode_snapshot
+from detector.state.store import (
+    NO_CHECKPOINTS,
+    FencedError,
+    JournalEntry,
+    decode_detail,
+    decode_snapshot,
+    encode_detail,
+    encode_snapshot,
+)
 
 T = TypeVar("T")
 
@@ -143,6 +152,87 @@ class SqliteStateStore:
 
         self._run(op)
 
+    def journal(self, entries: Sequence[JournalEntry]) -> None:
+        rows = [
+            (
+                _stamp(e.recorded_at),
+                e.response_key,
+                e.session_id,
+                e.action,
+                e.responder,
+                e.outcome,
+                int(e.dry_run),
+                e.reason,
+                encode_detail(e.detail),
+            )
+            for e in entries
+        ]
+
+        def op(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(
+                    "INSERT INTO response_journal (recorded_at, response_key, session_id, action, "
+                    "responder, outcome, dry_run, reason, detail) VALUES (?,?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+
+        if rows:
+            self._run(op)
+
+    def journal_entries(
+        self,
+        *,
+        session_id: str | None = None,
+        response_key: str | None = None,
+        since: datetime | None = None,
+        outcomes: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        where: list[str] = []
+        params: list[object] = []
+        if session_id is not None:
+            where.append("session_id = ?")
+            params.append(session_id)
+        if response_key is not None:
+            where.append("response_key = ?")
+            params.append(response_key)
+        if since is not None:
+            where.append("recorded_at >= ?")
+            params.append(_stamp(since))
+        if outcomes:
+            where.append(f"outcome IN ({','.join('?' for _ in outcomes)})")
+            params.extend(outcomes)
+        query = (
+            "SELECT id, recorded_at, response_key, session_id, action, responder, outcome, "
+            "dry_run, reason, detail FROM response_journal"
+        )
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY id DESC"
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(int(limit))
+
+        def op(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+            return list(conn.execute(query, params).fetchall())
+
+        rows = self._run(op)
+        return [
+            JournalEntry(
+                id=int(str(r[0])),
+                recorded_at=datetime.fromisoformat(str(r[1]).replace("Z", "+00:00")),
+                response_key=str(r[2]),
+                session_id=str(r[3]),
+                action=str(r[4]),
+                responder=None if r[5] is None else str(r[5]),
+                outcome=str(r[6]),
+                dry_run=bool(r[7]),
+                reason=str(r[8]),
+                detail=decode_detail(str(r[9])),
+            )
+            for r in reversed(rows)
+        ]
+
     def close(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
@@ -226,6 +316,11 @@ def _upsert_checkpoint(conn: sqlite3.Connection, name: str, value: str) -> None:
         "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
         (name, value),
     )
+
+
+def _stamp(value: datetime) -> str:
+    """Fixed-width UTC text, so comparing stamps as text compares the times."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _statements(script: str) -> Iterator[str]:

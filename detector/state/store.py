@@ -11,7 +11,9 @@ owner has already saved.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
@@ -95,6 +97,59 @@ class StateStore(Protocol):
     def close(self) -> None:
         """Release the connection. Idempotent; any later call raises StateError."""
         ...
+
+    # -- the response journal (migration 2) ----------------------------------------------
+
+    def journal(self, entries: Sequence[JournalEntry]) -> None:
+        """Append entries to the response journal, in order, in one transaction."""
+        ...
+
+    def journal_entries(
+        self,
+        *,
+        session_id: str | None = None,
+        response_key: str | None = None,
+        since: datetime | None = None,
+        outcomes: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        """Entries oldest first, filtered; `limit` keeps the newest that many."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalEntry:
+    """One line of the response journal: a response decided, held, or its outcome.
+
+    `detail` holds the evidence as JSON-able data: the policy written and read back, the deny
+    key, the timings, the triggering event. `id` is assigned by the store.
+    """
+
+    recorded_at: datetime
+    response_key: str
+    session_id: str
+    action: str
+    responder: str | None
+    outcome: str
+    dry_run: bool
+    reason: str
+    detail: Mapping[str, object] = field(default_factory=dict)
+    id: int | None = None
+
+
+def encode_detail(detail: Mapping[str, object]) -> str:
+    try:
+        return orjson.dumps(dict(detail), default=str).decode()
+    except TypeError as exc:
+        raise StateError(f"journal detail is not JSON-serialisable: {exc}") from exc
+
+
+def decode_detail(text: str) -> dict[str, object]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise StateError(f"stored journal detail is damaged: {exc}") from exc
+    return value if isinstance(value, dict) else {"value": value}
 
 
 def encode_snapshot(snapshot: Mapping[str, Any]) -> bytes:

@@ -134,6 +134,16 @@ def test_the_tables_have_the_documented_columns(pg_schema: str) -> None:
         ("shards", "snapshot"): "bytea",
         ("shards", "snapshot_bytes"): "integer",
         ("shards", "updated_at"): "timestamp with time zone",
+        ("response_journal", "id"): "bigint",
+        ("response_journal", "recorded_at"): "timestamp with time zone",
+        ("response_journal", "response_key"): "text",
+        ("response_journal", "session_id"): "text",
+        ("response_journal", "action"): "text",
+        ("response_journal", "responder"): "text",
+        ("response_journal", "outcome"): "text",
+        ("response_journal", "dry_run"): "boolean",
+        ("response_journal", "reason"): "text",
+        ("response_journal", "detail"): "text",
     }
 
 

@@ -429,3 +429,28 @@ def test_decider_snapshot_restores_dedup() -> None:
         [_finding("out-of-scope-action", Severity.CRITICAL, "e2")], AGENT, on_violation="revoke"
     )
     assert alerts == [] and responses == []
+
+
+def test_a_long_term_user_key_is_disabled_and_a_session_revoked() -> None:
+    from detector.core.decide import response_action
+    from detector.core.session_view import SessionView
+    from detector.core.taxonomy import SessionKind
+
+    user_key = SessionView(
+        session_id="s1",
+        kind=SessionKind.AGENT,
+        principal_type="IAMUser",
+        access_key_id="AKIAEXAMPLEUSER00001",
+    )
+    user_session = SessionView(
+        session_id="s2",
+        kind=SessionKind.AGENT,
+        principal_type="IAMUser",
+        access_key_id="ASIAEXAMPLEUSER00001",
+    )
+    role_session = SessionView(
+        session_id="s3", kind=SessionKind.AGENT, principal_type="AssumedRole"
+    )
+    assert response_action(user_key) == "disable-access-key"
+    assert response_action(user_session) == "revoke-session"
+    assert response_action(role_session) == "revoke-session"
