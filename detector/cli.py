@@ -115,6 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     config_check = config_cmds.add_parser("check", help="validate a configuration file")
     config_check.add_argument("file", type=Path, metavar="FILE")
     config_check.set_defaults(handler=_cmd_config_check)
+
+    from detector.commands import approvals
+
+    approvals.register(commands)
     return parser
 
 

@@ -62,6 +62,9 @@ class SeveritySettings:
 class ResponseSettings:
     # Off by default in every new environment: decisions are recorded with dry_run=true.
     enabled: bool = False
+    # "required": every revocation waits for a second person (see `approvals:`); "none": only
+    # scopes with `on_violation: approve` wait.
+    approval: str = "none"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +88,8 @@ class StateSettings:
 class HttpSettings:
     host: str = "127.0.0.1"
     port: int = 9108
+    # Where people reach the service (behind a proxy, say); alerts link to session pages there.
+    public_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +123,10 @@ class Settings:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     # `trailguard route`: raw topics in, the keyed topic out (see detector/route.py).
     route: Mapping[str, Any] = field(default_factory=dict)
+    # The approval API and session pages (detector/web) and the two-person rule
+    # (detector/approvals); validated there with parse_section.
+    api: Mapping[str, Any] = field(default_factory=dict)
+    approvals: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
 

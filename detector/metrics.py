@@ -442,3 +442,29 @@ class Metrics:
         child = self.responses.labels(action=action, dry_run="true" if dry_run else "false")
         self._responses[(action, dry_run)] = child
         return child
+
+
+# --- two-person approval ------------------------------------------------------------------
+
+APPROVAL_OUTCOMES = ("requested", "approved", "denied", "expired", "refused")
+
+
+class ApprovalMetrics:
+    """Approvals by outcome: requested (opened), approved, denied, expired (decided by the
+    clock with the default outcome) and refused (a decision the rule did not allow: the
+    session's own person, a second different decision, a missing or invalid token)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.approvals = Counter(
+            f"{NAMESPACE}_approvals",
+            "Approval requests and decisions, by outcome.",
+            ["outcome"],
+            registry=metrics.registry,
+        )
+        for outcome in APPROVAL_OUTCOMES:
+            self.approvals.labels(outcome=outcome)
+
+    def approval(self, outcome: str) -> None:
+        if outcome not in APPROVAL_OUTCOMES:
+            raise ValueError(f"unknown approval outcome {outcome!r}")
+        self.approvals.labels(outcome=outcome).inc()

@@ -14,6 +14,7 @@ from typing import Any
 
 from detector.adapters import load_adapters
 from detector.config import Settings
+from detector.core.session_view import SessionView
 from detector.core.taxonomy import SessionKind
 from detector.errors import ConfigError
 from detector.sinks import SINKS, Sink
@@ -93,6 +94,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
     from detector.http_server import Health, HttpServer, readiness_checks
     from detector.metrics import Metrics
     from detector.service import Service
+    from detector.web.compose import people_parts, scopes_for
     from detector.wiring import pipeline_factory
 
     sources = build_sources(settings)
@@ -102,11 +104,15 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
     store = open_store(settings)
     owner = settings.service.instance or socket.gethostname()
     metrics = Metrics(sources=[s.name for s in sources], sinks=[s.name for s in sinks])
+    # Approvals and session pages: their sinks run after the configured ones, in flush order.
+    people = people_parts(
+        settings, store=store, scopes=scopes_for(settings, scopes_path), metrics=metrics
+    )
     service = Service(
         settings,
         pipeline_factory=pipeline_factory(settings, scopes_path=scopes_path),
         sources=sources,
-        sinks=sinks,
+        sinks=[*sinks, *people.sinks],
         store=store,
         owner=owner,
         metrics=metrics,
@@ -119,6 +125,14 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         return counts
 
     metrics.count_sessions_with(session_counts)
+
+    def live_session(session_id: str) -> SessionView | None:
+        for pipeline in service.pipelines():
+            if (view := pipeline.tracker.get(session_id)) is not None:
+                return view
+        return None
+
+    people.api.live = live_session
     metrics.watch_sources(sources)
     health = Health()
     server = HttpServer(
@@ -127,6 +141,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         readiness_checks(sources, state_restored=lambda: service.restored),
         host=settings.http.host,
         port=settings.http.port,
+        routes=people.routes,
     )
 
     async def main() -> int:
@@ -142,6 +157,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         await server.start()
         watcher = asyncio.create_task(health.watch_loop())
         lag = asyncio.create_task(_sync_lag(metrics, sources))
+        sweeper = asyncio.create_task(people.gate.run(stop))
         logger.info("trailguard running", extra={"port": server.port, "owner": owner})
         try:
             await service.run(stop)
@@ -152,6 +168,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         finally:
             watcher.cancel()
             lag.cancel()
+            sweeper.cancel()
             await server.stop()
             store.close()
         return 1 if service.failed else 0

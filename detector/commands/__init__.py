@@ -1,0 +1,1 @@
+"""CLI subcommands that have grown their own module; `detector.cli` registers them."""
