@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from urllib.parse import quote
 
 from detector.approvals.decisions import same_person
@@ -16,17 +15,7 @@ from detector.core.scope import Scope
 from detector.core.session_view import SessionView
 from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry, iso
 from detector.web.auth import Viewer
-
-OUT_OF_SCOPE_KINDS = frozenset(
-    {
-        "out-of-scope-action",
-        "out-of-scope-resource",
-        "out-of-scope-region",
-        "out-of-scope-account",
-        "scope-expired",
-        "unscoped-agent",
-    }
-)
+from detector.web.timeline_html import severity_summary, timeline_html
 
 _STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
@@ -41,7 +30,7 @@ th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e3e7eb;vertical-a
 th{font-size:13px;color:#57606a;font-weight:600}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}dt{color:#57606a}
 dd{margin:0;word-break:break-all}
-.b{display:inline-block;padding:1px 7px;border-radius:10px;font-size:12px;font-weight:600}
+.b{display:inline-block;white-space:nowrap;padding:1px 7px;border-radius:10px;font-size:12px;font-weight:600}
 .critical{background:#b42318;color:#fff}.high{background:#e8590c;color:#fff}
 .medium{background:#f5c04a}.low{background:#d0e6ff}.info{background:#e5e7eb}
 .out{background:#fde2e1;color:#8a1c14}.in{background:#dcfce7;color:#14532d}
@@ -51,7 +40,10 @@ dd{margin:0;word-break:break-all}
 button{font:inherit;padding:6px 14px;border-radius:5px;border:1px solid #8c959f;cursor:pointer}
 button.approve{background:#1f6feb;color:#fff;border-color:#1f6feb}
 form.inline{display:inline;margin-right:8px}input[type=text],input[type=password]{font:inherit;padding:5px}
-.muted{color:#57606a;font-size:13px}
+.muted{color:#57606a;font-size:13px}td.t,th.t{white-space:nowrap}
+td ul{margin:2px 0 2px 18px;padding:0}tr.out-row td{background:#fff8f7}
+tr.response td{background:#fff4e0;border-top:2px solid #d97706}
+tr.approval td{background:#f0f6ff}.summary{font-size:16px;font-weight:600}
 """
 
 
@@ -94,10 +86,11 @@ def session_page(page: SessionPage) -> str:
         )
     elif origin == "delegated":
         body.append("<p>Delegated credentials: the agent has its own session for this person.</p>")
+    body.append(f'<p class="summary">{_e(severity_summary(page.entries))}</p>')
     body.append(_approvals_block(page))
     body.append(_facts(page, agent, human, origin))
     body.append(_scope_block(page.scope, s.scope if s else None))
-    body.append(_timeline(page.entries, page.approvals))
+    body.append(timeline_html(page.entries, page.approvals))
     return _document(title, page.viewer, "".join(body))
 
 
@@ -188,10 +181,11 @@ def _decision_forms(a: ApprovalRow, viewer: Viewer, session_id: str) -> str:
     if viewer.csrf is not None:
         hidden += f'<input type="hidden" name="csrf" value="{_e(viewer.csrf)}">'
     base = f"/v1/approvals/{quote(a.approval_id, safe='')}"
+    verb = "Approve revocation" if a.action == "revoke-session" else "Approve"
     return (
         f'<form class="inline" method="post" action="{_e(base)}/approve">{hidden}'
         '<input type="text" name="note" placeholder="note (optional)"> '
-        f'<button class="approve" type="submit" name="decision" value="approve">Approve</button>'
+        f'<button class="approve" type="submit" name="decision" value="approve">{_e(verb)}</button>'
         f'</form><form class="inline" method="post" action="{_e(base)}/deny">{hidden}'
         '<button type="submit" name="decision" value="deny">Deny</button></form>'
     )
@@ -230,68 +224,6 @@ def _scope_block(scope: Scope | None, name: str | None) -> str:
     ]
     items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in rows)
     return f'<h2>Scope</h2><div class="card"><dl>{items}</dl></div>'
-
-
-def _timeline(entries: Sequence[TimelineEntry], approvals: Sequence[ApprovalRow]) -> str:
-    lines: list[tuple[datetime, int, str]] = []
-    for n, entry in enumerate(entries):
-        lines.append((entry.at, n, _entry_row(entry)))
-    for a in approvals:
-        lines.append((a.requested_at, len(lines), _approval_row(a, decided=False)))
-        if a.decided_at is not None:
-            lines.append((a.decided_at, len(lines), _approval_row(a, decided=True)))
-    lines.sort(key=lambda line: (line[0], line[1]))
-    body = "".join(row for _, _, row in lines) or '<tr><td colspan="4">Nothing yet.</td></tr>'
-    return (
-        '<h2>Timeline</h2><table id="timeline"><tr><th>Time (UTC)</th><th>What</th>'
-        f"<th>Severity</th><th>Detail</th></tr>{body}</table>"
-    )
-
-
-def _entry_row(entry: TimelineEntry) -> str:
-    record = entry.record
-    sev = entry.severity or ""
-    badge = f'<span class="b {_e(sev)}">{_e(sev)}</span>' if sev else ""
-    if entry.kind == "finding":
-        out = record.get("kind") in OUT_OF_SCOPE_KINDS
-        where = (
-            '<span class="b out">out of scope</span>'
-            if out
-            else '<span class="b in">in scope</span>'
-        )
-        what = f"{where} {_e(record.get('kind', ''))}"
-        resources = ", ".join(str(r) for r in record.get("resources") or ())
-        detail = f"<strong>{_e(record.get('action') or '')}</strong> {_e(record.get('reason', ''))}"
-        if resources:
-            detail += f'<br><span class="muted">{_e(resources)}</span>'
-    elif entry.kind == "response":
-        what = "<strong>revocation</strong>" if record.get("action") == "revoke-session" else ""
-        what = what or f"<strong>{_e(record.get('action', 'response'))}</strong>"
-        detail = _e(entry.title)
-    else:
-        what = _e(entry.kind)
-        detail = _e(entry.title)
-    return (
-        f'<tr class="{_e(entry.kind)}"><td>{_e(iso(entry.at))}</td><td>{what}</td>'
-        f"<td>{badge}</td><td>{detail}</td></tr>"
-    )
-
-
-def _approval_row(a: ApprovalRow, *, decided: bool) -> str:
-    if not decided:
-        what = '<span class="b pending">approval requested</span>'
-        detail = f"{a.action} held for a second person (approval {a.approval_id})"
-        return (
-            f'<tr class="approval"><td>{_e(iso(a.requested_at))}</td><td>{what}</td><td></td>'
-            f"<td>{_e(detail)}</td></tr>"
-        )
-    assert a.decided_at is not None
-    what = f'<span class="b {_e(a.status)}">approval {_e(a.status)}</span>'
-    detail = f"{a.action} {a.status} by {a.decided_by}" + (f": {a.note}" if a.note else "")
-    return (
-        f'<tr class="approval"><td>{_e(iso(a.decided_at))}</td><td>{what}</td><td></td>'
-        f"<td>{_e(detail)}</td></tr>"
-    )
 
 
 def _document(title: str, viewer: Viewer | None, body: str) -> str:
