@@ -30,7 +30,8 @@ th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e3e7eb;vertical-a
 th{font-size:13px;color:#57606a;font-weight:600}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}dt{color:#57606a}
 dd{margin:0;word-break:break-all}
-.b{display:inline-block;white-space:nowrap;padding:1px 7px;border-radius:10px;font-size:12px;font-weight:600}
+.b{display:inline-block;white-space:nowrap;padding:1px 7px;border-radius:10px;font-size:12px}
+.b{font-weight:600}
 .critical{background:#b42318;color:#fff}.high{background:#e8590c;color:#fff}
 .medium{background:#f5c04a}.low{background:#d0e6ff}.info{background:#e5e7eb}
 .out{background:#fde2e1;color:#8a1c14}.in{background:#dcfce7;color:#14532d}

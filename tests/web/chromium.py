@@ -9,8 +9,8 @@ import itertools
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,32 +80,17 @@ class Page:
 
     async def screenshot(self, path: Path) -> None:
         shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        path.write_bytes(base64.b64decode(shot["data"]))
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
 
 
-@asynccontextmanager
-async def chromium(profile: Path) -> AsyncIterator[Page]:
-    """Headless Chromium with a fresh profile; yields its first page."""
+@contextmanager
+def chromium(profile: Path) -> Iterator[int]:
+    """Headless Chromium with a fresh profile; yields its DevTools port."""
     assert CHROMIUM is not None
     command = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        port = await _devtools_port(profile / "DevToolsActivePort", process)
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/json/list") as answer:
-                targets = await answer.json()
-            target = next(t for t in targets if t["type"] == "page")
-            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                page = Page(ws)
-                await page.send("Page.enable")
-                await page.send(
-                    "Emulation.setDeviceMetricsOverride",
-                    width=1280,
-                    height=900,
-                    deviceScaleFactor=1,
-                    mobile=False,
-                )
-                yield page
+        yield _devtools_port(profile / "DevToolsActivePort", process)
     finally:
         process.terminate()
         try:
@@ -115,7 +100,27 @@ async def chromium(profile: Path) -> AsyncIterator[Page]:
             process.wait()
 
 
-async def _devtools_port(path: Path, process: subprocess.Popen[bytes]) -> int:
+@asynccontextmanager
+async def first_page(port: int) -> AsyncIterator[Page]:
+    """The browser's first page, at a desktop size."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{port}/json/list") as answer:
+            targets = await answer.json()
+        target = next(t for t in targets if t["type"] == "page")
+        async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            page = Page(ws)
+            await page.send("Page.enable")
+            await page.send(
+                "Emulation.setDeviceMetricsOverride",
+                width=1280,
+                height=900,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+            yield page
+
+
+def _devtools_port(path: Path, process: subprocess.Popen[bytes]) -> int:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -124,5 +129,5 @@ async def _devtools_port(path: Path, process: subprocess.Popen[bytes]) -> int:
             first = path.read_text().splitlines()
             if first and first[0].strip().isdigit():
                 return int(first[0])
-        await asyncio.sleep(0.05)
+        time.sleep(0.05)
     raise RuntimeError("chromium did not open its DevTools port")

@@ -12,7 +12,7 @@ import pytest
 
 from tests.approvals.helpers import TOKENS
 from tests.approvals.service import demo_service, wait_for_pending
-from tests.web.chromium import CHROMIUM, chromium
+from tests.web.chromium import CHROMIUM, chromium, first_page
 
 pytestmark = [
     pytest.mark.integration,
@@ -34,11 +34,12 @@ def test_the_kiro_session_page_in_chromium(tmp_path: Path) -> None:
     with demo_service(tmp_path) as service:
         held = wait_for_pending(service, BOB)
         page_url = f"{service.url}/sessions/{held['session_id']}"
-        asyncio.run(_drive(page_url, service.url, tmp_path))
+        with chromium(tmp_path / "profile") as port:
+            asyncio.run(_drive(port, page_url, service.url, tmp_path))
 
 
-async def _drive(page_url: str, base: str, tmp_path: Path) -> None:
-    async with chromium(tmp_path / "profile") as page:
+async def _drive(port: int, page_url: str, base: str, tmp_path: Path) -> None:
+    async with first_page(port) as page:
         # Not logged in: the login form, not the session.
         await page.goto(page_url)
         text = await page.text()
