@@ -300,6 +300,9 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     check_state(settings)
     sources = build_sources(settings)
     sinks = build_sinks(settings)
+    from detector.web.compose import check as check_approvals
+
+    check_approvals(settings)
     print(f"{args.file}: valid")
     if sources:
         print(f"  sources: {', '.join(s.name for s in sources)}")
