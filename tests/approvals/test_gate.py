@@ -1,10 +1,9 @@
-"""StoreApprovalGate against a real SQLite store: holding, deciding, expiring, releasing."""
+"""StoreApprovalGate on each real state store (SQLite, PostgreSQL): holding, deciding,
+expiring, releasing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -15,20 +14,14 @@ from detector.core.findings import Response
 from detector.errors import StateError
 from detector.metrics import ApprovalMetrics, Metrics
 from detector.responders.approval import ApprovalState
-from detector.state.sqlite import SqliteStateStore
+from detector.state.store import StateStore
 from tests.approvals.helpers import Clock, response
 
 Released = list[tuple[str, ApprovalState]]
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStateStore]:
-    with SqliteStateStore(tmp_path / "state.db") as opened:
-        yield opened
-
-
 def _gate(
-    store: SqliteStateStore,
+    store: StateStore,
     clock: Clock,
     *,
     default: str = "deny",
@@ -61,7 +54,7 @@ def _count(metrics: Metrics, outcome: str) -> float:
     )
 
 
-async def test_nothing_is_held_unless_required(store: SqliteStateStore) -> None:
+async def test_nothing_is_held_unless_required(store: StateStore) -> None:
     gate, _, _ = _gate(store, Clock(), required=False, scopes=frozenset({"other-scope"}))
     assert await gate.check(response()) is ApprovalState.NOT_REQUIRED
     assert store.approvals() == []
@@ -69,7 +62,7 @@ async def test_nothing_is_held_unless_required(store: SqliteStateStore) -> None:
     assert await per_scope.check(response()) is ApprovalState.PENDING
 
 
-async def test_asking_again_is_the_same_request(store: SqliteStateStore) -> None:
+async def test_asking_again_is_the_same_request(store: StateStore) -> None:
     gate, _, metrics = _gate(store, Clock())
     assert await gate.check(response()) is ApprovalState.PENDING
     assert await gate.check(response()) is ApprovalState.PENDING
@@ -78,7 +71,7 @@ async def test_asking_again_is_the_same_request(store: SqliteStateStore) -> None
 
 
 async def test_a_second_person_approves_and_the_responders_are_told_once(
-    store: SqliteStateStore,
+    store: StateStore,
 ) -> None:
     clock = Clock()
     gate, released, metrics = _gate(store, clock)
@@ -108,7 +101,7 @@ async def test_a_second_person_approves_and_the_responders_are_told_once(
         await gate.decide("ap-nope", approve=True, person="bob@example.com")
 
 
-async def test_denied_is_journaled_and_released_as_denied(store: SqliteStateStore) -> None:
+async def test_denied_is_journaled_and_released_as_denied(store: StateStore) -> None:
     gate, released, _ = _gate(store, Clock())
     await gate.check(response())
     (row,) = store.approvals()
@@ -123,7 +116,7 @@ async def test_denied_is_journaled_and_released_as_denied(store: SqliteStateStor
     ("default", "state"), [("deny", ApprovalState.EXPIRED), ("approve", ApprovalState.APPROVED)]
 )
 async def test_expiry_applies_the_default_outcome(
-    store: SqliteStateStore, default: str, state: ApprovalState
+    store: StateStore, default: str, state: ApprovalState
 ) -> None:
     clock = Clock()
     gate, released, metrics = _gate(store, clock, default=default)
@@ -145,7 +138,7 @@ async def test_expiry_applies_the_default_outcome(
     assert _count(metrics, "expired") == 1
 
 
-async def test_check_itself_expires_a_due_request(store: SqliteStateStore) -> None:
+async def test_check_itself_expires_a_due_request(store: StateStore) -> None:
     clock = Clock()
     gate, _, _ = _gate(store, clock)
     await gate.check(response())
@@ -153,7 +146,7 @@ async def test_check_itself_expires_a_due_request(store: SqliteStateStore) -> No
     assert await gate.check(response()) is ApprovalState.EXPIRED
 
 
-async def test_a_failed_release_is_retried_at_the_next_sweep(store: SqliteStateStore) -> None:
+async def test_a_failed_release_is_retried_at_the_next_sweep(store: StateStore) -> None:
     gate, _, _ = _gate(store, Clock())
     calls: list[ApprovalState] = []
 
@@ -174,7 +167,7 @@ async def test_a_failed_release_is_retried_at_the_next_sweep(store: SqliteStateS
 
 
 async def test_a_decision_made_elsewhere_is_released_by_the_sweep(
-    store: SqliteStateStore,
+    store: StateStore,
 ) -> None:
     service, released, _ = _gate(store, Clock())
     await service.check(response())
@@ -187,7 +180,7 @@ async def test_a_decision_made_elsewhere_is_released_by_the_sweep(
     assert released == [("ses-kiro", ApprovalState.APPROVED)]
 
 
-async def test_a_closed_store_is_an_error_not_a_silent_pass(store: SqliteStateStore) -> None:
+async def test_a_closed_store_is_an_error_not_a_silent_pass(store: StateStore) -> None:
     gate, _, _ = _gate(store, Clock())
     store.close()
     with pytest.raises(StateError):
