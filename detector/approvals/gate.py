@@ -141,6 +141,20 @@ class StoreApprovalGate:
         await self._release(row)
         return row
 
+    async def revoke_now(
+        self, response: Response, *, person: str, note: str | None = None
+    ) -> ApprovalRow:
+        """A person revokes the session themselves (the session page's Revoke): the request
+        for `response` is opened if there is none and approved by `person` at once, under the
+        same rule (never the session's own person; a revocation already denied stays so)."""
+        if decisions.same_person(person, response.human):
+            self._count("refused")
+            raise decisions.SelfApproval(
+                f"{person} is the person session {response.session_id} acts for"
+            )
+        row = await self.open(response)
+        return await self.decide(row.approval_id, approve=True, person=person, note=note)
+
     async def sweep(self) -> int:
         """Expire due requests and release decisions not yet released; returns how many."""
         now = self._clock()

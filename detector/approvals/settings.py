@@ -43,6 +43,8 @@ class ApiSettings:
     login_seconds: int = 12 * 3600
     # Timeline entries kept per agent session for its page (the newest).
     timeline_entries: int = 500
+    # People who may revoke an agent session from its page without waiting for a request.
+    revokers: tuple[str, ...] = ()
 
 
 def approval_settings(settings: Settings) -> ApprovalSettings:
@@ -77,6 +79,7 @@ def api_settings(settings: Settings) -> ApiSettings:
             tokens=parsed.tokens,
             login_seconds=parsed.login_seconds,
             timeline_entries=parsed.timeline_entries,
+            revokers=parsed.revokers,
         )
     return parsed
 

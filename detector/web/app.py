@@ -3,6 +3,7 @@
     GET  /v1/approvals[?status=pending&session=ID]   JSON list, newest first
     GET  /v1/approvals/{id}
     POST /v1/approvals/{id}/approve | deny           JSON {"note": ...} or a form
+    POST /v1/sessions/{id}/revoke                    people in `api.revokers` only
     GET  /sessions, /sessions/{id}                   HTML
     GET  /login, POST /login, POST /logout           the pages' token login
 
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -22,11 +24,13 @@ from aiohttp import web
 
 from detector.approvals.decisions import ApprovalError
 from detector.approvals.gate import StoreApprovalGate
+from detector.core.findings import Response
 from detector.core.scope import ScopeSet
 from detector.core.session_view import SessionView
 from detector.state.store import StateStore
 from detector.web import pages
 from detector.web.auth import Auth, Viewer, csrf_ok
+from detector.web.revoke import manual_revocation
 
 logger = logging.getLogger(__name__)
 
@@ -51,17 +55,25 @@ class PeopleApi:
         auth: Auth,
         scopes: ScopeSet | None = None,
         live: SessionLookup = _no_live_sessions,
+        revokers: Iterable[str] = (),
+        dry_run: bool = True,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.gate = gate
         self.store = store
         self.auth = auth
         self.scopes = scopes or ScopeSet()
         self.live = live
+        self.revokers = frozenset(p.strip().casefold() for p in revokers)
+        # Whether responses are carried out (`responses.enabled`), for revocations made here.
+        self.dry_run = dry_run
+        self._clock = clock
 
     def install(self, app: web.Application) -> None:
         app.router.add_get("/v1/approvals", self._list)
         app.router.add_get("/v1/approvals/{id}", self._one)
         app.router.add_post("/v1/approvals/{id}/{decision:approve|deny}", self._decide)
+        app.router.add_post("/v1/sessions/{id}/revoke", self._revoke)
         app.router.add_get("/sessions", self._sessions)
         app.router.add_get("/sessions/{id}", self._session)
         app.router.add_get("/login", self._login_form)
@@ -114,6 +126,59 @@ class PeopleApi:
             raise web.HTTPSeeOther(_next(fields, default=_session_path(row.session_id)))
         return web.json_response(row.to_record())
 
+    async def _revoke(self, request: web.Request) -> web.Response:
+        form = request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data")
+        fields = await _fields(request, form=form)
+        session_id = request.match_info["id"]
+        viewer = self.auth.viewer(request)
+        if viewer is None:
+            self.gate.count_refused()
+            if form:
+                return _html(pages.login_page(next_path=_session_path(session_id)), status=401)
+            return _unauthorized()
+        if not csrf_ok(viewer, _text(fields.get("csrf"))):
+            self.gate.count_refused()
+            return self._refused(form, 403, "the form is stale: reload the page", viewer, fields)
+        if not self.may_revoke(viewer):
+            self.gate.count_refused()
+            message = f"{viewer.person} is not among the people who may revoke (api.revokers)"
+            return self._refused(form, 403, message, viewer, fields)
+        target = await self._revocation(session_id, viewer.person)
+        if target is None:
+            return self._refused(form, 404, f"nothing is known to revoke {session_id}", viewer, {})
+        note = (_text(fields.get("note")) or "").strip()[:MAX_NOTE] or None
+        try:
+            row = await self.gate.revoke_now(target, person=viewer.person, note=note)
+        except ApprovalError as exc:
+            return self._refused(form, exc.status, str(exc), viewer, fields)
+        if form:
+            raise web.HTTPSeeOther(_next(fields, default=_session_path(session_id)))
+        return web.json_response(row.to_record())
+
+    def may_revoke(self, viewer: Viewer) -> bool:
+        return viewer.person.strip().casefold() in self.revokers
+
+    async def _revocation(self, session_id: str, person: str) -> Response | None:
+        def read() -> tuple[str | None, Mapping[str, Any] | None]:
+            summary = self.store.session_summary(session_id)
+            decided = [
+                e.record
+                for e in self.store.timeline(session_id)
+                if e.kind == "response" and e.record.get("action") == "revoke-session"
+            ]
+            return (summary.scope if summary else None), (decided[-1] if decided else None)
+
+        scope, decided = await asyncio.to_thread(read)
+        return manual_revocation(
+            session_id,
+            live=self.live(session_id),
+            decided=decided,
+            scope=scope,
+            person=person,
+            now=self._clock(),
+            dry_run=self.dry_run,
+        )
+
     def _refused(
         self, form: bool, status: int, message: str, viewer: Viewer, fields: Mapping[str, Any]
     ) -> web.Response:
@@ -148,6 +213,7 @@ class PeopleApi:
                 session_id=session_id,
                 summary=summary,
                 live=None,
+                may_revoke=self.may_revoke(viewer),
                 scope=self.scopes.get(summary.scope) if summary and summary.scope else None,
                 entries=self.store.timeline(session_id),
                 approvals=self.store.approvals(session_id=session_id, limit=MAX_LISTED),
@@ -163,6 +229,9 @@ class PeopleApi:
             session_id=page.session_id,
             summary=page.summary,
             live=live,
+            may_revoke=page.may_revoke
+            and (live is not None or any(e.kind == "response" for e in page.entries)),
+            dry_run=self.dry_run,
             scope=page.scope,
             entries=page.entries,
             approvals=page.approvals,

@@ -70,7 +70,14 @@ def people_parts(
     )
     public = settings.http.public_url or ""
     auth = Auth(tokens, login_seconds=api.login_seconds, secure_cookie=public.startswith("https"))
-    people = PeopleApi(gate=gate, store=store, auth=auth, scopes=scopes)
+    people = PeopleApi(
+        gate=gate,
+        store=store,
+        auth=auth,
+        scopes=scopes,
+        revokers=api.revokers,
+        dry_run=not settings.responses.enabled,
+    )
     if live is not None:
         people.live = live
     sinks: list[Sink] = [TimelineRecorder(store, cap=api.timeline_entries)]

@@ -57,6 +57,9 @@ class SessionPage:
     entries: Sequence[TimelineEntry]
     approvals: Sequence[ApprovalRow]
     viewer: Viewer
+    # The viewer may revoke the session from here (`api.revokers`) and it can be targeted.
+    may_revoke: bool = False
+    dry_run: bool = True
 
 
 def credential_origin(live: SessionView | None, summary: SessionSummary | None) -> str:
@@ -89,6 +92,7 @@ def session_page(page: SessionPage) -> str:
         body.append("<p>Delegated credentials: the agent has its own session for this person.</p>")
     body.append(f'<p class="summary">{_e(severity_summary(page.entries))}</p>')
     body.append(_approvals_block(page))
+    body.append(_revoke_block(page, human))
     body.append(_facts(page, agent, human, origin))
     body.append(_scope_block(page.scope, s.scope if s else None))
     body.append(timeline_html(page.entries, page.approvals))
@@ -169,6 +173,31 @@ def _approvals_block(page: SessionPage) -> str:
             f"{_e(iso(a.expires_at))} it is decided by default.</p>{controls}</div>"
         )
     return "<h2>Held for approval</h2>" + "".join(cards)
+
+
+def _revoke_block(page: SessionPage, human: str | None) -> str:
+    if not page.may_revoke or same_person(page.viewer.person, human):
+        return ""
+    taken = [a for a in page.approvals if a.action == "revoke-session" and a.status != "denied"]
+    if any(a.pending or a.outcome == "approve" for a in taken):
+        return ""
+    back = f"/sessions/{quote(page.session_id, safe='')}"
+    hidden = f'<input type="hidden" name="next" value="{_e(back)}">'
+    if page.viewer.csrf is not None:
+        hidden += f'<input type="hidden" name="csrf" value="{_e(page.viewer.csrf)}">'
+    dry = (
+        '<p class="muted">Responses are off (responses.enabled: false): the revocation is '
+        "recorded, not carried out.</p>"
+        if page.dry_run
+        else ""
+    )
+    return (
+        '<h2>Contain</h2><div class="card">'
+        f'<form method="post" action="/v1/sessions/{_e(quote(page.session_id, safe=""))}/revoke">'
+        f'{hidden}<input type="text" name="note" placeholder="why (optional)"> '
+        '<button class="approve" type="submit" name="decision" value="revoke">'
+        f"Revoke this session now</button></form>{dry}</div>"
+    )
 
 
 def _decision_forms(a: ApprovalRow, viewer: Viewer, session_id: str) -> str:

@@ -165,3 +165,73 @@ async def test_the_api_refuses_other_schemes_and_bad_bodies(
         async with client.get(f"{http.url}/v1/approvals?status=pending", headers=bearer) as answer:
             listed = await answer.json()
     assert [a["id"] for a in listed["approvals"]] == [held.approval_id]
+
+
+async def test_revoke_from_the_page_only_for_revokers_and_never_for_ones_own_session(
+    store: SqliteStateStore,
+) -> None:
+    from detector.core.session_view import SessionView
+    from detector.core.taxonomy import SessionKind
+
+    _record_session(store)
+    view = SessionView(
+        session_id="ses-kiro",
+        kind=SessionKind.AGENT,
+        agent="kiro",
+        principal_arn="arn:aws:sts::111122223333:assumed-role/Admin/alice@example.com",
+        role_arn="arn:aws:iam::111122223333:role/Admin",
+        session_name="alice@example.com",
+        human="alice@example.com",
+        on_human_credentials=True,
+        access_key_id="ASIARBCDEFGHALICE0K2",
+    )
+    gate = StoreApprovalGate(store, ApprovalSettings(), required=False, clock=Clock())
+    tokens = TokenTable({hash_token(t): p for p, t in TOKENS.items()})
+    api = PeopleApi(
+        gate=gate,
+        store=store,
+        auth=Auth(tokens, login_seconds=60),
+        live=lambda sid: view if sid == "ses-kiro" else None,
+        revokers=["bob@example.com", "alice@example.com"],
+        dry_run=False,
+        clock=Clock(),
+    )
+    http = HttpServer(Metrics(runtime_collectors=False), Health(), port=0, routes=[api.install])
+    await http.start()
+    url = f"{http.url}/v1/sessions/ses-kiro/revoke"
+    try:
+        async with aiohttp.ClientSession() as client:
+
+            async def as_(person: str, target: str = url) -> tuple[int, dict[str, object]]:
+                headers = {"Authorization": f"Bearer {TOKENS[person]}"}
+                async with client.post(target, headers=headers, json={"note": "n"}) as answer:
+                    return answer.status, await answer.json()
+
+            async def page(person: str) -> str:
+                headers = {"Authorization": f"Bearer {TOKENS[person]}"}
+                async with client.get(f"{http.url}/sessions/ses-kiro", headers=headers) as a:
+                    return await a.text()
+
+            assert "Revoke this session now" in await page("bob@example.com")
+            assert "Revoke this session now" not in await page("carol@example.com")
+            assert "Revoke this session now" not in await page("alice@example.com")
+            assert (await as_("carol@example.com"))[0] == 403
+            assert (await as_("alice@example.com"))[0] == 403
+            assert store.approvals() == []
+            missing = f"{http.url}/v1/sessions/ses-other/revoke"
+            assert (await as_("bob@example.com", missing))[0] == 404
+            status, row = await as_("bob@example.com")
+            assert status == 200
+            assert (row["status"], row["decided_by"], row["action"]) == (
+                "approved",
+                "bob@example.com",
+                "revoke-session",
+            )
+            assert "Revoke this session now" not in await page("bob@example.com")
+    finally:
+        await http.stop()
+    (stored,) = store.approvals()
+    held = stored.response
+    assert held["dry_run"] is False
+    assert held["target"]["access_key_id"] == "ASIARBCDEFGHALICE0K2"
+    assert "revoked from the session page by bob@example.com" in str(held["reason"])
