@@ -27,6 +27,7 @@ from detector.approvals.gate import StoreApprovalGate
 from detector.core.findings import Response
 from detector.core.scope import ScopeSet
 from detector.core.session_view import SessionView
+from detector.state.approvals import STATUSES
 from detector.state.store import StateStore
 from detector.web import pages
 from detector.web.auth import Auth, Viewer, csrf_ok
@@ -86,6 +87,10 @@ class PeopleApi:
         if self.auth.viewer(request) is None:
             return _unauthorized()
         status = request.query.get("status")
+        if status is not None and status not in STATUSES:
+            return web.json_response(
+                {"error": f"status must be one of {', '.join(STATUSES)}"}, status=400
+            )
         session = request.query.get("session")
         rows = await asyncio.to_thread(
             self.store.approvals, status=status, session_id=session, limit=MAX_LISTED

@@ -167,6 +167,17 @@ async def test_the_api_refuses_other_schemes_and_bad_bodies(
     assert [a["id"] for a in listed["approvals"]] == [held.approval_id]
 
 
+async def test_listing_refuses_an_unknown_status(
+    server: tuple[HttpServer, StoreApprovalGate],
+) -> None:
+    http, _ = server
+    headers = {"Authorization": f"Bearer {BOB}"}
+    url = f"{http.url}/v1/approvals?status=maybe"
+    async with aiohttp.ClientSession() as client, client.get(url, headers=headers) as answer:
+        assert answer.status == 400
+        assert "pending" in (await answer.json())["error"]
+
+
 async def test_revoke_from_the_page_only_for_revokers_and_never_for_ones_own_session(
     store: SqliteStateStore,
 ) -> None:
