@@ -34,8 +34,8 @@ POSTGRES: Final[tuple[str, ...]] = (
         updated_at timestamptz NOT NULL DEFAULT now()
     );
     """,
-    # 2: the response journal. Held by the responders' change; until it lands the number is
-    # kept by a statement that changes nothing, so the approvals stay migration 3.
+    # 2: reserved for the response journal (detector/responders). This statement changes
+    # nothing; it keeps the numbering so that the approvals are migration 3.
     "SELECT 1",
     # 3: approvals held for a second person, and the bounded per-session timeline the
     # session page shows (with one summary row per session).

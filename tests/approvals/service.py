@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.approvals.helpers import write_token_file
+from tests.approvals.common import write_token_file
 from tests.scenario import DEMO
 
 WAIT_SECONDS = 60.0

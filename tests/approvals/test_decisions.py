@@ -9,7 +9,7 @@ import pytest
 from detector.approvals import decisions
 from detector.responders.approval import ApprovalState
 from detector.state.approvals import ApprovalRow
-from tests.approvals.helpers import T0
+from tests.approvals.common import T0
 
 ROW = ApprovalRow(
     approval_id="ap-1",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.approvals.helpers import TOKENS
+from tests.approvals.common import TOKENS
 from tests.approvals.service import call, demo_service, wait_for_pending
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from detector.errors import StateError
 from detector.metrics import ApprovalMetrics, Metrics
 from detector.responders.approval import ApprovalState
 from detector.state.store import StateStore
-from tests.approvals.helpers import Clock, response
+from tests.approvals.common import Clock, response
 
 Released = list[tuple[str, ApprovalState]]
 

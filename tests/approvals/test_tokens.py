@@ -10,7 +10,7 @@ from detector.approvals.settings import ApiSettings, api_settings
 from detector.approvals.tokens import TokenTable, hash_token, load_tokens, new_token
 from detector.config import load_settings
 from detector.errors import ConfigError
-from tests.approvals.helpers import TOKENS, write_token_file
+from tests.approvals.common import TOKENS, write_token_file
 
 
 def test_a_token_resolves_to_its_person_and_nothing_else(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def test_example_config_and_scopes_are_valid() -> None:
     assert settings.scopes is not None
     assert [s.name for s in load_scopes(settings.scopes).scopes] == ["ce-4821-fix"]
     assert approval_settings(settings).default_outcome == "deny"
-    assert api_settings(settings).tokens_file == Path("/etc/trailguard/tokens.yaml")
+    assert api_settings(settings).revokers == ()
 
 
 def test_kubernetes_manifests_parse_and_embed_a_valid_config(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from detector.state.approvals import SessionSummary, TimelineEntry
 from detector.state.sqlite import SqliteStateStore
 from detector.web.app import PeopleApi
 from detector.web.auth import COOKIE, Auth
-from tests.approvals.helpers import T0, TOKENS, Clock, response
+from tests.approvals.common import T0, TOKENS, Clock, response
 
 BOB = TOKENS["bob@example.com"]
 EVIL = '<script>alert("x")</script>'

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.approvals.helpers import TOKENS
+from tests.approvals.common import TOKENS
 from tests.approvals.service import demo_service, wait_for_pending
 from tests.web.chromium import CHROMIUM, chromium, first_page
 
