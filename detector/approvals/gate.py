@@ -163,6 +163,8 @@ class StoreApprovalGate:
             expired = decisions.expiry(row, now, default_outcome=self.settings.default_outcome)
             if expired is not None:
                 await self._write(row, expired, outcome="expired")
+        if not self._releases:
+            return 0  # nobody to hand decisions to; they stay for a service that has
         done = await asyncio.to_thread(self.store.unreleased_approvals, limit=1000)
         for row in done:
             await self._release(row)
