@@ -123,7 +123,7 @@ def sessions_page(
         )
     table = (
         "<table><tr><th>Agent</th><th>Acting for</th><th>Credentials</th><th>Scope</th>"
-        "<th>Last activity</th><th>Events</th><th>Status</th></tr>"
+        "<th>Last activity</th><th>Timeline entries</th><th>Status</th></tr>"
         + ("".join(rows) or '<tr><td colspan="7">No agent session has findings.</td></tr>')
         + "</table>"
     )

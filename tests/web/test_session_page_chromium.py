@@ -56,6 +56,7 @@ async def _drive(port: int, page_url: str, base: str, tmp_path: Path) -> None:
         await page.submit(_login_script(BOB))
         listing = await page.text()
         assert "kiro" in listing and "1 awaiting approval" in listing
+        await page.screenshot(tmp_path / "sessions.png")
         await page.goto(page_url)
         text = await page.text()
         assert "Agent kiro acting for alice@example.com" in text
