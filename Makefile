@@ -23,10 +23,10 @@ demo: $(VENV)/.installed
 
 # Prometheus, promtool and Alertmanager come from Debian; installed only when missing.
 system-deps:
-	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null && command -v chromium >/dev/null || { \
 	  command -v apt-get >/dev/null && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null) \
-	  || echo "warning: could not install prometheus/alertmanager; tests that need them will skip"; }
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager chromium >/dev/null) \
+	  || echo "warning: could not install prometheus/alertmanager/chromium; tests that need them will skip"; }
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check detector tests

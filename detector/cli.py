@@ -123,6 +123,10 @@ def _parser() -> argparse.ArgumentParser:
     from detector.commands import responses as responses_command
 
     responses_command.register(commands)
+
+    from detector.commands import approvals
+
+    approvals.register(commands)
     return parser
 
 

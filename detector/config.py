@@ -75,6 +75,9 @@ class ResponseSettings:
     # Responders carrying out the responses (see detector/responders/): each mapping has a
     # `type` naming a registered responder, an optional `name`, and the responder's settings.
     responders: tuple[Mapping[str, Any], ...] = ()
+    # "required": every revocation waits for a second person (see `approvals:`); "none": only
+    # scopes with `on_violation: approve` wait.
+    approval: str = "none"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +137,10 @@ class Settings:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     # `trailguard route`: raw topics in, the keyed topic out (see detector/route.py).
     route: Mapping[str, Any] = field(default_factory=dict)
+    # The approval API and session pages (detector/web) and the two-person rule
+    # (detector/approvals); validated there with parse_section.
+    api: Mapping[str, Any] = field(default_factory=dict)
+    approvals: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
 

@@ -29,6 +29,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9108
 
 ReadyCheck = Callable[[], bool]
+# Adds more routes to the application (the approval API and session pages: detector/web).
+RouteInstaller = Callable[[web.Application], None]
 
 
 class Health:
@@ -143,6 +145,7 @@ class HttpServer:
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         shutdown_timeout: float = 5.0,
+        routes: Iterable[RouteInstaller] = (),
     ) -> None:
         self.metrics = metrics
         self.health = health
@@ -152,12 +155,15 @@ class HttpServer:
         self._shutdown_timeout = shutdown_timeout
         self._runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._routes = list(routes)
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
+        for install in self._routes:
+            install(app)
         return app
 
     async def start(self) -> None:

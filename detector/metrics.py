@@ -582,3 +582,29 @@ class AlertSinkMetrics:
 
     def active(self, sink: str, count: int) -> None:
         self.active_alerts.labels(sink=sink).set(count)
+
+
+# --- two-person approval ------------------------------------------------------------------
+
+APPROVAL_OUTCOMES = ("requested", "approved", "denied", "expired", "refused")
+
+
+class ApprovalMetrics:
+    """Approvals by outcome: requested (opened), approved, denied, expired (decided by the
+    clock with the default outcome) and refused (a decision the rule did not allow: the
+    session's own person, a second different decision, a missing or invalid token)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.approvals = Counter(
+            f"{NAMESPACE}_approvals",
+            "Approval requests and decisions, by outcome.",
+            ["outcome"],
+            registry=metrics.registry,
+        )
+        for outcome in APPROVAL_OUTCOMES:
+            self.approvals.labels(outcome=outcome)
+
+    def approval(self, outcome: str) -> None:
+        if outcome not in APPROVAL_OUTCOMES:
+            raise ValueError(f"unknown approval outcome {outcome!r}")
+        self.approvals.labels(outcome=outcome).inc()

@@ -14,6 +14,7 @@ from typing import Any
 
 from detector.adapters import load_adapters
 from detector.config import Settings, Where
+from detector.core.session_view import SessionView
 from detector.core.taxonomy import SessionKind
 from detector.errors import ConfigError
 from detector.sinks import SINKS, DeliveryMetrics, Sink, SinkContext
@@ -122,6 +123,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
     from detector.metrics import AlertSinkMetrics, Metrics
     from detector.responders.build import build_dispatcher
     from detector.service import Service
+    from detector.web.compose import people_parts, scopes_for
     from detector.wiring import pipeline_factory
 
     sources = build_sources(settings)
@@ -134,12 +136,16 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         settings, store=store, metrics=AlertSinkMetrics(metrics.registry, sinks=names)
     )
     owner = settings.service.instance or socket.gethostname()
-    dispatcher = build_dispatcher(settings, store, sinks=sinks, metrics=metrics)
+    # Approvals and session pages: their sinks run after the configured ones, in flush order.
+    people = people_parts(
+        settings, store=store, scopes=scopes_for(settings, scopes_path), metrics=metrics
+    )
+    dispatcher = build_dispatcher(settings, store, sinks=sinks, metrics=metrics, gate=people.gate)
     service = Service(
         settings,
         pipeline_factory=pipeline_factory(settings, scopes_path=scopes_path),
         sources=sources,
-        sinks=sinks,
+        sinks=[*sinks, *people.sinks],
         store=store,
         owner=owner,
         metrics=metrics,
@@ -153,6 +159,14 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         return counts
 
     metrics.count_sessions_with(session_counts)
+
+    def live_session(session_id: str) -> SessionView | None:
+        for pipeline in service.pipelines():
+            if (view := pipeline.tracker.get(session_id)) is not None:
+                return view
+        return None
+
+    people.api.live = live_session
     metrics.watch_sources(sources)
     health = Health()
     server = HttpServer(
@@ -161,6 +175,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         readiness_checks(sources, state_restored=lambda: service.restored),
         host=settings.http.host,
         port=settings.http.port,
+        routes=people.routes,
     )
 
     async def main() -> int:
@@ -182,6 +197,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
             ) from None
         watcher = asyncio.create_task(health.watch_loop())
         lag = asyncio.create_task(_sync_lag(metrics, sources))
+        sweeper = asyncio.create_task(people.gate.run(stop))
         logger.info("trailguard running", extra={"port": server.port, "owner": owner})
         try:
             await dispatcher.open()
@@ -197,6 +213,7 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
         finally:
             watcher.cancel()
             lag.cancel()
+            sweeper.cancel()
             await server.stop()
             await dispatcher.close()
             store.close()

@@ -33,6 +33,9 @@ def check_file(args: argparse.Namespace) -> int:
         from detector.route import RouteSettings
 
         RouteSettings.parse(settings.route, source=settings.source)
+    from detector.web.compose import check as check_approvals
+
+    check_approvals(settings)
     print(f"{args.file}: valid")
     if sources:
         print(f"  sources: {', '.join(s.name for s in sources)}")

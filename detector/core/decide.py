@@ -21,6 +21,10 @@ from detector.core.policy import SeverityPolicy
 from detector.core.session_view import SessionView
 from detector.core.taxonomy import SessionKind, Severity
 
+# Scope verdicts that decide a revocation; under "approve" it waits for a second person
+# (detector/approvals), which the responders ask before acting.
+REVOKING = frozenset({"revoke", "approve"})
+
 # An alert lists at most this many event ids; the findings themselves carry the rest.
 MAX_ALERT_EVENT_IDS = 50
 
@@ -98,7 +102,7 @@ class Decider:
     ) -> Response | None:
         if (
             session.kind is not SessionKind.AGENT
-            or on_violation != "revoke"
+            or on_violation not in REVOKING
             or finding.severity < self.policy.revoke_min
             or session.session_id in self._responded
         ):

@@ -30,7 +30,7 @@ MATCH_KEYS = (
 )
 ALLOW_KEYS = ("actions", "resources", "regions", "accounts")
 DENY_KEYS = ("actions", "resources")
-ON_VIOLATION = ("alert", "revoke")
+ON_VIOLATION = ("alert", "revoke", "approve")
 
 # "*" alone, or service:Action where either side may hold * and ? wildcards.
 ACTION_PATTERN = re.compile(r"\*|[a-z0-9*?-]+:[a-z0-9*?]+", re.IGNORECASE)

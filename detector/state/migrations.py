@@ -52,6 +52,54 @@ POSTGRES: Final[tuple[str, ...]] = (
     CREATE INDEX response_journal_session ON {schema}.response_journal (session_id, id);
     CREATE INDEX response_journal_recorded ON {schema}.response_journal (recorded_at);
     """,
+    # 3: approvals held for a second person, and the bounded per-session timeline the
+    # session page shows (with one summary row per session).
+    """
+    CREATE TABLE {schema}.approvals (
+        approval_id  text PRIMARY KEY,
+        request_key  text NOT NULL UNIQUE,
+        session_id   text NOT NULL,
+        action       text NOT NULL,
+        reason       text NOT NULL,
+        scope        text,
+        agent        text,
+        human        text,
+        principal    text,
+        response     jsonb NOT NULL,
+        status       text NOT NULL,
+        outcome      text,
+        requested_at timestamptz NOT NULL,
+        expires_at   timestamptz NOT NULL,
+        decided_by   text,
+        decided_at   timestamptz,
+        note         text,
+        released_at  timestamptz
+    );
+    CREATE INDEX approvals_status ON {schema}.approvals (status, expires_at);
+    CREATE INDEX approvals_session ON {schema}.approvals (session_id);
+    CREATE TABLE {schema}.session_timeline (
+        session_id text NOT NULL,
+        entry_key  text NOT NULL,
+        seq        bigserial,
+        at         timestamptz NOT NULL,
+        kind       text NOT NULL,
+        severity   text,
+        title      text NOT NULL,
+        record     jsonb NOT NULL,
+        PRIMARY KEY (session_id, entry_key)
+    );
+    CREATE INDEX session_timeline_order ON {schema}.session_timeline (session_id, at, seq);
+    CREATE TABLE {schema}.session_summaries (
+        session_id           text PRIMARY KEY,
+        agent                text,
+        human                text,
+        principal            text,
+        scope                text,
+        on_human_credentials boolean NOT NULL,
+        last_at              timestamptz NOT NULL
+    );
+    CREATE INDEX session_summaries_recent ON {schema}.session_summaries (last_at);
+    """,
 )
 
 # The same tables for the embedded store. Times are ISO-8601 UTC text.
@@ -89,5 +137,51 @@ SQLITE: Final[tuple[str, ...]] = (
     CREATE INDEX response_journal_key ON response_journal (response_key, id);
     CREATE INDEX response_journal_session ON response_journal (session_id, id);
     CREATE INDEX response_journal_recorded ON response_journal (recorded_at);
+    """,
+    # 3: approvals, the per-session timeline and its summaries.
+    """
+    CREATE TABLE approvals (
+        approval_id  TEXT PRIMARY KEY,
+        request_key  TEXT NOT NULL UNIQUE,
+        session_id   TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        reason       TEXT NOT NULL,
+        scope        TEXT,
+        agent        TEXT,
+        human        TEXT,
+        principal    TEXT,
+        response     TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        outcome      TEXT,
+        requested_at TEXT NOT NULL,
+        expires_at   TEXT NOT NULL,
+        decided_by   TEXT,
+        decided_at   TEXT,
+        note         TEXT,
+        released_at  TEXT
+    );
+    CREATE INDEX approvals_status ON approvals (status, expires_at);
+    CREATE INDEX approvals_session ON approvals (session_id);
+    CREATE TABLE session_timeline (
+        session_id TEXT NOT NULL,
+        entry_key  TEXT NOT NULL,
+        at         TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        severity   TEXT,
+        title      TEXT NOT NULL,
+        record     TEXT NOT NULL,
+        PRIMARY KEY (session_id, entry_key)
+    );
+    CREATE INDEX session_timeline_order ON session_timeline (session_id, at);
+    CREATE TABLE session_summaries (
+        session_id           TEXT PRIMARY KEY,
+        agent                TEXT,
+        human                TEXT,
+        principal            TEXT,
+        scope                TEXT,
+        on_human_credentials INTEGER NOT NULL,
+        last_at              TEXT NOT NULL
+    );
+    CREATE INDEX session_summaries_recent ON session_summaries (last_at);
     """,
 )

@@ -22,6 +22,8 @@ from psycopg.rows import TupleRow
 
 from detector.errors import ConfigError, StateError, TransientError
 from detector.state import migrations
+from detector.state import postgres_approvals as rows
+from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
 from detector.state.store import (
     NO_CHECKPOINTS,
     FencedError,
@@ -64,7 +66,8 @@ class PostgresStateStore:
         self._conn: Connection | None = None
         self._closed = False
         ident = sql.Identifier(schema)
-        self._sql = {name: sql.SQL(text).format(schema=ident) for name, text in _STATEMENTS.items()}
+        statements = {**_STATEMENTS, **rows.STATEMENTS}
+        self._sql = {name: sql.SQL(text).format(schema=ident) for name, text in statements.items()}
         try:
             self._run(self._migrate)
         except BaseException:
@@ -209,6 +212,106 @@ class PostgresStateStore:
             conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+    # -- approvals and session timeline -----------------------------------------------------
+
+    def open_approval(self, row: ApprovalRow) -> ApprovalRow:
+        def op(conn: Connection) -> ApprovalRow:
+            with conn.transaction():
+                conn.execute(self._sql["approval_open"], rows.approval_params(row))
+                found = conn.execute(self._sql["approval_by_key"], (row.request_key,)).fetchone()
+            assert found is not None  # inserted or already there, inside the transaction
+            return rows.approval_row(found)
+
+        return self._run(op)
+
+    def approval(self, approval_id: str) -> ApprovalRow | None:
+        def op(conn: Connection) -> ApprovalRow | None:
+            found = conn.execute(self._sql["approval_by_id"], (approval_id,)).fetchone()
+            return None if found is None else rows.approval_row(found)
+
+        return self._run(op)
+
+    def approvals(
+        self, *, status: str | None = None, session_id: str | None = None, limit: int = 100
+    ) -> list[ApprovalRow]:
+        args = {"status": status, "session": session_id, "limit": limit}
+        return self._run(
+            lambda conn: [
+                rows.approval_row(r) for r in conn.execute(self._sql["approvals"], args).fetchall()
+            ]
+        )
+
+    def decide_approval(
+        self,
+        approval_id: str,
+        *,
+        status: str,
+        outcome: str,
+        decided_by: str,
+        decided_at: datetime,
+        note: str | None = None,
+    ) -> ApprovalRow | None:
+        args = (status, outcome, decided_by, decided_at, note, approval_id)
+
+        def op(conn: Connection) -> ApprovalRow | None:
+            with conn.transaction():
+                conn.execute(self._sql["approval_decide"], args)
+                found = conn.execute(self._sql["approval_by_id"], (approval_id,)).fetchone()
+            return None if found is None else rows.approval_row(found)
+
+        return self._run(op)
+
+    def unreleased_approvals(self, *, limit: int = 100) -> list[ApprovalRow]:
+        return self._run(
+            lambda conn: [
+                rows.approval_row(r)
+                for r in conn.execute(self._sql["approvals_unreleased"], (limit,)).fetchall()
+            ]
+        )
+
+    def mark_approval_released(self, approval_id: str, at: datetime) -> None:
+        self._run(lambda conn: conn.execute(self._sql["approval_released"], (at, approval_id)))
+
+    def record_timeline(
+        self, entries: Sequence[TimelineEntry], summaries: Sequence[SessionSummary], *, cap: int
+    ) -> None:
+        sessions = sorted({e.session_id for e in entries})
+
+        def op(conn: Connection) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                if entries:
+                    cur.executemany(self._sql["timeline_add"], rows.timeline_params(entries))
+                if summaries:
+                    cur.executemany(self._sql["summary_put"], rows.summary_params(summaries))
+                if sessions:
+                    prune = [(sid, sid, cap) for sid in sessions]
+                    cur.executemany(self._sql["timeline_prune"], prune)
+
+        self._run(op)
+
+    def timeline(self, session_id: str, *, limit: int = 1000) -> list[TimelineEntry]:
+        return self._run(
+            lambda conn: [
+                rows.timeline_entry(r)
+                for r in conn.execute(self._sql["timeline"], (session_id, limit)).fetchall()
+            ]
+        )
+
+    def session_summary(self, session_id: str) -> SessionSummary | None:
+        def op(conn: Connection) -> SessionSummary | None:
+            found = conn.execute(self._sql["summary"], (session_id,)).fetchone()
+            return None if found is None else rows.summary_row(found)
+
+        return self._run(op)
+
+    def recent_sessions(self, *, limit: int = 100) -> list[SessionSummary]:
+        return self._run(
+            lambda conn: [
+                rows.summary_row(r)
+                for r in conn.execute(self._sql["summaries_recent"], (limit,)).fetchall()
+            ]
+        )
 
     def __enter__(self) -> Self:
         return self

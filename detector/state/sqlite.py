@@ -21,6 +21,8 @@ from typing import Any, Self, TypeVar
 
 from detector.errors import StateError, TransientError
 from detector.state import migrations
+from detector.state import sqlite_approvals as rows
+from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
 from detector.state.store import (
     NO_CHECKPOINTS,
     FencedError,
@@ -239,6 +241,63 @@ class SqliteStateStore:
         if conn is not None:
             conn.close()
 
+    # -- approvals and session timeline -----------------------------------------------------
+
+    def open_approval(self, row: ApprovalRow) -> ApprovalRow:
+        return self._write(lambda conn: rows.open_approval(conn, row))
+
+    def approval(self, approval_id: str) -> ApprovalRow | None:
+        return self._run(lambda conn: rows.approval(conn, approval_id))
+
+    def approvals(
+        self, *, status: str | None = None, session_id: str | None = None, limit: int = 100
+    ) -> list[ApprovalRow]:
+        return self._run(
+            lambda conn: rows.approvals(conn, status=status, session_id=session_id, limit=limit)
+        )
+
+    def decide_approval(
+        self,
+        approval_id: str,
+        *,
+        status: str,
+        outcome: str,
+        decided_by: str,
+        decided_at: datetime,
+        note: str | None = None,
+    ) -> ApprovalRow | None:
+        return self._write(
+            lambda conn: rows.decide_approval(
+                conn,
+                approval_id,
+                status=status,
+                outcome=outcome,
+                decided_by=decided_by,
+                decided_at=decided_at,
+                note=note,
+            )
+        )
+
+    def unreleased_approvals(self, *, limit: int = 100) -> list[ApprovalRow]:
+        return self._run(lambda conn: rows.unreleased_approvals(conn, limit=limit))
+
+    def mark_approval_released(self, approval_id: str, at: datetime) -> None:
+        self._write(lambda conn: rows.mark_released(conn, approval_id, at))
+
+    def record_timeline(
+        self, entries: Sequence[TimelineEntry], summaries: Sequence[SessionSummary], *, cap: int
+    ) -> None:
+        self._write(lambda conn: rows.record_timeline(conn, entries, summaries, cap=cap))
+
+    def timeline(self, session_id: str, *, limit: int = 1000) -> list[TimelineEntry]:
+        return self._run(lambda conn: rows.timeline(conn, session_id, limit=limit))
+
+    def session_summary(self, session_id: str) -> SessionSummary | None:
+        return self._run(lambda conn: rows.session_summary(conn, session_id))
+
+    def recent_sessions(self, *, limit: int = 100) -> list[SessionSummary]:
+        return self._run(lambda conn: rows.recent_sessions(conn, limit=limit))
+
     def __enter__(self) -> Self:
         return self
 
@@ -258,6 +317,15 @@ class SqliteStateStore:
                 if getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES:
                     raise TransientError(f"state store {self.path} is busy: {exc}") from exc
                 raise StateError(f"state store {self.path}: {exc}") from exc
+
+    def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """`op` in one write transaction."""
+
+        def in_transaction(conn: sqlite3.Connection) -> T:
+            with _transaction(conn):
+                return op(conn)
+
+        return self._run(in_transaction)
 
     @staticmethod
     def _configure(conn: sqlite3.Connection) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from detector.errors import StateError
+from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
 
 # Level 1: snapshots are written on every checkpoint interval, so speed matters more than the
 # last few percent; JSON of session state still shrinks several-fold at this level.
@@ -114,6 +115,59 @@ class StateStore(Protocol):
         limit: int | None = None,
     ) -> list[JournalEntry]:
         """Entries oldest first, filtered; `limit` keeps the newest that many."""
+        ...
+
+    # -- approvals (two-person rule) ---------------------------------------------------------
+
+    def open_approval(self, row: ApprovalRow) -> ApprovalRow:
+        """Store `row` unless a request with its `request_key` exists; return the stored one."""
+        ...
+
+    def approval(self, approval_id: str) -> ApprovalRow | None: ...
+
+    def approvals(
+        self, *, status: str | None = None, session_id: str | None = None, limit: int = 100
+    ) -> list[ApprovalRow]:
+        """Newest first, optionally only one status or one session's."""
+        ...
+
+    def decide_approval(
+        self,
+        approval_id: str,
+        *,
+        status: str,
+        outcome: str,
+        decided_by: str,
+        decided_at: datetime,
+        note: str | None = None,
+    ) -> ApprovalRow | None:
+        """Record the decision if the request is still pending; return the row as stored
+        afterwards (a request decided earlier keeps its first decision), None if unknown."""
+        ...
+
+    def unreleased_approvals(self, *, limit: int = 100) -> list[ApprovalRow]:
+        """Decided requests whose decision has not been handed to the responders yet."""
+        ...
+
+    def mark_approval_released(self, approval_id: str, at: datetime) -> None: ...
+
+    # -- session timeline (session page) ----------------------------------------------------
+
+    def record_timeline(
+        self, entries: Sequence[TimelineEntry], summaries: Sequence[SessionSummary], *, cap: int
+    ) -> None:
+        """Add entries (an entry already stored is skipped), upsert the summaries, and keep at
+        most `cap` entries per session (the newest), all in one transaction."""
+        ...
+
+    def timeline(self, session_id: str, *, limit: int = 1000) -> list[TimelineEntry]:
+        """The session's entries, oldest first."""
+        ...
+
+    def session_summary(self, session_id: str) -> SessionSummary | None: ...
+
+    def recent_sessions(self, *, limit: int = 100) -> list[SessionSummary]:
+        """Sessions with recorded entries, most recently active first."""
         ...
 
 

@@ -11,6 +11,7 @@ import orjson
 import pytest
 import yaml
 
+from detector.approvals.settings import api_settings, approval_settings
 from detector.catalog_loader import load_catalog
 from detector.config import load_settings
 from detector.metrics import AlertSinkMetrics, Metrics
@@ -49,6 +50,8 @@ def test_example_config_and_scopes_are_valid() -> None:
     assert [s.name for s in build_sinks(settings)] == ["jsonl"]
     assert settings.scopes is not None
     assert [s.name for s in load_scopes(settings.scopes).scopes] == ["ce-4821-fix"]
+    assert approval_settings(settings).default_outcome == "deny"
+    assert api_settings(settings).revokers == ()
 
 
 def test_kubernetes_manifests_parse_and_embed_a_valid_config(tmp_path: Path) -> None:

@@ -27,7 +27,9 @@ def _config(tmp_path: Path, watched: Path, port: int = 0) -> Path:
 
 
 def _one_clear_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    # Structured log records (JSON lines, e.g. a warning about settings) may precede it; the
+    # error itself is one plain line.
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("{")]
     assert len(lines) == 1, stderr
     assert "Traceback" not in stderr
     return lines[0]

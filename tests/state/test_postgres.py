@@ -121,7 +121,10 @@ def test_the_tables_have_the_documented_columns(pg_schema: str) -> None:
         "WHERE table_schema = {name} ORDER BY table_name, ordinal_position",
         pg_schema,
     )
-    columns = {(t, c): d for t, c, d in rows}
+    # Migrations 1 and 2; later migrations' tables are checked by the tests of the feature
+    # that adds them.
+    first = {"checkpoints", "schema_migrations", "shards", "response_journal"}
+    columns = {(t, c): d for t, c, d in rows if t in first}
     assert columns == {
         ("checkpoints", "name"): "text",
         ("checkpoints", "value"): "text",

@@ -253,7 +253,7 @@ def test_bad_expires(value: Any, expected: str) -> None:
 
 def test_on_violation() -> None:
     assert scope_error(on_violation="kill") == (
-        "scopes.yaml: scope 'second': on_violation: 'kill' is not one of alert, revoke"
+        "scopes.yaml: scope 'second': on_violation: 'kill' is not one of alert, revoke, approve"
     )
     default = parse_scopes({"scopes": [good()]}, source="s")
     assert default.scopes[0].on_violation == "alert"
