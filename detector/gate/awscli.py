@@ -204,6 +204,8 @@ def parse_call(
             problem=f"aws {service} has no operation {operation!r} in botocore's models",
         )
     actions = resolve_actions(model.event_source, api_name)
+    if operation in model.outfile:
+        _drop_outfile(words, options)
     params = {
         _parameter_name(name): [w.value for w in ws] if len(ws) > 1 else ws[0].value
         for name, ws in options.items()
@@ -227,6 +229,15 @@ def parse_call(
         resources=extract_resources(event),
         unknown_resources=dynamic,
     )
+
+
+def _drop_outfile(words: Sequence[Word], options: dict[str, list[Word]]) -> None:
+    """The last word of a streaming operation names its output file, not a parameter value."""
+    last = words[-1]
+    for values in options.values():
+        if values and values[-1] is last and len(values) > 1:
+            values.pop()
+            return
 
 
 def _first(words: list[Word] | None) -> Word | None:

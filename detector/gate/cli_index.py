@@ -22,6 +22,8 @@ CLI_RENAMES: Mapping[str, str] = {
     "deploy": "codedeploy",
 }
 
+# Marks an operation whose output streams to a file, named by the command's last argument.
+STREAMING_MARK = ">"
 _FIRST_CAP = re.compile(r"(.)([A-Z][a-z]+)")
 _END_CAP = re.compile(r"([a-z0-9])([A-Z])")
 
@@ -33,11 +35,15 @@ def kebab(operation: str) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceOperations:
-    """One CLI service: its endpoint prefix and CLI operation name → API operation name."""
+    """One CLI service: its endpoint prefix and CLI operation name → API operation name.
+
+    outfile  CLI operations whose last positional argument is the file the output goes to
+    """
 
     cli_name: str
     endpoint_prefix: str
     operations: Mapping[str, str]
+    outfile: frozenset[str] = frozenset()
 
     @property
     def event_source(self) -> str:
@@ -48,13 +54,21 @@ def parse_line(line: str) -> ServiceOperations:
     """One index line → its service."""
     cli_name, prefix, *names = line.split()
     operations: dict[str, str] = {}
-    for name in names:
+    outfile: set[str] = set()
+    for field in names:
+        name = field.removesuffix(STREAMING_MARK)
         cli, sep, api = name.partition("=")
-        if sep:
-            operations[cli] = api
-        else:
-            operations[kebab(name)] = name
-    return ServiceOperations(cli_name=cli_name, endpoint_prefix=prefix, operations=operations)
+        if not sep:
+            cli, api = kebab(name), name
+        operations[cli] = api
+        if name != field:
+            outfile.add(cli)
+    return ServiceOperations(
+        cli_name=cli_name,
+        endpoint_prefix=prefix,
+        operations=operations,
+        outfile=frozenset(outfile),
+    )
 
 
 def find_service(text: str, cli_name: str) -> ServiceOperations | None:

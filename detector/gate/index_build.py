@@ -6,7 +6,9 @@ loading even one service model costs more than the whole decision.
 
 One line per CLI service: the command name, the endpoint prefix (which the project's action
 resolution turns into the IAM service prefix) and the operation names. An operation is
-written `cli-name=OperationName` only where `cli_index.kebab` would not derive the CLI name.
+written `cli-name=OperationName` only where `cli_index.kebab` would not derive the CLI name,
+and ends in `>` when its output streams to a file named by the command's last argument
+(`aws lambda invoke ... out.json`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from detector.gate.cli_index import CLI_RENAMES, INDEX_PATH, kebab
+from detector.gate.cli_index import CLI_RENAMES, INDEX_PATH, STREAMING_MARK, kebab
 
 
 def build() -> str:
@@ -32,7 +34,9 @@ def build() -> str:
         fields = [renamed.get(service, service), prefix]
         for operation in sorted(model.operation_names):
             cli = xform_name(operation, "-")
-            fields.append(operation if kebab(operation) == cli else f"{cli}={operation}")
+            field = operation if kebab(operation) == cli else f"{cli}={operation}"
+            streams = model.operation_model(operation).has_streaming_output
+            fields.append(field + STREAMING_MARK if streams else field)
         lines.append(" ".join(fields))
     return "\n".join(lines) + "\n"
 
