@@ -103,7 +103,7 @@ def gate(
     if not args.no_journal:
         _journal(args, environ, now, verdict, tool_name, line, stderr)
     if args.hook == "generic":
-        stdout.write(orjson.dumps(verdict.to_dict()).decode() + "\n")
+        stdout.write(_dumps(verdict.to_dict()).decode() + "\n")
     if verdict.blocked:
         stderr.write(block_message(verdict))
     return exit_code(verdict)
@@ -172,6 +172,17 @@ def _scope(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Scope 
     return scope, None
 
 
+def _dumps(record: dict[str, Any]) -> bytes:
+    """JSON of a record; text that is not valid Unicode (a lone surrogate from a non-UTF-8
+    argument) is escaped by the standard library instead of failing."""
+    try:
+        return orjson.dumps(record)
+    except TypeError:
+        import json
+
+        return json.dumps(record).encode("ascii")
+
+
 def _aws_env(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: environ[name] for name in AWS_ENV if environ.get(name)}
 
@@ -208,10 +219,10 @@ def _journal(
         # One write of one line with O_APPEND: concurrent hooks never interleave lines.
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, orjson.dumps(record) + b"\n")
+            os.write(fd, _dumps(record) + b"\n")
         finally:
             os.close(fd)
-    except (OSError, RuntimeError) as exc:
+    except OSError as exc:
         stderr.write(f"trailguard gate: could not journal the verdict: {exc}\n")
 
 
