@@ -142,10 +142,10 @@ def parse_call(
         profile=profile_word.value if profile_word else env.get("AWS_PROFILE"),
         endpoint_url=endpoint,
     )
-    if "--version" in options or (positional and positional[0].value in LOCAL_COMMANDS):
+    if "--version" in options or "--help" in options or not positional:
+        return replace(base, local=True)  # prints usage or help; calls nothing
+    if positional[0].value in LOCAL_COMMANDS:
         return replace(base, local=True)
-    if not positional:
-        return replace(base, known=False, problem="no service named")
     if any(w.dynamic for w in positional[:2]):
         return replace(
             base, known=False, problem="the service or operation is computed at run time"

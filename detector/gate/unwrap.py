@@ -138,6 +138,12 @@ def _unwrap(
             continue
         if name not in WRAPPERS or words[0].dynamic:
             break
+        if name == "command" and len(words) > 1 and words[1].value in ("-v", "-V"):
+            return  # only says where the program is
+        split = _split_string(words) if name == "env" else None
+        if split is not None:
+            yield from _line(split, env=env, via=(*via, "env -S"), depth=depth + 1, origin="env -S")
+            return
         rest = _skip_options(words[1:], WRAPPERS[name], env if name == "env" else None)
         if name in POSITIONAL_FIRST and rest:
             rest = rest[1:]
@@ -156,6 +162,18 @@ def _unwrap(
             appended=appended,
             origin=command.origin,
         )
+
+
+def _split_string(words: tuple[Word, ...]) -> str | None:
+    """`env -S 'cmd args' more`: the command line env splits and runs, or None."""
+    values = [word.value for word in words]
+    for index, value in enumerate(values):
+        if value in ("-S", "--split-string") and index + 1 < len(values):
+            return " ".join(values[index + 1 :])
+        if value.startswith(("-S", "--split-string=")) and value not in ("-S",):
+            head = value.removeprefix("--split-string=").removeprefix("-S")
+            return " ".join([head, *values[index + 1 :]])
+    return None
 
 
 def _skip_options(
