@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from detector.gate.aws_config import AwsProfile, parse_config
 from detector.gate.cli_index import IndexLookup
 from detector.gate.decide import Verdict, allow, block, decide
 from detector.gate.hooks import (
@@ -138,7 +139,13 @@ def _decide(
         return verdict, tool_name, line
     account = args.account or environ.get("TRAILGUARD_ACCOUNT")
     verdict = decide(
-        line, scope=scope, env=_aws_env(environ), at=now, lookup=IndexLookup(), account=account
+        line,
+        scope=scope,
+        env=_aws_env(environ),
+        at=now,
+        lookup=IndexLookup(),
+        account=account,
+        profiles=_aws_profiles(environ),
     )
     return verdict, tool_name, line
 
@@ -181,6 +188,17 @@ def _dumps(record: dict[str, Any]) -> bytes:
         import json
 
         return json.dumps(record).encode("ascii")
+
+
+def _aws_profiles(environ: Mapping[str, str]) -> dict[str, AwsProfile]:
+    """The AWS CLI config's profiles (regions, accounts); none when it cannot be read."""
+    home = Path(environ.get("HOME") or Path.home())
+    path = Path(environ.get("AWS_CONFIG_FILE") or home / ".aws" / "config")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}  # only a fallback for --region and --account: the CLI would fail too
+    return parse_config(text)
 
 
 def _aws_env(environ: Mapping[str, str]) -> dict[str, str]:

@@ -19,6 +19,7 @@ from detector.core.actions import resolve_actions
 from detector.core.events import Actor, CloudTrailEvent
 from detector.core.resources import extract_resources, partition_for
 from detector.gate import s3_commands
+from detector.gate.aws_config import AwsProfile
 from detector.gate.cli_index import CLI_RENAMES, ServiceOperations
 from detector.gate.shell import Word
 
@@ -79,6 +80,7 @@ class AwsCall:
     resources: tuple[str, ...] = ()
     region: str = ""
     region_dynamic: bool = False
+    account: str = ""
     profile: str | None = None
     endpoint_url: str | None = None
     known: bool = True
@@ -95,8 +97,14 @@ def parse_call(
     account: str,
     at: datetime,
     appended: bool = False,
+    default_account: str = "",
+    profiles: Mapping[str, AwsProfile] | None = None,
 ) -> AwsCall:
-    """The call of `aws <words[1:]>`; `env` is the environment the command runs with."""
+    """The call of `aws <words[1:]>`; `env` is the environment the command runs with.
+
+    The account is `account` when given, else the profile's, else `default_account`; the
+    region is the CLI's: --region, AWS_REGION, AWS_DEFAULT_REGION, the profile's region.
+    """
     command = " ".join(w.value for w in words)
     options: dict[str, list[Word]] = {}
     positional: list[Word] = []
@@ -128,10 +136,13 @@ def parse_call(
     profile_word = _first(options.get("--profile"))
     endpoint_word = _first(options.get("--endpoint-url"))
     endpoint = endpoint_word.value if endpoint_word else None
+    profile = profile_word.value if profile_word else env.get("AWS_PROFILE")
+    configured = (profiles or {}).get(profile or "default", AwsProfile())
+    account = account or configured.account or default_account
     region = (
         region_word.value
         if region_word
-        else env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", "")
+        else env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or configured.region
     )
     if not region and endpoint:
         region = next(iter(REGION.findall(endpoint)), "")
@@ -139,7 +150,8 @@ def parse_call(
         command=command,
         region=region,
         region_dynamic=bool(region_word and region_word.dynamic),
-        profile=profile_word.value if profile_word else env.get("AWS_PROFILE"),
+        account=account,
+        profile=profile,
         endpoint_url=endpoint,
     )
     if "--version" in options or "--help" in options or not positional:

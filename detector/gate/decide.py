@@ -17,6 +17,7 @@ from typing import Any, Literal
 from detector.core.resources import partition_for
 from detector.core.scope import Scope, glob_regex, global_only
 from detector.gate import iac
+from detector.gate.aws_config import AwsProfile
 from detector.gate.awscli import AwsCall, Lookup, parse_call
 from detector.gate.shell import ShellSyntaxError
 from detector.gate.unwrap import Invocation, invocations, program_name
@@ -106,31 +107,40 @@ def decide(
     at: datetime,
     lookup: Lookup,
     account: str | None = None,
+    profiles: Mapping[str, AwsProfile] | None = None,
 ) -> Verdict:
-    """Check every AWS call and infrastructure-tool destroy in the command line."""
+    """Check every AWS call and infrastructure-tool destroy in the command line.
+
+    `account` is the account the credentials act in, when known; else an AWS CLI call's
+    profile (from `profiles`, the CLI config) or the scope's single allowed account says.
+    """
     name = scope.name if scope is not None else None
     try:
         runs = invocations(line)
     except ShellSyntaxError as exc:
         return block(f"the gate cannot parse this command line ({exc})", scope=name)
-    account = account or (_single_account(scope) if scope is not None else "")
+    fallback = _single_account(scope) if scope is not None else ""
+    context = _Context(env=env, at=at, lookup=lookup, account=account or "",
+                       default_account=fallback, profiles=profiles or {})  # fmt: skip
     calls: list[CheckedCall] = []
     for run in runs:
-        checked = _check(run, scope=scope, env=env, at=at, lookup=lookup, account=account)
+        checked = _check(run, scope=scope, context=context)
         if checked is not None:
             calls.append(checked)
     return _verdict(calls, scope)
 
 
-def _check(
-    run: Invocation,
-    *,
-    scope: Scope | None,
-    env: Mapping[str, str],
-    at: datetime,
-    lookup: Lookup,
-    account: str,
-) -> CheckedCall | None:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Context:
+    env: Mapping[str, str]
+    at: datetime
+    lookup: Lookup
+    account: str
+    default_account: str
+    profiles: Mapping[str, AwsProfile]
+
+
+def _check(run: Invocation, *, scope: Scope | None, context: _Context) -> CheckedCall | None:
     program = run.program
     command = " ".join(run.argv)
     if run.hidden is not None:
@@ -150,22 +160,30 @@ def _check(
             reasons=(f"the program {run.words[0].value!r} is only known at run time",),
             via=run.via,
         )
-    merged = {**env, **dict(run.env)}
+    merged = {**context.env, **dict(run.env)}
     if program in AWS_PROGRAMS:
         call = parse_call(
-            words, env=merged, lookup=lookup, account=account, at=at, appended=run.appended
+            words,
+            env=merged,
+            lookup=context.lookup,
+            account=context.account,
+            at=context.at,
+            appended=run.appended,
+            default_account=context.default_account,
+            profiles=context.profiles,
         )
-        return _check_aws(call, scope, account, at, run.via)
+        return _check_aws(call, scope, context.at, run.via)
     tool = iac.tool_name(program)
     if tool is not None:
         region = merged.get("AWS_REGION") or merged.get("AWS_DEFAULT_REGION", "")
         use = iac.classify(tool, run.argv, region=region)
-        return _check_tool(use, scope, account, at, run.via)
+        account = context.account or context.default_account
+        return _check_tool(use, scope, account, context.at, run.via)
     return None
 
 
 def _check_aws(
-    call: AwsCall, scope: Scope | None, account: str, at: datetime, via: tuple[str, ...]
+    call: AwsCall, scope: Scope | None, at: datetime, via: tuple[str, ...]
 ) -> CheckedCall:
     base = CheckedCall(
         kind="aws",
@@ -187,7 +205,7 @@ def _check_aws(
     if scope is None:
         return _with(base, decision="block", reasons=("no task scope to check it against",))
     reasons = [v.reason for v in scope.evaluate(actions=call.actions, resources=call.resources,
-                                                region=call.region, account=account or None,
+                                                region=call.region, account=call.account or None,
                                                 at=at).violations]  # fmt: skip
     if scope.allow_regions is not None and not global_only(call.actions):
         if call.region_dynamic:

@@ -15,6 +15,8 @@ from detector.commands import gate as gate_command
 SCOPES = Path(__file__).with_name("scopes.yaml")
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 ENVIRON = {"AWS_REGION": "us-east-1"}
+# Keep the machine's own ~/.aws/config out of the tests unless a test gives one.
+NO_CONFIG = "/nonexistent/aws-config"
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def run_gate(
         stdin=io.BytesIO(stdin),
         stdout=out,
         stderr=err,
-        environ=dict(ENVIRON if environ is None else environ),
+        environ={"AWS_CONFIG_FILE": NO_CONFIG, **(ENVIRON if environ is None else environ)},
         now=NOW,
     )
     return Outcome(code=code, stdout=out.getvalue(), stderr=err.getvalue())

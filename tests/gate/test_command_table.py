@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.gate.conftest import SCOPES, run_gate
+from tests.gate.conftest import NO_CONFIG, SCOPES, run_gate
 
 ALLOW, BLOCK = 0, 2
 DELETE_STACK = "cloudformation:DeleteStack is denied by scope ce-fix"
@@ -239,7 +239,7 @@ def test_the_real_command(
     protocol: str, line: str, code: int, says: str, _sub: bool, tmp_path: Path
 ) -> None:
     journal = tmp_path / "gate.jsonl"
-    env = {**os.environ, "AWS_REGION": "us-east-1"}
+    env = {**os.environ, "AWS_REGION": "us-east-1", "AWS_CONFIG_FILE": NO_CONFIG}
     env.pop("AWS_DEFAULT_REGION", None)
     result = subprocess.run(
         [sys.executable, "-m", "detector", "gate", "--hook", protocol,

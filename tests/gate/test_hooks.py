@@ -175,3 +175,45 @@ def test_arguments_that_are_not_unicode_still_get_an_answer(tmp_path: Path) -> N
     # Lone surrogates are written as JSON escapes, which only the standard library reads.
     assert json.loads(outcome.stdout)["decision"] == "block"
     assert json.loads(journal.read_bytes())["decision"] == "block"
+
+
+AWS_CONFIG = """\
+[default]
+region = us-east-1
+sso_account_id = 111122223333
+
+[profile prod]
+region = us-east-1
+role_arn = arn:aws:iam::999999999999:role/admin
+source_profile = default
+
+[sso-session corp]
+sso_region = eu-west-1
+"""
+
+
+def test_profiles_give_the_region_and_account_as_the_cli_would(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text(AWS_CONFIG)
+    environ = {"AWS_CONFIG_FILE": str(config)}  # no AWS_REGION: the profile's region applies
+    args = ["--hook", "claude-code", "--scopes", str(SCOPES), "--scope", "ce-fix"]
+    read = bash("aws cloudformation describe-stacks --stack-name ce-api")
+    assert run_gate(args, read, environ=environ).code == 0
+    prod = run_gate(args, bash("aws --profile prod cloudformation describe-stacks"),
+                    environ=environ)  # fmt: skip
+    assert prod.code == 2
+    assert "account 999999999999 is not among the accounts" in prod.stderr
+    broken = tmp_path / "broken"
+    broken.write_text("[default\nregion")
+    unread = run_gate(args, read, environ={"AWS_CONFIG_FILE": str(broken)})
+    assert unread.code == 2 and "names no region" in unread.stderr
+
+
+def test_parse_config() -> None:
+    from detector.gate.aws_config import AwsProfile, parse_config
+
+    assert parse_config(AWS_CONFIG) == {
+        "default": AwsProfile(region="us-east-1", account="111122223333"),
+        "prod": AwsProfile(region="us-east-1", account="999999999999"),
+    }
+    assert parse_config("not ini") == {}
