@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -241,7 +241,7 @@ def _check_tool(
     )
     verdict = scope.evaluate(actions=use.destroys, resources=stacks, region=use.region,
                              account=account or None, at=at)  # fmt: skip
-    reasons = [f"{use.tool} destroy stands for {', '.join(use.destroys)}: {v.reason}"
+    reasons = [f"{use.tool} {use.verb} stands for {', '.join(use.destroys)}: {v.reason}"
                for v in verdict.violations]  # fmt: skip
     if use.any:
         denied = [p for p in scope.deny_actions.patterns if _denies_a_delete(p)]
@@ -280,8 +280,6 @@ def _verdict(calls: list[CheckedCall], scope: Scope | None) -> Verdict:
 
 
 def _with(call: CheckedCall, **changes: Any) -> CheckedCall:
-    from dataclasses import replace
-
     return replace(call, **changes)
 
 

@@ -39,12 +39,14 @@ _EKSCTL = {"cluster": "eks:DeleteCluster", "nodegroup": "eks:DeleteNodegroup"}
 class ToolUse:
     """One use of an infrastructure tool.
 
+    verb      the destroy verb as written ("destroy", "apply -destroy", "svc delete")
     destroys  the IAM actions its destroy verb stands for; () when it is not a destroy
     any       the destroy may delete anything in any service (terraform, pulumi)
     """
 
     tool: str
     command: str
+    verb: str = ""
     destroys: tuple[str, ...] = ()
     any: bool = False
     resources: tuple[str, ...] = ()
@@ -71,27 +73,29 @@ def classify(tool: str, argv: Sequence[str], *, region: str = "") -> ToolUse:
             "apply" in verbs and ("-destroy" in flags or "--destroy" in flags)
         )
         if destroy:
-            return replace(use, destroys=(ANY_DELETE,), any=True)
+            said = " ".join(verbs) + (" -destroy" if "destroy" not in verbs else "")
+            return replace(use, verb=said, destroys=(ANY_DELETE,), any=True)
     elif tool == "pulumi":
         if verb in ("destroy", "down"):
-            return replace(use, destroys=(ANY_DELETE,), any=True)
+            return replace(use, verb=verb, destroys=(ANY_DELETE,), any=True)
     elif tool == "cdk":
         if verb == "destroy":
-            return replace(use, destroys=(DELETE_STACK,), resources=tuple(args[1:]))
+            return replace(use, verb=verb, destroys=(DELETE_STACK,), resources=tuple(args[1:]))
     elif tool == "sam":
         if verb == "delete":
             stack = _option(argv, "--stack-name")
-            return replace(use, destroys=(DELETE_STACK,), resources=(stack,) if stack else ())
+            stacks = (stack,) if stack else ()
+            return replace(use, verb=verb, destroys=(DELETE_STACK,), resources=stacks)
     elif tool in ("serverless", "sls"):
         if verb == "remove":
-            return replace(use, destroys=(DELETE_STACK,))
+            return replace(use, verb=verb, destroys=(DELETE_STACK,))
     elif tool == "copilot":
         if "delete" in args[:2]:
-            return replace(use, destroys=(DELETE_STACK,))
+            return replace(use, verb=" ".join(args[:2]), destroys=(DELETE_STACK,))
     elif tool == "eksctl" and verb == "delete":
         what = args[1] if len(args) > 1 else ""
         action = _EKSCTL.get(what, "eks:Delete*")
-        return replace(use, destroys=(action, DELETE_STACK))
+        return replace(use, verb=f"delete {what}".strip(), destroys=(action, DELETE_STACK))
     return use
 
 
