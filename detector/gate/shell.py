@@ -286,7 +286,8 @@ class _Scanner:
         self.dynamic = True
         if text.startswith("$((", self.pos):
             self.pos += 1
-            self._balanced_paren()  # arithmetic: no command runs, but the value is unknown
+            # Arithmetic runs no command itself, but substitutions inside it do.
+            _substitutions_in(self._balanced_paren(), subs)
             return "$" + SUBSTITUTION_MARK
         if text.startswith("$(", self.pos):
             self.pos += 1
@@ -297,6 +298,7 @@ class _Scanner:
             if end < 0:
                 raise ShellSyntaxError("unterminated ${")
             value = text[self.pos : end + 1]
+            _substitutions_in(value[2:-1], subs)  # ${X:-$(cmd)} runs cmd
             self.pos = end + 1
             return value
         if text[self.pos] == "`":
@@ -384,10 +386,18 @@ class _Scanner:
             token.heredoc = body
             if not quoted:
                 # An unquoted heredoc expands $(...) and backticks as it is read.
-                inner = _Scanner(body)
-                while inner.pos < len(body):
-                    if body[inner.pos] in "$`":
-                        inner._dollar(token.subs)
-                    else:
-                        inner.pos += 1
+                _substitutions_in(body, token.subs)
         self.pending_heredocs = []
+
+
+def _substitutions_in(text: str, subs: list[str]) -> None:
+    """Record the command substitutions in text that the shell expands without splitting
+    it into words: a heredoc body, an arithmetic expression, a ${...} expansion."""
+    inner = _Scanner(text)
+    while inner.pos < len(text):
+        if text[inner.pos] == "\\":
+            inner.pos += 2
+        elif text[inner.pos] in "$`":
+            inner._dollar(subs)
+        else:
+            inner.pos += 1

@@ -38,6 +38,8 @@ def test_substitutions_run_their_own_commands() -> None:
 
 def test_nested_substitution() -> None:
     assert ("aws", "s3", "rb", "s3://x") in argvs("echo $(echo $(aws s3 rb s3://x))")
+    assert ("aws", "s3", "rb", "s3://x") in argvs('echo "${NAME:-$(aws s3 rb s3://x)}"')
+    assert ("aws", "s3", "rb", "s3://x") in argvs("echo $(( $(aws s3 rb s3://x) + 1 ))")
 
 
 def test_redirections_do_not_become_arguments() -> None:
