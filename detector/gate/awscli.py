@@ -168,6 +168,8 @@ def parse_call(
         return replace(base, service=service, local=True)
     dynamic = appended or any(w.dynamic for ws in options.values() for w in ws)
     dynamic = dynamic or any(w.dynamic for w in positional[2:])
+    # Parameters read from a file are not on the line.
+    dynamic = dynamic or "--cli-input-json" in options or "--cli-input-yaml" in options
     partition = partition_for(region)
     if service == "s3":
         paths = [w.value for w in positional[2:]]

@@ -181,6 +181,8 @@ TABLE: list[tuple[str, int, str, bool]] = [
      True),
     ("aws cloudformation describe-stacks --stack-name $STACK", BLOCK,
      "only known at run time and scope ce-fix limits resources", False),
+    ("aws lambda get-function --cli-input-json file://request.json", BLOCK,
+     "only known at run time and scope ce-fix limits resources", False),
 ]  # fmt: skip
 
 PROTOCOLS = {"claude-code": "Bash", "kiro": "execute_bash"}
