@@ -7,7 +7,6 @@ AWS_DEFAULT_REGION is set, so the gate does the same. The account a profile acts
 
 from __future__ import annotations
 
-import configparser
 import re
 from dataclasses import dataclass
 
@@ -22,6 +21,8 @@ class AwsProfile:
 
 def parse_config(text: str) -> dict[str, AwsProfile]:
     """Profile name → region and account; a file the CLI could not read gives nothing."""
+    import configparser  # only when there is a config file to read
+
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read_string(text)
