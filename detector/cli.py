@@ -100,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     _bench_detection_options(detection)
     detection.set_defaults(handler=_cmd_bench_detection)
+    bench_gate = bench_modes.add_parser("gate", help="start-up and decision time of the gate")
+    bench_gate.set_defaults(handler=_cmd_bench_gate)
 
     run = commands.add_parser("run", help="run the always-on service (sources from the config)")
     run.add_argument("--config", type=Path, required=True, help="configuration file")
@@ -127,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     from detector.commands import approvals
 
     approvals.register(commands)
+
+    from detector.commands import gate
+
+    gate.add_parser(commands)
     return parser
 
 
@@ -311,6 +317,13 @@ def _cmd_bench_detection(args: argparse.Namespace) -> int:
         settings=_settings(args.config),
         as_json=args.json,
     )
+    return EXIT_OK
+
+
+def _cmd_bench_gate(args: argparse.Namespace) -> int:
+    from detector.gate.bench import run as run_gate_bench
+
+    run_gate_bench(sys.stdout)
     return EXIT_OK
 
 
