@@ -10,12 +10,15 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # The stamp files tie the installed set to pyproject.toml: edit it and the next run reinstalls.
+# setuptools prints a banner on every editable install (a reminder that the checkout is what
+# gets imported); that is the point of `-e` here, so only that message is silenced.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation:UserWarning"
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(QUIET_EDITABLE) $(BIN)/pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(QUIET_EDITABLE) $(BIN)/pip install --quiet -e '.[dev]'
 	touch $(VENV)/.installed $@
 
 demo: $(VENV)/.installed
