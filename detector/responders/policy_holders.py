@@ -51,20 +51,25 @@ def compact(document: Mapping[str, Any]) -> str:
     return json.dumps(document, separators=(",", ":"))
 
 
-class RolePolicy:
-    """The managed inline policy on an IAM role."""
+class _InlinePolicy:
+    """The managed inline policy on an IAM role or user: the same five IAM calls, named
+    `<Verb>RolePolicy` or `<Verb>UserPolicy` and keyed by `RoleName` or `UserName`."""
 
-    def __init__(self, iam: Any, name: str, arn: str, policy_name: str) -> None:
+    kind = "Role"  # or "User"
+
+    def __init__(self, iam: Any, name: str, arn: str, policy_name: str, budget: int) -> None:
         self.iam, self.name, self.arn, self.policy_name = iam, name, arn, policy_name
-        self.budget = rp.ROLE_INLINE_BUDGET
+        self.budget = budget
+        # Each client method is the IAM operation in snake case: list_role_policies, ...
+        self._key = {f"{self.kind}Name": name}
+        self._lower = self.kind.lower()
 
     async def read(self) -> tuple[dict[str, Any] | None, int]:
         names: list[str] = []
         marker: dict[str, str] = {}
+        listing = getattr(self.iam, f"list_{self._lower}_policies")
         while True:
-            page = await call(
-                self.iam.list_role_policies(RoleName=self.name, **marker), "ListRolePolicies"
-            )
+            page = await call(listing(**self._key, **marker), f"List{self.kind}Policies")
             names.extend(page.get("PolicyNames", []))
             if not page.get("IsTruncated"):
                 break
@@ -82,19 +87,17 @@ class RolePolicy:
         return await self._get(self.policy_name)
 
     async def put(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        put = getattr(self.iam, f"put_{self._lower}_policy")
         await call(
-            self.iam.put_role_policy(
-                RoleName=self.name, PolicyName=self.policy_name, PolicyDocument=compact(document)
-            ),
-            f"PutRolePolicy {self.name}",
+            put(**self._key, PolicyName=self.policy_name, PolicyDocument=compact(document)),
+            f"Put{self.kind}Policy {self.name}",
         )
         return {}
 
     async def _get(self, name: str) -> dict[str, Any] | None:
+        get = getattr(self.iam, f"get_{self._lower}_policy")
         try:
-            got = await call(
-                self.iam.get_role_policy(RoleName=self.name, PolicyName=name), "GetRolePolicy"
-            )
+            got = await call(get(**self._key, PolicyName=name), f"Get{self.kind}Policy")
         except ResponderError as exc:
             if exc.code == "NoSuchEntity":
                 return None
@@ -102,46 +105,22 @@ class RolePolicy:
         return policy_document(got["PolicyDocument"])
 
 
-class UserPolicy:
-    """The managed inline policy on an IAM user (its GetSessionToken sessions)."""
+class RolePolicy(_InlinePolicy):
+    """The managed inline policy on an IAM role."""
+
+    kind = "Role"
 
     def __init__(self, iam: Any, name: str, arn: str, policy_name: str) -> None:
-        self.iam, self.name, self.arn, self.policy_name = iam, name, arn, policy_name
-        self.budget = rp.USER_INLINE_BUDGET
+        super().__init__(iam, name, arn, policy_name, rp.ROLE_INLINE_BUDGET)
 
-    async def read(self) -> tuple[dict[str, Any] | None, int]:
-        page = await call(self.iam.list_user_policies(UserName=self.name), "ListUserPolicies")
-        current, others = None, 0
-        for name in page.get("PolicyNames", []):
-            document = await self._get(name)
-            if name == self.policy_name:
-                current = document
-            elif document is not None:
-                others += rp.policy_size(document)
-        return current, others
 
-    async def get(self) -> dict[str, Any] | None:
-        return await self._get(self.policy_name)
+class UserPolicy(_InlinePolicy):
+    """The managed inline policy on an IAM user (its GetSessionToken sessions)."""
 
-    async def put(self, document: Mapping[str, Any]) -> dict[str, Any]:
-        await call(
-            self.iam.put_user_policy(
-                UserName=self.name, PolicyName=self.policy_name, PolicyDocument=compact(document)
-            ),
-            f"PutUserPolicy {self.name}",
-        )
-        return {}
+    kind = "User"
 
-    async def _get(self, name: str) -> dict[str, Any] | None:
-        try:
-            got = await call(
-                self.iam.get_user_policy(UserName=self.name, PolicyName=name), "GetUserPolicy"
-            )
-        except ResponderError as exc:
-            if exc.code == "NoSuchEntity":
-                return None
-            raise
-        return policy_document(got["PolicyDocument"])
+    def __init__(self, iam: Any, name: str, arn: str, policy_name: str) -> None:
+        super().__init__(iam, name, arn, policy_name, rp.USER_INLINE_BUDGET)
 
 
 class PermissionSetPolicy:
