@@ -38,9 +38,8 @@ from botocore.exceptions import (  # type: ignore[import-untyped, unused-ignore]
 
 from detector.errors import StateError
 from detector.records import BadInput, Record
-from detector.sources.base import SOURCES, Batch
+from detector.sources.base import SOURCES, Batch, CheckpointStore, SourceBase
 from detector.sources.polling import (
-    CheckpointStore,
     SettingsReader,
     Sleep,
     redeliverable_batch,
@@ -87,7 +86,7 @@ class _Region:
     last_call: float = -math.inf
 
 
-class LookupSource:
+class LookupSource(SourceBase):
     """Polls CloudTrail LookupEvents in each configured region. Settings:
 
     `regions` (required list), `poll_interval_seconds` (60), `overlap_seconds` (900),

@@ -1,8 +1,7 @@
 """What the sources that keep their own position share (LookupEvents poller, watched files).
 
-The CheckpointStore protocol their positions are saved through, the reader that validates
-their settings with errors naming `sources.<name>.<key>`, the batch that redelivers itself
-when the runtime fails it, and a sleep that ends early on stop.
+The reader that validates their settings with errors naming `sources.<name>.<key>`, the
+batch that redelivers itself when the runtime fails it, and a sleep that ends early on stop.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import difflib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from detector.errors import ConfigError
 from detector.records import BadInput, Record
@@ -27,14 +26,6 @@ REDELIVERIES = 3
 ENTRY_KEYS = frozenset({"type", "name"})
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class CheckpointStore(Protocol):
-    """Where a source keeps its position between runs (the state store implements this)."""
-
-    def checkpoint(self, name: str) -> str | None: ...
-
-    def save_checkpoint(self, name: str, value: str) -> None: ...
 
 
 class SettingsReader:

@@ -54,7 +54,7 @@ from botocore.exceptions import (
 from detector.core.parse import unwrap
 from detector.errors import ConfigError, DetectorError, ParseError, TransientError
 from detector.records import BadInput, Record
-from detector.sources.base import SOURCES, Batch, Source
+from detector.sources.base import SOURCES, Batch, Source, SourceBase
 from detector.sources.files import RECORDS_BATCH, read_bytes
 
 logger = logging.getLogger(__name__)
@@ -207,8 +207,8 @@ class _Stopped(Exception):
     """stop() was called while waiting on the queue."""
 
 
-class SqsS3Source:
-    """Reads one SQS queue. Counters are plain ints for the metrics module to read."""
+class SqsS3Source(SourceBase):
+    """Reads one SQS queue; `counters()` reports its deletes, dead letters and skips."""
 
     def __init__(self, name: str, settings: SqsS3Settings) -> None:
         self.name = name
@@ -236,6 +236,20 @@ class SqsS3Source:
     @property
     def ready(self) -> bool:
         return self._ready
+
+    def counters(self) -> Mapping[str, int]:
+        return {
+            "received_messages": self.received_messages,
+            "deleted_messages": self.deleted_messages,
+            "dead_lettered_messages": self.dead_lettered_messages,
+            "requeued_messages": self.requeued_messages,
+            "released_messages": self.released_messages,
+            "skipped_test_events": self.skipped_test_events,
+            "skipped_digests": self.skipped_digests,
+            "skipped_objects": self.skipped_objects,
+            "visibility_extensions": self.visibility_extensions,
+            "failed_calls": self.failed_calls,
+        }
 
     async def start(self) -> None:
         if self._stack is not None:

@@ -30,10 +30,9 @@ import orjson
 
 from detector.errors import ConfigError, StateError
 from detector.records import BadInput, Record
-from detector.sources.base import SOURCES, Batch
+from detector.sources.base import SOURCES, Batch, CheckpointStore, SourceBase
 from detector.sources.files import InputFile, read_file, wanted
 from detector.sources.polling import (
-    CheckpointStore,
     SettingsReader,
     Sleep,
     redeliverable_batch,
@@ -56,7 +55,7 @@ class _Found:
         return (self.size, self.mtime_ns)
 
 
-class WatchSource:
+class WatchSource(SourceBase):
     """Reads files that appear under a directory. Settings:
 
     `path` (required directory), `pattern` (glob under it, "**/*"), `poll_interval_seconds`
