@@ -99,7 +99,7 @@ class ServiceSettings:
     queue_batches: int = 16
     # Events run through the pipeline between two turns of the event loop: a large batch (one
     # 200k-event file) is worked through in pieces so /healthz and /metrics keep answering.
-    chunk_events: int = 500
+    chunk_events: int = 100
     # Instance name used to claim state shards; defaults to the host name.
     instance: str | None = None
 
