@@ -418,8 +418,11 @@ class KafkaSource(SourceBase):
                 await net.sleep(0.02)
 
     def _all_acked(self, partitions: set[TopicPartition]) -> bool:
+        """Every batch of `partitions` settled, or none ever will be (after wait_closed)."""
         with self._lock:
-            return all(self._outstanding.get(tp, 0) <= 0 for tp in partitions)
+            return self._final.is_set() or all(
+                self._outstanding.get(tp, 0) <= 0 for tp in partitions
+            )
 
     def _take_offsets(
         self, partitions: set[TopicPartition] | None
