@@ -2,9 +2,9 @@
 
     python tests/tools/probe_latency.py [--events 200000] [--chunk-events 100]
 
-Prints the slowest and median answer of each endpoint from start-up until the whole file
-was processed. `--chunk-events` larger than the file reproduces a loop that processes the
-batch in one go (the behaviour before batches were chunked).
+Prints the median and slowest answer of each endpoint while the file is read and while
+its events go through the pipeline. `--chunk-events` larger than the file reproduces a loop
+that processes the batch in one go (the behaviour before batches were chunked).
 """
 
 from __future__ import annotations
@@ -36,13 +36,24 @@ def main() -> None:
         )
         took = time.monotonic() - began
     print(f"events {args.events}, chunk_events {args.chunk_events}, run {took:.1f} s")
-    for path in ("/healthz", "/metrics"):
-        times = [a.seconds for a in run.answers if a.path == path]
-        failed = sum(1 for a in run.answers if a.path == path and a.status != 200)
-        print(
-            f"{path:9} answers {len(times):5}  median {statistics.median(times) * 1000:7.1f} ms"
-            f"  slowest {max(times) * 1000:8.1f} ms  not 200: {failed}"
-        )
+    # Answers sent after the last one that saw no event processed: the pipeline was running.
+    idle = [a.sent for a in run.answers if a.events == 0]
+    boundary = max(idle) if idle else run.answers[0].sent
+    phases = {
+        "reading": [a for a in run.answers if a.sent <= boundary],
+        "processing": [a for a in run.answers if a.sent > boundary],
+    }
+    for phase, answers in phases.items():
+        for path in ("/healthz", "/metrics"):
+            times = [a.seconds for a in answers if a.path == path]
+            if not times:
+                continue
+            failed = sum(1 for a in answers if a.path == path and a.status != 200)
+            print(
+                f"{phase:10} {path:9} answers {len(times):4}  median "
+                f"{statistics.median(times) * 1000:7.1f} ms  slowest {max(times) * 1000:8.1f} ms"
+                f"  not 200: {failed}"
+            )
     print(f"/metrics answers served mid-batch: {len(run.mid_batch())}")
 
 
