@@ -224,6 +224,29 @@ async def test_a_nacked_batch_is_delivered_again_and_only_its_ack_saves(
     assert store.values == {f"lookup:trail:{REGION}": "2024-07-30T21:31:12Z"}
 
 
+async def test_the_checkpoint_never_passes_a_nacked_batch(
+    stubbed: tuple[Any, Stubber],
+) -> None:
+    client, stubber = stubbed
+    store = MemoryCheckpoints()
+    clock = Clock(NOW)
+    source = make_source(client, store=store, clock=clock)
+    await source.start()
+    stubber.add_response("lookup_events", page(1, 0), request(NOW - HOUR, NOW))
+    [first] = await poll(source)
+    await first.nack(RuntimeError("sink down"))
+
+    clock.now = NOW + timedelta(minutes=1)
+    stubber.add_response("lookup_events", page(3, 2), request(at(1) - OVERLAP, clock.now))
+    again, later = await poll(source)
+    assert again.items == first.items
+    # The later window is done, the earlier one is not: a restart must read the earlier one.
+    await later.ack()
+    assert datetime.fromisoformat(store.values[f"lookup:trail:{REGION}"]) == at(0)
+    await again.ack()
+    assert datetime.fromisoformat(store.values[f"lookup:trail:{REGION}"]) == at(3)
+
+
 async def test_a_batch_failing_every_redelivery_is_dead_lettered(
     stubbed: tuple[Any, Stubber],
 ) -> None:
