@@ -125,6 +125,11 @@ class Service:
             await self._consume(len(pumps))
         finally:
             stopper.cancel()
+            if not self.stopping:
+                # Ended by a failure: sources must stop too, or wait_closed waits for ever.
+                self.stopping = True
+                for source in self.sources:
+                    await source.stop()
             for task in pumps:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

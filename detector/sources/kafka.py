@@ -340,18 +340,23 @@ class KafkaSource(SourceBase):
         return Batch(source=self.name, shard=shard, items=items, ack=ack, nack=nack)
 
     def _deliver(self, batch: Batch) -> None:
+        # Not taken once the service stopped reading: its offsets stay uncommitted, so the
+        # partition's next owner reads it again.
+        self._put(batch)
+
+    def _put(self, item: Any) -> bool:
+        """Queue `item` for the service; False when the service stopped reading (wait_closed)."""
         assert self._loop is not None and self._queue is not None
-        future = asyncio.run_coroutine_threadsafe(self._queue.put(batch), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop)
         while True:
             try:
                 future.result(timeout=1.0)
             except TimeoutError:
+                if self._final.is_set() or self._loop.is_closed():
+                    future.cancel()
+                    return False
                 continue  # the service is behind: wait, which is the backpressure
-            return
-
-    def _put(self, item: Any) -> None:
-        assert self._loop is not None and self._queue is not None
-        asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop).result()
+            return True
 
     def _commit(self, consumer: KafkaConsumer) -> None:
         """Commit what the service acknowledged; on the consumer thread, never the network's."""
