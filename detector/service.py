@@ -6,7 +6,9 @@ Order of work, fixed so that nothing is lost and nothing is alerted twice:
   3. at the flush interval (and at shutdown): flush the sinks, save each changed shard's state
      (with its fencing epoch), and only then acknowledge the batches to their sources.
 A crash anywhere redelivers the unacknowledged batches to a pipeline restored from the last
-saved state; the sinks recognise what they already wrote.
+saved state; the sinks recognise what they already wrote. A batch that fails in steps 1-2
+is taken back out of its shard's state and nacked (see `Service._process`), so the state
+saved in step 3 never holds a batch that was not handed to every sink.
 
 Sources run as tasks feeding one bounded queue: when sinks or the state store are slow the
 queue fills and the sources wait, which is the service's backpressure.
