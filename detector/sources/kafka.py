@@ -330,7 +330,11 @@ class KafkaSource(SourceBase):
             with self._lock:
                 if not superseded():
                     self._seek_to[tp] = min(self._seek_to.get(tp, first_offset), first_offset)
-                    self._rewound_from[tp] = first_offset
+                    # The lowest rewind so far: erring low re-reads a batch, erring high
+                    # would commit past one that failed.
+                    self._rewound_from[tp] = min(
+                        self._rewound_from.get(tp, first_offset), first_offset
+                    )
                     self._generation[tp] += 1
                 self._outstanding[tp] -= 1
                 self._lock.notify_all()
