@@ -116,6 +116,9 @@ class LogSettings:
 class ServiceSettings:
     # Bounded queue between sources and the pipeline: slow sinks slow the sources down.
     queue_batches: int = 16
+    # Events run through the pipeline between two turns of the event loop: a large batch (one
+    # 200k-event file) is worked through in pieces so /healthz and /metrics keep answering.
+    chunk_events: int = 100
     # Instance name used to claim state shards; defaults to the host name.
     instance: str | None = None
 

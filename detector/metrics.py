@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -121,21 +121,16 @@ class _ActiveSessions:
         return [family]
 
 
-# Plain int attributes that sources keep, exported as trailguard_source_operations_total.
-SOURCE_OPERATIONS = (
-    "received_messages",
-    "deleted_messages",
-    "dead_lettered_messages",
-    "requeued_messages",
-    "skipped_test_events",
-    "skipped_digests",
-    "skipped_objects",
-    "visibility_extensions",
-    "failed_calls",
-    "messages",
-    "commits",
-    "rebalances",
-)
+class CountingSource(Protocol):
+    """What metrics read of a source (every `detector.sources.base.Source` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def lag(self) -> Mapping[str, int]: ...
+
+    def counters(self) -> Mapping[str, int]: ...
 
 
 class _SourceOperations:
@@ -145,7 +140,7 @@ class _SourceOperations:
     documentation = "Operations counted by sources, by source and operation."
 
     def __init__(self) -> None:
-        self.sources: list[Any] = []
+        self.sources: list[CountingSource] = []
 
     def describe(self) -> Iterable[Metric]:
         return [CounterMetricFamily(self.name, self.documentation, labels=["source", "operation"])]
@@ -153,10 +148,8 @@ class _SourceOperations:
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=["source", "operation"])
         for source in self.sources:
-            for operation in SOURCE_OPERATIONS:
-                value = getattr(source, operation, None)
-                if isinstance(value, int) and not isinstance(value, bool):
-                    family.add_metric([str(source.name), operation], value)
+            for operation, value in source.counters().items():
+                family.add_metric([source.name, operation], value)
         return [family]
 
 
@@ -423,21 +416,18 @@ class Metrics:
         with contextlib.suppress(KeyError):
             self.consumer_lag.remove(source, shard)
 
-    def watch_sources(self, sources: Iterable[Any]) -> None:
+    def watch_sources(self, sources: Iterable[CountingSource]) -> None:
         """Export the sources' own counters, read at each scrape."""
         self._operations.sources = list(sources)
         self._skipped_files.sources = [
             s for s in self._operations.sources if isinstance(s, ScreensFiles)
         ]
 
-    def sync_consumer_lag(self, sources: Iterable[Any]) -> None:
+    def sync_consumer_lag(self, sources: Iterable[CountingSource]) -> None:
         """Copy each source's `lag` {shard: records} into the gauge; drop shards it lost."""
         for source in sources:
-            lag = getattr(source, "lag", None)
-            if not isinstance(lag, Mapping):
-                continue
-            name = str(source.name)
-            current = dict(lag)
+            name = source.name
+            current = dict(source.lag)
             for shard in self._lag_shards.get(name, set()) - set(current):
                 self.forget_shard(name, shard)
             for shard, records in current.items():

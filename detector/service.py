@@ -6,7 +6,9 @@ Order of work, fixed so that nothing is lost and nothing is alerted twice:
   3. at the flush interval (and at shutdown): flush the sinks, save each changed shard's state
      (with its fencing epoch), and only then acknowledge the batches to their sources.
 A crash anywhere redelivers the unacknowledged batches to a pipeline restored from the last
-saved state; the sinks recognise what they already wrote.
+saved state; the sinks recognise what they already wrote. A batch that fails in steps 1-2
+is taken back out of its shard's state and nacked (see `Service._process`), so the state
+saved in step 3 never holds a batch that was not handed to every sink.
 
 Sources run as tasks feeding one bounded queue: when sinks or the state store are slow the
 queue fills and the sources wait, which is the service's backpressure.
@@ -20,7 +22,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, Protocol
 
@@ -29,12 +31,12 @@ from detector.core.findings import Response
 from detector.core.pipeline import Pipeline, PipelineFactory
 from detector.dead_letter import DeadLetterFile
 from detector.errors import DetectorError
-from detector.metrics import Metrics, ParseErrorReason
+from detector.metrics import BatchOutcome, Metrics, ParseErrorReason
 from detector.records import Rejection, parse_items
 from detector.sinks import Sink
 from detector.sinks.jsonl import step_records
 from detector.sources.base import DEFAULT_SHARD, Batch, ShardHooks, Source
-from detector.state.store import StateStore
+from detector.state.store import FencedError, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,27 @@ class ResponseHandler(Protocol):
     """Carries out a batch's responses after its sinks wrote (detector/responders/dispatch)."""
 
     async def handle(self, responses: Sequence[Response], *, arrival: datetime) -> Any: ...
+
+
+def _ignore(_: Rejection) -> None:
+    """Rejections of a batch being re-applied were already counted and dead-lettered."""
+
+
+@dataclass(slots=True)
+class _Output:
+    """What one batch made: contract records for the sinks, responses for the responders."""
+
+    arrival: datetime
+    records: list[dict[str, Any]] = field(default_factory=list)
+    responses: list[Response] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A batch handed to every sink, waiting for its state to be saved and to be acked."""
+
+    batch: Batch
+    started: float  # perf_counter when it was taken, for the batch duration
 
 
 @dataclass(slots=True)
@@ -84,7 +107,7 @@ class Service:
         self.responders = responders
         self._clock = clock
         self._shards: dict[str, _Shard] = {}
-        self._pending: list[Batch] = []
+        self._pending: list[_Pending] = []
         self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(
             maxsize=max(1, settings.service.queue_batches)
         )
@@ -111,12 +134,8 @@ class Service:
         # before the first batch so /readyz means "state restored".
         await self._shard(DEFAULT_SHARD)
         for source in self.sources:
-            attach = getattr(source, "attach", None)
-            if attach is not None:
-                attach(self.store)
-            attach_shards = getattr(source, "attach_shards", None)
-            if attach_shards is not None:
-                attach_shards(ShardHooks(self.request_flush, self.forget))
+            source.attach(self.store)
+            source.attach_shards(ShardHooks(self.request_flush, self.forget))
             await source.start()
         self.restored = True
         pumps = [asyncio.create_task(self._pump(source)) for source in self.sources]
@@ -126,15 +145,18 @@ class Service:
             await self._consume(len(pumps))
         finally:
             stopper.cancel()
+            if not self.stopping:
+                # Ended by a failure: sources must stop too, or wait_closed waits for ever.
+                self.stopping = True
+                for source in self.sources:
+                    await source.stop()
             for task in pumps:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*pumps, return_exceptions=True)
             await self._flush()
             for source in self.sources:
-                wait_closed = getattr(source, "wait_closed", None)
-                if wait_closed is not None:
-                    await wait_closed()
+                await source.wait_closed()
             for sink in self.sinks:
                 await sink.close()
             if self.dead_letter is not None:
@@ -196,24 +218,60 @@ class Service:
     # --- one batch -------------------------------------------------------------------------
 
     async def _process(self, batch: Batch) -> None:
+        """Process one batch and send its results; the batch is acknowledged at the next flush.
+
+        A batch that fails before every sink has taken its results is rolled back out of its
+        shard (see `_rollback`) and nacked, so its source delivers it again. A failure that
+        may pass (a retriable sink error while stopping) lets the run go on draining; any
+        other failure stops the run after the rollback, and the final flush saves only what
+        succeeded.
+        """
         started = time.perf_counter()
-        shard = await self._shard(batch.shard)
-        metrics = self.metrics
-        records: list[dict[str, Any]] = []
-        responses: list[Response] = []
-        arrival = self._clock()
-        reject = functools.partial(self._reject, batch)
-        for _, event in parse_items(batch.items, reject):
+        try:
+            shard = await self._shard(batch.shard)
+            output = await self._apply(shard, batch)
+            # Send and respond: every sink and responder has the batch's results before its
+            # state may be saved.
+            await self._send(output.records)
+            if self.responders is not None and output.responses:
+                await self.responders.handle(output.responses, arrival=output.arrival)
+        except BaseException as exc:
+            await self._fail(batch, exc, started)
+            if isinstance(exc, DetectorError) and exc.retriable and self.stopping:
+                return
+            raise
+        shard.dirty = True
+        self._pending.append(_Pending(batch, started))
+
+    async def _apply(self, shard: _Shard, batch: Batch, *, replaying: bool = False) -> _Output:
+        """Run the batch's records through the shard's pipeline; the contract records and
+        the responses it made.
+
+        The pipeline is synchronous; every `chunk_events` events the loop gets a turn, so a
+        batch of any size never holds up the HTTP endpoints for longer than one chunk.
+        `replaying` re-applies a batch already handled (after a rollback): no metrics, no
+        rejections logged twice, and its records are not returned again.
+        """
+        metrics = None if replaying else self.metrics
+        output = _Output(arrival=self._clock())
+        reject = _ignore if replaying else functools.partial(self._reject, batch)
+        chunk = max(1, self.settings.service.chunk_events)
+        for count, (_, event) in enumerate(parse_items(batch.items, reject), start=1):
             result = shard.pipeline.process(event)
             if metrics is not None:
-                metrics.observe_step(batch.source, result, arrival)
-            if result.duplicate:
-                continue
-            if shard.watermark is None or event.event_time > shard.watermark:
-                shard.watermark = event.event_time
-            records.extend(step_records(result))
-            responses.extend(result.responses)
-        shard.dirty = True
+                metrics.observe_step(batch.source, result, output.arrival)
+            if not result.duplicate:
+                if shard.watermark is None or event.event_time > shard.watermark:
+                    shard.watermark = event.event_time
+                if not replaying:
+                    output.records.extend(step_records(result))
+                    output.responses.extend(result.responses)
+            if count % chunk == 0:
+                await asyncio.sleep(0)
+        return output
+
+    async def _send(self, records: list[dict[str, Any]]) -> None:
+        metrics = self.metrics
         for sink in self.sinks:
             began = time.perf_counter()
             ok = False
@@ -225,11 +283,63 @@ class Service:
                     metrics.observe_sink_write(
                         sink.name, seconds=time.perf_counter() - began, ok=ok
                     )
-        if self.responders is not None and responses:
-            await self.responders.handle(responses, arrival=arrival)
-        self._pending.append(batch)
-        if metrics is not None:
-            metrics.observe_batch(batch.source, seconds=time.perf_counter() - started)
+
+    async def _fail(self, batch: Batch, exc: BaseException, started: float) -> None:
+        """Leave no trace of a failed batch in its shard, then hand it back to its source."""
+        logger.warning("batch from %s failed: %s", batch.source, exc)
+        await self._rollback(batch.shard)
+        if isinstance(exc, asyncio.CancelledError):
+            return  # unsettled: the source delivers it again after the restart
+        await self._nack(batch, exc, started)
+
+    async def _rollback(self, name: str) -> None:
+        """Put a shard back to its last saved snapshot plus the batches that succeeded since.
+
+        The alternative, keeping uncommitted state apart from committed state, would have to
+        be threaded through every part of the pipeline's state (sessions, dedup windows,
+        alert dedup). Restoring the snapshot and re-applying the pending batches reuses what
+        a restart does anyway; it costs a re-run of at most one flush interval of events,
+        and only when a batch fails. Re-applied batches were already handed to every sink,
+        so their records are not sent again. If the snapshot cannot be read, the shard is
+        dropped and its pending batches are nacked too: the next batch restores it.
+        """
+        shard = self._shards.get(name)
+        if shard is None:
+            return
+        fresh = _Shard(pipeline=self._new_pipeline(), epoch=shard.epoch)
+        # Until the rebuild is done, nothing may save the state that includes the failure.
+        del self._shards[name]
+        try:
+            snapshot = await asyncio.to_thread(self.store.load, name)
+            if snapshot is not None:
+                fresh.pipeline.restore(snapshot)
+            for pending in self._pending:
+                if pending.batch.shard == name:
+                    await self._apply(fresh, pending.batch, replaying=True)
+                    fresh.dirty = True
+        except Exception as exc:
+            logger.exception("shard %s could not be rolled back; dropping it", name)
+            await self._drop(name, exc)
+            return
+        self._shards[name] = fresh
+
+    async def _drop(self, name: str, exc: BaseException) -> None:
+        """Forget a shard's in-memory pipeline and nack every batch pending in it."""
+        self._shards.pop(name, None)
+        keep: list[_Pending] = []
+        for pending in self._pending:
+            if pending.batch.shard == name:
+                await self._nack(pending.batch, exc, pending.started)
+            else:
+                keep.append(pending)
+        self._pending = keep
+
+    async def _nack(self, batch: Batch, exc: BaseException, started: float) -> None:
+        await batch.nack(exc)
+        if self.metrics is not None:
+            self.metrics.observe_batch(
+                batch.source, seconds=time.perf_counter() - started, outcome=BatchOutcome.NACKED
+            )
 
     def _reject(self, batch: Batch, rejection: Rejection) -> None:
         source = batch.source
@@ -243,6 +353,7 @@ class Service:
                 else ParseErrorReason.INVALID_RECORD
             )
             self.metrics.parse_error(source, kind)
+        # A source with a dead letter of its own (the watched directory's) keeps its rejects.
         dead_letter = batch.dead_letter if batch.dead_letter is not None else self.dead_letter
         if dead_letter is not None:
             dead_letter.add(origin=rejection.origin, error=rejection.reason, raw=rejection.raw)
@@ -266,28 +377,35 @@ class Service:
     # --- flush and acknowledge ------------------------------------------------------------
 
     async def _flush(self) -> None:
+        """Flush the sinks, save each changed shard, then acknowledge the pending batches.
+
+        A shard fenced off by another owner is dropped and its batches nacked: that owner
+        holds the state now. When the sinks cannot be flushed, nothing is saved and every
+        pending batch is nacked (their results may not have reached the sink).
+        """
         if not self._pending and not any(s.dirty for s in self._shards.values()):
             return
         started = time.perf_counter()
         failed = False
         try:
-            for sink in self.sinks:
-                await self._retry(f"sink {sink.name}", sink.flush)
+            try:
+                for sink in self.sinks:
+                    await self._retry(f"sink {sink.name}", sink.flush)
+            except Exception as exc:
+                for name in [n for n, s in self._shards.items() if s.dirty]:
+                    await self._drop(name, exc)
+                await self._settle_pending(exc)
+                raise
             if self.dead_letter is not None:
                 self.dead_letter.flush()
-            idle = timedelta(seconds=self.settings.state.session_idle_seconds)
-            for name, shard in self._shards.items():
-                if not shard.dirty:
-                    continue
-                if shard.watermark is not None:
-                    shard.pipeline.evict_idle(shard.watermark - idle)
-                snapshot = shard.pipeline.snapshot()
-                save = functools.partial(self.store.save, name, snapshot, epoch=shard.epoch)
-                await self._retry("state store", functools.partial(asyncio.to_thread, save))
-                shard.dirty = False
+            await self._save_shards()
             pending, self._pending = self._pending, []
-            for batch in pending:
-                await batch.ack()
+            for entry in pending:
+                await entry.batch.ack()
+                if self.metrics is not None:
+                    self.metrics.observe_batch(
+                        entry.batch.source, seconds=time.perf_counter() - entry.started
+                    )
         except BaseException:
             failed = True
             raise
@@ -296,6 +414,28 @@ class Service:
                 self.metrics.observe_state_flush(
                     seconds=time.perf_counter() - started, ok=not failed
                 )
+
+    async def _save_shards(self) -> None:
+        idle = timedelta(seconds=self.settings.state.session_idle_seconds)
+        for name, shard in list(self._shards.items()):
+            if not shard.dirty:
+                continue
+            if shard.watermark is not None:
+                shard.pipeline.evict_idle(shard.watermark - idle)
+            snapshot = shard.pipeline.snapshot()
+            save = functools.partial(self.store.save, name, snapshot, epoch=shard.epoch)
+            try:
+                await self._retry("state store", functools.partial(asyncio.to_thread, save))
+            except FencedError as exc:
+                logger.warning("shard %s was claimed by another owner; dropping it: %s", name, exc)
+                await self._drop(name, exc)
+                continue
+            shard.dirty = False
+
+    async def _settle_pending(self, exc: BaseException) -> None:
+        pending, self._pending = self._pending, []
+        for entry in pending:
+            await self._nack(entry.batch, exc, entry.started)
 
     async def _retry(self, what: str, call: Callable[[], Any]) -> None:
         """Retry retriable failures with backoff; anything else propagates and stops the run."""

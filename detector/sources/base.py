@@ -37,21 +37,12 @@ class Batch:
     dead_letter: DeadLetter | None = None
 
 
-class Source(Protocol):
-    """A running source. `batches` ends when `stop` has been called and the source drained."""
+class CheckpointStore(Protocol):
+    """Where a source keeps its position between runs (the state store implements this)."""
 
-    name: str
+    def checkpoint(self, name: str) -> str | None: ...
 
-    async def start(self) -> None: ...
-
-    def batches(self) -> AsyncIterator[Batch]: ...
-
-    async def stop(self) -> None: ...
-
-    @property
-    def ready(self) -> bool:
-        """Connected and able to deliver (for /readyz)."""
-        ...
+    def save_checkpoint(self, name: str, value: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +51,79 @@ class ShardHooks:
 
     request_flush: Callable[[], None]
     forget: Callable[[Sequence[str]], Coroutine[Any, Any, None]]
+
+
+class Source(Protocol):
+    """Everything the service uses of a running source; `SourceBase` gives the defaults.
+
+    Order of calls: `attach` and `attach_shards` (before `start`), `start`, `batches` (ends
+    once `stop` was called and the source drained), and after the service's final flush,
+    `wait_closed`. Every batch handed out is acked or nacked exactly once, unless the
+    process dies first: then the source delivers it again to the next run.
+    """
+
+    name: str
+
+    def attach(self, store: CheckpointStore) -> None:
+        """Where the source saves its position; called before `start`, which reads it."""
+        ...
+
+    def attach_shards(self, hooks: ShardHooks) -> None:
+        """Hooks for a source whose batches belong to shards that can move (Kafka)."""
+        ...
+
+    async def start(self) -> None: ...
+
+    def batches(self) -> AsyncIterator[Batch]: ...
+
+    async def stop(self) -> None: ...
+
+    async def wait_closed(self) -> None:
+        """After the final flush: nothing more will be settled; release the connections."""
+        ...
+
+    @property
+    def ready(self) -> bool:
+        """Connected and able to deliver (for /readyz)."""
+        ...
+
+    @property
+    def lag(self) -> Mapping[str, int]:
+        """Records not yet read, by shard, as far as the source can tell; {} when it cannot."""
+        ...
+
+    def counters(self) -> Mapping[str, int]:
+        """The source's own operation counts (deletes, commits, skipped digests, ...).
+
+        Exported as trailguard_source_operations_total{operation=...}; names are a small
+        fixed set per source type, never built from data.
+        """
+        ...
+
+
+class SourceBase:
+    """Defaults for the parts of the Source protocol a source has no use for.
+
+    Subclasses set `name` and implement `start`, `batches`, `stop` and `ready`.
+    """
+
+    name: str
+
+    def attach(self, store: CheckpointStore) -> None:
+        """Sources without a position of their own ignore the store."""
+
+    def attach_shards(self, hooks: ShardHooks) -> None:
+        """Sources that use DEFAULT_SHARD only have no shards to hand over."""
+
+    async def wait_closed(self) -> None:
+        """Nothing to release beyond what `stop` did."""
+
+    @property
+    def lag(self) -> Mapping[str, int]:
+        return {}
+
+    def counters(self) -> Mapping[str, int]:
+        return {}
 
 
 class SourceFactory(Protocol):

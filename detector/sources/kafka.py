@@ -10,6 +10,11 @@ At-least-once: `ack` only records the batch's next offset; the consumer thread c
 before its next poll. The service acknowledges a batch after its results were handed to the
 sinks and the state was saved, so a committed offset never runs ahead of saved state.
 
+`nack` rewinds: the consumer thread seeks the partition back to the failed batch's first
+offset before its next poll, so the batch is read again. Batches of that partition handed
+out before the seek, from the failed offset on, are read again too; acking them does not
+move the committed offset past the failed batch.
+
 Rebalances: when partitions are revoked, the thread asks the service to flush, waits until
 every batch it delivered from those partitions has been acknowledged, commits, and tells the
 service to forget those shards. A shard is claimed (and its state restored, fencing off the
@@ -33,7 +38,7 @@ from kafka.errors import KafkaError
 
 from detector.config import AT_LEAST_ONE, DISTINCT, NON_EMPTY, Where, parse_adapter
 from detector.records import BadInput, Record
-from detector.sources.base import DEFAULT_SHARD, SOURCES, Batch, ShardHooks
+from detector.sources.base import DEFAULT_SHARD, SOURCES, Batch, ShardHooks, SourceBase
 from detector.sources.files import decode_records
 
 logger = logging.getLogger(__name__)
@@ -125,14 +130,21 @@ class KafkaSettings:
     def parse(
         cls, name: str, raw: Mapping[str, Any], *, where: str = "", source: str = "<settings>"
     ) -> KafkaSettings:
-        """Validate a Kafka section (a source's, or the route's); errors name `where.key`."""
+        """Validate a Kafka section (a source's, or the route's); errors name `where.key`.
+
+        `bootstrap_servers` may be one "host:port,host:port" string, as Kafka tools write it.
+        """
+        servers = raw.get("bootstrap_servers") if isinstance(raw, Mapping) else None
+        if isinstance(servers, str):
+            split = [part.strip() for part in servers.split(",")]
+            raw = {**raw, "bootstrap_servers": [part for part in split if part]}
         return parse_adapter(cls, name, raw, Where(source, where or f"sources.{name}"), section="")
 
 
 _END = object()
 
 
-class KafkaSource:
+class KafkaSource(SourceBase):
     def __init__(
         self, name: str, settings: Mapping[str, Any], *, where: Where | None = None
     ) -> None:
@@ -148,17 +160,36 @@ class KafkaSource:
         self._lock = threading.Condition()
         self._outstanding: dict[TopicPartition, int] = defaultdict(int)
         self._to_commit: dict[TopicPartition, int] = {}
+        # Rewinds asked for by nack: where to seek, and from which offset on a batch handed
+        # out before the seek (an older generation) no longer counts when it is acked.
+        self._seek_to: dict[TopicPartition, int] = {}
+        self._rewound_from: dict[TopicPartition, int] = {}
+        self._generation: dict[TopicPartition, int] = defaultdict(int)
+        self._final = threading.Event()  # set by wait_closed: nothing more will be settled
         self._ready = False
         self.error: BaseException | None = None
-        # Plain counters, read by the metrics module.
+        # Counted on the consumer thread, read by the metrics at scrape time.
         self.messages = 0
         self.commits = 0
         self.rebalances = 0
-        self.lag: dict[str, int] = {}
+        self.seeks = 0
+        self._lag: dict[str, int] = {}
 
     @property
     def ready(self) -> bool:
         return self._ready
+
+    @property
+    def lag(self) -> Mapping[str, int]:
+        return dict(self._lag)  # a copy: the consumer thread updates it
+
+    def counters(self) -> Mapping[str, int]:
+        return {
+            "messages": self.messages,
+            "commits": self.commits,
+            "rebalances": self.rebalances,
+            "seeks": self.seeks,
+        }
 
     def attach_shards(self, hooks: ShardHooks) -> None:
         self._hooks = hooks
@@ -183,8 +214,13 @@ class KafkaSource:
         self._stopping.set()
 
     async def wait_closed(self) -> None:
-        """After the final flush: the thread commits what was acknowledged and closes."""
+        """After the final flush: the thread commits what was acknowledged and closes.
+
+        Batches still unsettled then will never be: their offsets stay uncommitted and the
+        next owner of the partition reads them again.
+        """
         with self._lock:
+            self._final.set()
             self._lock.notify_all()
         await asyncio.to_thread(self._closed.wait)
 
@@ -204,6 +240,7 @@ class KafkaSource:
             consumer.subscribe(list(self.settings.topics), listener=_Listener(self, consumer))
             while not self._stopping.is_set():
                 self._commit(consumer)
+                generations = self._rewind(consumer)
                 polled = consumer.poll(
                     timeout_ms=self.settings.poll_timeout_ms,
                     max_records=self.settings.max_poll_records,
@@ -211,7 +248,7 @@ class KafkaSource:
                 self._ready = True
                 for tp, messages in polled.items():
                     if messages:
-                        self._deliver(self._batch(tp, messages))
+                        self._deliver(self._batch(tp, messages, generations[tp]))
                 self._update_lag(consumer)
             self._put(_END)
             # Wait for the service's final flush to acknowledge what it was handed.
@@ -226,7 +263,24 @@ class KafkaSource:
                 consumer.close(autocommit=False)
             self._closed.set()
 
-    def _batch(self, tp: TopicPartition, messages: Sequence[Any]) -> Batch:
+    def _rewind(self, consumer: KafkaConsumer) -> dict[TopicPartition, int]:
+        """Seek back the partitions a nack asked for; the generations the next poll carries.
+
+        The generations are read before polling: a nack that arrives while the poll runs
+        marks what that poll returns as superseded.
+        """
+        with self._lock:
+            seeks, self._seek_to = self._seek_to, {}
+            generations = defaultdict(int, self._generation)
+        assigned = consumer.assignment()
+        for tp, offset in seeks.items():
+            if tp in assigned:
+                consumer.seek(tp, offset)
+                self.seeks += 1
+                logger.info("rewound %s:%d to offset %d", tp.topic, tp.partition, offset)
+        return generations
+
+    def _batch(self, tp: TopicPartition, messages: Sequence[Any], generation: int = 0) -> Batch:
         items: list[Record | BadInput] = []
         for message in messages:
             origin = f"{tp.topic}/{tp.partition}@{message.offset}"
@@ -235,6 +289,7 @@ class KafkaSource:
                 continue
             items.extend(decode_records(origin, message.value))
         self.messages += len(messages)
+        first_offset = messages[0].offset
         next_offset = messages[-1].offset + 1
         shard = (
             shard_name(tp.topic, tp.partition)
@@ -242,16 +297,30 @@ class KafkaSource:
             else DEFAULT_SHARD
         )
 
+        def superseded() -> bool:
+            """Handed out before a rewind to an offset at or below this batch's first."""
+            return generation < self._generation[tp] and first_offset >= self._rewound_from.get(
+                tp, first_offset + 1
+            )
+
         async def ack() -> None:
             with self._lock:
-                self._to_commit[tp] = max(self._to_commit.get(tp, 0), next_offset)
+                if not superseded():
+                    self._to_commit[tp] = max(self._to_commit.get(tp, 0), next_offset)
                 self._outstanding[tp] -= 1
                 self._lock.notify_all()
 
         async def nack(exc: BaseException) -> None:
-            # Not committing is the retry: the records come again after a restart.
-            logger.warning("batch from %s failed: %s", origin, exc)
+            logger.warning("batch from %s failed, reading it again: %s", origin, exc)
             with self._lock:
+                if not superseded():
+                    self._seek_to[tp] = min(self._seek_to.get(tp, first_offset), first_offset)
+                    # The lowest rewind so far: erring low re-reads a batch, erring high
+                    # would commit past one that failed.
+                    self._rewound_from[tp] = min(
+                        self._rewound_from.get(tp, first_offset), first_offset
+                    )
+                    self._generation[tp] += 1
                 self._outstanding[tp] -= 1
                 self._lock.notify_all()
 
@@ -260,18 +329,23 @@ class KafkaSource:
         return Batch(source=self.name, shard=shard, items=items, ack=ack, nack=nack)
 
     def _deliver(self, batch: Batch) -> None:
+        # Not taken once the service stopped reading: its offsets stay uncommitted, so the
+        # partition's next owner reads it again.
+        self._put(batch)
+
+    def _put(self, item: Any) -> bool:
+        """Queue `item` for the service; False when the service stopped reading (wait_closed)."""
         assert self._loop is not None and self._queue is not None
-        future = asyncio.run_coroutine_threadsafe(self._queue.put(batch), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop)
         while True:
             try:
                 future.result(timeout=1.0)
             except TimeoutError:
+                if self._final.is_set() or self._loop.is_closed():
+                    future.cancel()
+                    return False
                 continue  # the service is behind: wait, which is the backpressure
-            return
-
-    def _put(self, item: Any) -> None:
-        assert self._loop is not None and self._queue is not None
-        asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop).result()
+            return True
 
     def _commit(self, consumer: KafkaConsumer) -> None:
         """Commit what the service acknowledged; on the consumer thread, never the network's."""
@@ -283,7 +357,10 @@ class KafkaSource:
     def _wait_acked(self, partitions: set[TopicPartition], *, timeout: float) -> bool:
         with self._lock:
             return self._lock.wait_for(
-                lambda: all(self._outstanding.get(tp, 0) <= 0 for tp in partitions),
+                lambda: (
+                    self._final.is_set()
+                    or all(self._outstanding.get(tp, 0) <= 0 for tp in partitions)
+                ),
                 timeout=timeout,
             )
 
@@ -292,7 +369,7 @@ class KafkaSource:
             highwater = consumer.highwater(tp)
             position = consumer.position(tp) if highwater is not None else None
             if highwater is not None and position is not None:
-                self.lag[shard_name(tp.topic, tp.partition)] = max(0, highwater - position)
+                self._lag[shard_name(tp.topic, tp.partition)] = max(0, highwater - position)
 
     async def _revoked(self, consumer: KafkaConsumer, partitions: set[TopicPartition]) -> None:
         """Runs on kafka-python's network thread during a rebalance: settle, commit, let go.
@@ -322,7 +399,7 @@ class KafkaSource:
             await coordinator._commit_offsets_sync_async(offsets)
             self.commits += 1
         for tp in partitions:
-            self.lag.pop(shard_name(tp.topic, tp.partition), None)
+            self._lag.pop(shard_name(tp.topic, tp.partition), None)
         if (
             self._hooks is not None
             and loop is not None
@@ -335,8 +412,11 @@ class KafkaSource:
                 await net.sleep(0.02)
 
     def _all_acked(self, partitions: set[TopicPartition]) -> bool:
+        """Every batch of `partitions` settled, or none ever will be (after wait_closed)."""
         with self._lock:
-            return all(self._outstanding.get(tp, 0) <= 0 for tp in partitions)
+            return self._final.is_set() or all(
+                self._outstanding.get(tp, 0) <= 0 for tp in partitions
+            )
 
     def _take_offsets(
         self, partitions: set[TopicPartition] | None

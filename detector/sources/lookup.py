@@ -19,6 +19,7 @@ source for those.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
@@ -39,9 +40,8 @@ from botocore.exceptions import (  # type: ignore[import-untyped, unused-ignore]
 from detector.config import AT_LEAST_ONE, DISTINCT, NON_EMPTY, POSITIVE, Check, Where, parse_adapter
 from detector.errors import StateError
 from detector.records import BadInput, Record
-from detector.sources.base import SOURCES, Batch
+from detector.sources.base import SOURCES, Batch, CheckpointStore, SourceBase
 from detector.sources.polling import (
-    CheckpointStore,
     Sleep,
     redeliverable_batch,
     sleep_until_stopped,
@@ -82,6 +82,10 @@ class _Region:
     client: Any = None
     start_from: datetime | None = None  # StartTime of the next window
     acked: datetime | None = None  # the last checkpoint saved
+    done_up_to: datetime | None = None  # the newest event of any acked batch
+    # Oldest event time of each batch handed out and not acked yet (nacked ones included):
+    # the checkpoint never passes them, so a restart reads them again.
+    unsettled: dict[int, datetime] = field(default_factory=dict)
     seen: dict[str, datetime] = field(default_factory=dict)  # eventID → eventTime
     window: _Window | None = None  # a window whose pages are not all read yet
     last_call: float = -math.inf
@@ -98,7 +102,7 @@ class LookupSettings:
     max_pages_per_poll: Annotated[int, AT_LEAST_ONE] = 20
 
 
-class LookupSource:
+class LookupSource(SourceBase):
     """Polls CloudTrail LookupEvents in each configured region. Settings:
 
     `regions` (required list), `poll_interval_seconds` (60), `overlap_seconds` (900),
@@ -131,6 +135,7 @@ class LookupSource:
         self._session: Any = None
         self._regions = {region: _Region(region) for region in self.regions}
         self._redeliver: deque[Batch] = deque()
+        self._tokens = itertools.count()
         self._stopping = asyncio.Event()
         self._ready = False
 
@@ -283,11 +288,13 @@ class LookupSource:
             return None
         fresh.sort(key=lambda pair: pair[0])
         items = [self._decode(region.name, event) for _, event in fresh]
-        high = fresh[-1][0]
+        low, high = fresh[0][0], fresh[-1][0]
+        token = next(self._tokens)
+        region.unsettled[token] = low
         return redeliverable_batch(
             self.name,
             items,
-            on_ack=lambda: self._advance(region, high),
+            on_ack=lambda: self._advance(region, token, high),
             requeue=self._redeliver.append,
         )
 
@@ -313,13 +320,18 @@ class LookupSource:
             return BadInput(origin, "CloudTrailEvent is not a JSON object", raw)
         return Record(origin, value)
 
-    def _advance(self, region: _Region, high: datetime) -> None:
+    def _advance(self, region: _Region, token: int, high: datetime) -> None:
+        region.unsettled.pop(token, None)
+        if region.done_up_to is None or high > region.done_up_to:
+            region.done_up_to = high
+        # Not past an older batch still out (a nacked one waiting to come again).
+        position = min([region.done_up_to, *region.unsettled.values()])
         # Acks may arrive out of order; the position never moves back.
-        if region.acked is not None and high <= region.acked:
+        if region.acked is not None and position <= region.acked:
             return
-        region.acked = high
+        region.acked = position
         if self._store is not None:
-            self._store.save_checkpoint(self.checkpoint_name(region.name), _iso(high))
+            self._store.save_checkpoint(self.checkpoint_name(region.name), _iso(position))
 
     def _load_checkpoint(self, region: str) -> datetime | None:
         if self._store is None:

@@ -1,8 +1,9 @@
 """What the sources that keep their own position share (LookupEvents poller, watched files).
 
-The CheckpointStore protocol their positions are saved through, the batch that redelivers
-itself when the runtime fails it, and a sleep that ends early on stop. (Their settings are
-validated like every adapter's, by `detector.config.parse_adapter`.)
+The batch that redelivers itself when the runtime fails it, and a sleep that ends early on
+stop. (Their settings are validated like every adapter's, by `detector.config.parse_adapter`;
+the CheckpointStore their positions are saved through is part of the Source protocol in
+`detector.sources.base`.)
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from detector.records import BadInput, Record
 from detector.sources.base import Batch
@@ -22,14 +22,6 @@ logger = logging.getLogger(__name__)
 REDELIVERIES = 3
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class CheckpointStore(Protocol):
-    """Where a source keeps its position between runs (the state store implements this)."""
-
-    def checkpoint(self, name: str) -> str | None: ...
-
-    def save_checkpoint(self, name: str, value: str) -> None: ...
 
 
 def redeliverable_batch(

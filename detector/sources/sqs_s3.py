@@ -6,8 +6,9 @@ SQS message becomes one Batch: the records of the objects it names, or the recor
 
 Delivery is at least once. A message is deleted when its batch is acked, or when there is
 nothing in it to process (an `s3:TestEvent`, a digest file, an object that is not a CloudTrail
-log). A batch that fails is left on the queue to come back after a short backoff; a poison
-message (an object that cannot be decoded, a non-retriable error, or one received more than
+log). A batch the runtime nacks is made visible again at once (visibility 0), so this or
+another instance processes it again; an object that fails to download comes back after a
+short backoff. A poison message (an object that cannot be decoded, or one received more than
 `max_receive_count` times) goes to `dead_letter_queue_url` with the error and is then deleted.
 Without a dead-letter queue it is left for the queue's own redrive policy. A message naming
 several objects is dead-lettered whole if one of them is poison.
@@ -54,7 +55,7 @@ from detector.config import AT_LEAST_ONE, NON_EMPTY, URL, Check, Where, parse_ad
 from detector.core.parse import unwrap
 from detector.errors import ConfigError, DetectorError, ParseError, TransientError
 from detector.records import BadInput, Record
-from detector.sources.base import SOURCES, Batch, Source
+from detector.sources.base import SOURCES, Batch, Source, SourceBase
 from detector.sources.files import RECORDS_BATCH, read_bytes
 
 logger = logging.getLogger(__name__)
@@ -159,8 +160,8 @@ class _Stopped(Exception):
     """stop() was called while waiting on the queue."""
 
 
-class SqsS3Source:
-    """Reads one SQS queue. Counters are plain ints for the metrics module to read."""
+class SqsS3Source(SourceBase):
+    """Reads one SQS queue; `counters()` reports its deletes, dead letters and skips."""
 
     def __init__(self, name: str, settings: SqsS3Settings) -> None:
         self.name = name
@@ -188,6 +189,20 @@ class SqsS3Source:
     @property
     def ready(self) -> bool:
         return self._ready
+
+    def counters(self) -> Mapping[str, int]:
+        return {
+            "received_messages": self.received_messages,
+            "deleted_messages": self.deleted_messages,
+            "dead_lettered_messages": self.dead_lettered_messages,
+            "requeued_messages": self.requeued_messages,
+            "released_messages": self.released_messages,
+            "skipped_test_events": self.skipped_test_events,
+            "skipped_digests": self.skipped_digests,
+            "skipped_objects": self.skipped_objects,
+            "visibility_extensions": self.visibility_extensions,
+            "failed_calls": self.failed_calls,
+        }
 
     async def start(self) -> None:
         if self._stack is not None:
@@ -508,23 +523,26 @@ class SqsS3Source:
         message.settled = True
         self._outstanding.pop(message.receipt_handle, None)
         try:
-            await self._fail(message, exc)
+            await self._fail(message, exc, nacked=True)
         finally:
             await self._close_if_drained()
 
-    async def _fail(self, message: _Message, exc: BaseException) -> None:
+    async def _fail(self, message: _Message, exc: BaseException, *, nacked: bool = False) -> None:
         """Give the message back for another try, or dead-letter it if it cannot succeed.
 
-        TrailGuard's own errors say whether they are retriable; any other error (a defect,
-        a socket error in a sink) carries no verdict, so it is retried until the message has
-        been received more than max_receive_count times.
+        Reading the message: TrailGuard's own errors say whether they are retriable; any
+        other error (a defect) carries no verdict, so it is retried, after a backoff, until
+        the message has been received more than max_receive_count times. A runtime nack
+        (`nacked`) says the batch could not be finished (a sink down, a shard fenced, a
+        stop), not that the message is bad: it comes back at once, and only the receive
+        count sends it to the dead-letter queue.
         """
-        poison = isinstance(exc, DetectorError) and not exc.retriable
+        poison = not nacked and isinstance(exc, DetectorError) and not exc.retriable
         worn_out = message.receive_count > self.settings.max_receive_count
         error = _describe(exc)
         if not (poison or worn_out):
             logger.warning("source %s: %s will be retried: %s", self.name, message.origin, error)
-            backoff = NACK_BACKOFF_BASE * 2 ** min(message.receive_count - 1, 16)
+            backoff = 0 if nacked else NACK_BACKOFF_BASE * 2 ** min(message.receive_count - 1, 16)
             await self._set_visibility(message, min(self.settings.visibility_timeout, backoff))
             self.requeued_messages += 1
             return

@@ -38,7 +38,7 @@ from detector.config import NON_EMPTY, POSITIVE, Check, Where, parse_adapter
 from detector.dead_letter import DeadLetter, InputDeadLetters
 from detector.errors import ConfigError, StateError
 from detector.records import BadInput, Record
-from detector.sources.base import SOURCES, Batch
+from detector.sources.base import SOURCES, Batch, CheckpointStore, SourceBase
 from detector.sources.files import (
     READ_ERRORS,
     InputFile,
@@ -48,7 +48,6 @@ from detector.sources.files import (
     special_kind,
 )
 from detector.sources.polling import (
-    CheckpointStore,
     Sleep,
     redeliverable_batch,
     sleep_until_stopped,
@@ -85,7 +84,7 @@ class WatchSettings:
     dead_letter: str | None = None
 
 
-class WatchSource:
+class WatchSource(SourceBase):
     """Reads files that appear under a directory. Settings:
 
     `path` (required directory), `pattern` (glob under it, "**/*"), `poll_interval_seconds`

@@ -37,17 +37,6 @@ async def test_a_record_written_twice_is_written_once(tmp_path: Path) -> None:
     assert sink.suppressed == 3
 
 
-async def test_restart_remembers_what_the_file_holds(tmp_path: Path) -> None:
-    path = tmp_path / "out.jsonl"
-    first = await _sink(path)
-    await first.write([FINDING, ALERT])
-    await first.close()
-    second = await _sink(path)
-    await second.write([FINDING, ALERT, RESPONSE])
-    await second.close()
-    assert _lines(path) == [FINDING, ALERT, RESPONSE]
-
-
 async def test_a_line_cut_by_a_crash_is_dropped_and_rewritten(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     path.write_bytes(orjson.dumps(FINDING) + b"\n" + orjson.dumps(ALERT)[:20])

@@ -217,13 +217,19 @@ def test_exposition_passes_promtool(metrics: Metrics) -> None:
 
 
 class _CountingSource:
-    """The shape the metrics read from a source: a name, int counters and a lag map."""
+    """The part of the Source protocol the metrics read: a name, counters and a lag map."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.deleted_messages = 0
         self.skipped_digests = 0
         self.lag: dict[str, int] = {}
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "deleted_messages": self.deleted_messages,
+            "skipped_digests": self.skipped_digests,
+        }
 
 
 def _value(metrics: Metrics, name: str, labels: dict[str, str]) -> float | None:

@@ -13,13 +13,13 @@ from detector.config import ServiceSettings, Settings, StateSettings
 from detector.records import Record
 from detector.service import Service
 from detector.sinks.jsonl import JsonlSink
-from detector.sources.base import Batch
+from detector.sources.base import Batch, SourceBase
 from detector.state.sqlite import SqliteStateStore
 from detector.wiring import build_pipeline
 from tests.scenario import DEMO, incident
 
 
-class ScriptedSource:
+class ScriptedSource(SourceBase):
     """Hands out prepared batches, records acks, and can fail after them."""
 
     def __init__(self, batches: list[list[dict[str, Any]]], *, fail: bool = False) -> None:

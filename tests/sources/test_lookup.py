@@ -22,6 +22,7 @@ from detector.records import BadInput, Record
 from detector.sources.base import SOURCES, Batch
 from detector.sources.lookup import BACKOFF_FIRST_SECONDS, LookupSource
 from detector.sources.polling import REDELIVERIES
+from detector.testing.conformance import MemoryCheckpoints
 from tests.conftest import CLOUDTRAIL
 
 REGION = "us-east-1"
@@ -89,17 +90,6 @@ class Sleeps:
         self.delays.append(seconds)
 
 
-class DictStore:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def checkpoint(self, name: str) -> str | None:
-        return self.values.get(name)
-
-    def save_checkpoint(self, name: str, value: str) -> None:
-        self.values[name] = value
-
-
 def new_client(region: str = REGION) -> Any:
     return boto3.client(
         "cloudtrail", region_name=region, aws_access_key_id="x", aws_secret_access_key="x"
@@ -117,7 +107,7 @@ def stubbed() -> Iterator[tuple[Any, Stubber]]:
 def make_source(
     client: Any,
     *,
-    store: DictStore | None = None,
+    store: MemoryCheckpoints | None = None,
     clock: Clock | None = None,
     sleeps: Sleeps | None = None,
     **settings: Any,
@@ -192,7 +182,7 @@ async def test_checkpoint_is_saved_on_ack_and_a_new_source_resumes_from_it(
     stubbed: tuple[Any, Stubber],
 ) -> None:
     client, stubber = stubbed
-    store = DictStore()
+    store = MemoryCheckpoints()
     source = make_source(client, store=store)
     await source.start()
     stubber.add_response("lookup_events", page(3, 2, 1, 0), request(NOW - HOUR, NOW))
@@ -217,7 +207,7 @@ async def test_a_nacked_batch_is_delivered_again_and_only_its_ack_saves(
     stubbed: tuple[Any, Stubber],
 ) -> None:
     client, stubber = stubbed
-    store = DictStore()
+    store = MemoryCheckpoints()
     clock = Clock(NOW)
     source = make_source(client, store=store, clock=clock)
     await source.start()
@@ -234,11 +224,34 @@ async def test_a_nacked_batch_is_delivered_again_and_only_its_ack_saves(
     assert store.values == {f"lookup:trail:{REGION}": "2024-07-30T21:31:12Z"}
 
 
+async def test_the_checkpoint_never_passes_a_nacked_batch(
+    stubbed: tuple[Any, Stubber],
+) -> None:
+    client, stubber = stubbed
+    store = MemoryCheckpoints()
+    clock = Clock(NOW)
+    source = make_source(client, store=store, clock=clock)
+    await source.start()
+    stubber.add_response("lookup_events", page(1, 0), request(NOW - HOUR, NOW))
+    [first] = await poll(source)
+    await first.nack(RuntimeError("sink down"))
+
+    clock.now = NOW + timedelta(minutes=1)
+    stubber.add_response("lookup_events", page(3, 2), request(at(1) - OVERLAP, clock.now))
+    again, later = await poll(source)
+    assert again.items == first.items
+    # The later window is done, the earlier one is not: a restart must read the earlier one.
+    await later.ack()
+    assert datetime.fromisoformat(store.values[f"lookup:trail:{REGION}"]) == at(0)
+    await again.ack()
+    assert datetime.fromisoformat(store.values[f"lookup:trail:{REGION}"]) == at(3)
+
+
 async def test_a_batch_failing_every_redelivery_is_dead_lettered(
     stubbed: tuple[Any, Stubber],
 ) -> None:
     client, stubber = stubbed
-    store = DictStore()
+    store = MemoryCheckpoints()
     source = make_source(client, store=store)
     await source.start()
     stubber.add_response("lookup_events", page(0), request(NOW - HOUR, NOW))
@@ -352,7 +365,7 @@ async def test_one_batch_and_one_checkpoint_per_region() -> None:
     west = new_client("eu-west-1")
     east = new_client(REGION)
     clients = {"eu-west-1": west, REGION: east}
-    store = DictStore()
+    store = MemoryCheckpoints()
     source = LookupSource(
         "trail",
         {"regions": [REGION, "eu-west-1"]},

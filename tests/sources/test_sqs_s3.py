@@ -20,7 +20,7 @@ import orjson
 import pytest
 from moto.sqs.models import SQSBackend
 
-from detector.errors import ConfigError, ParseError, TransientError
+from detector.errors import ConfigError, DetectorError, ParseError, TransientError
 from detector.records import BadInput, Record
 from detector.sources.base import SOURCES, Batch
 from detector.sources.sqs_s3 import SqsS3Settings, SqsS3Source
@@ -346,67 +346,56 @@ async def test_unreadable_objects_end_in_the_dead_letter_queue_with_the_error(aw
 
 
 @integration
-async def test_non_retriable_nack_dead_letters_at_once(
-    aws: Aws, reader: Callable[[SqsS3Source], AsyncIterator[Batch]]
+@pytest.mark.parametrize(
+    "error", [TransientError("sink unreachable"), DetectorError("sink refused the token")]
+)
+async def test_a_nacked_batch_comes_back_at_once_until_the_receive_count_is_spent(
+    aws: Aws,
+    reader: Callable[[SqsS3Source], AsyncIterator[Batch]],
+    visibility_changes: list[tuple[str, int]],
+    error: DetectorError,
 ) -> None:
     queue = aws.queue("trail")
     dlq = aws.queue("trail-dlq")
     body = json.dumps(eventbridge(EVENTS[0]))
     aws.sqs.send_message(QueueUrl=queue, MessageBody=body)
-    source = make_source(aws, queue, dead_letter_queue_url=dlq)
-    await source.start()
-
-    batch = await next_batch(reader(source))
-    await batch.nack(ParseError("eventTime is not a time", origin="sqs:x"))
-
-    assert aws.counts(queue) == (0, 0)
-    [dead] = aws.take_all(dlq)
-    assert dead["Body"] == body  # unchanged, so it can be redriven
-    assert "eventTime is not a time" in dead["MessageAttributes"]["TrailGuard.Error"]["StringValue"]
-
-
-@integration
-async def test_retriable_nack_retries_until_the_receive_count_is_spent(
-    aws: Aws,
-    reader: Callable[[SqsS3Source], AsyncIterator[Batch]],
-    visibility_changes: list[tuple[str, int]],
-) -> None:
-    queue = aws.queue("trail")
-    dlq = aws.queue("trail-dlq")
-    aws.sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(eventbridge(EVENTS[0])))
     source = make_source(
-        aws, queue, visibility_timeout=2, max_receive_count=1, dead_letter_queue_url=dlq
+        aws, queue, visibility_timeout=300, max_receive_count=1, dead_letter_queue_url=dlq
     )
     await source.start()
     batches = reader(source)
 
     first = await next_batch(batches)
-    await first.nack(TransientError("sink unreachable"))
-    assert ("trail", 2) in visibility_changes  # backoff, capped by the visibility timeout
-    assert aws.counts(queue) == (0, 1)  # still on the queue
+    # A failed sink says nothing about the message: it is not dead-lettered, it comes back.
+    await first.nack(error)
+    assert ("trail", 0) in visibility_changes
+    assert aws.counts(queue) == (1, 0)
     assert source.requeued_messages == 1
 
     second = await next_batch(batches)  # received a second time: above max_receive_count
     assert event_ids([second]) == event_ids([first])
-    await second.nack(TransientError("sink unreachable"))
+    await second.nack(error)
     assert aws.counts(queue) == (0, 0)
     [dead] = aws.take_all(dlq)
+    assert dead["Body"] == body  # unchanged, so it can be redriven
     assert dead["MessageAttributes"]["TrailGuard.ReceiveCount"]["StringValue"] == "2"
+    assert str(error) in dead["MessageAttributes"]["TrailGuard.Error"]["StringValue"]
     assert source.dead_lettered_messages == 1
 
 
 @integration
-async def test_poison_without_dead_letter_queue_is_left_for_the_redrive_policy(
+async def test_a_worn_out_message_without_dead_letter_queue_is_left_for_the_redrive_policy(
     aws: Aws, reader: Callable[[SqsS3Source], AsyncIterator[Batch]]
 ) -> None:
     queue = aws.queue("trail")
     aws.sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(eventbridge(EVENTS[0])))
-    source = make_source(aws, queue)
+    source = make_source(aws, queue, max_receive_count=1, visibility_timeout=300)
     await source.start()
+    batches = reader(source)
 
-    batch = await next_batch(reader(source))
-    await batch.nack(ParseError("broken"))
-    assert aws.counts(queue) == (0, 1)
+    await (await next_batch(batches)).nack(ParseError("broken"))
+    await (await next_batch(batches)).nack(ParseError("broken"))
+    assert aws.counts(queue) == (0, 1)  # left in flight for the queue's own redrive
     assert source.deleted_messages == source.dead_lettered_messages == 0
 
 

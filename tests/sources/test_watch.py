@@ -18,6 +18,7 @@ from detector.records import BadInput, Record
 from detector.sources.base import SOURCES, Batch
 from detector.sources.polling import REDELIVERIES
 from detector.sources.watch import WatchSource
+from detector.testing.conformance import MemoryCheckpoints
 from tests.conftest import CLOUDTRAIL
 
 LINES = (
@@ -37,17 +38,6 @@ class Clock:
         return self.now
 
 
-class DictStore:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def checkpoint(self, name: str) -> str | None:
-        return self.values.get(name)
-
-    def save_checkpoint(self, name: str, value: str) -> None:
-        self.values[name] = value
-
-
 async def no_sleep(seconds: float) -> None:
     return None
 
@@ -55,7 +45,7 @@ async def no_sleep(seconds: float) -> None:
 def make_source(
     folder: Path,
     *,
-    store: DictStore | None = None,
+    store: MemoryCheckpoints | None = None,
     clock: Clock | None = None,
     **settings: Any,
 ) -> WatchSource:
@@ -97,7 +87,7 @@ def envelope(index: int) -> dict[str, Any]:
     }
 
 
-def done(store: DictStore) -> dict[str, list[int]]:
+def done(store: MemoryCheckpoints) -> dict[str, list[int]]:
     value: dict[str, list[int]] = orjson.loads(store.values["files:drop"])
     return value
 
@@ -180,7 +170,7 @@ async def test_pattern_limits_the_files_read(tmp_path: Path) -> None:
 
 
 async def test_checkpoint_is_saved_on_ack_and_holds_only_present_files(tmp_path: Path) -> None:
-    store = DictStore()
+    store = MemoryCheckpoints()
     first = tmp_path / "a.jsonl"
     first.write_bytes(jsonl(0, 1))
     source = await started(make_source(tmp_path, store=store))
@@ -199,7 +189,7 @@ async def test_checkpoint_is_saved_on_ack_and_holds_only_present_files(tmp_path:
 
 
 async def test_a_restart_skips_done_files_and_reads_rewritten_ones(tmp_path: Path) -> None:
-    store = DictStore()
+    store = MemoryCheckpoints()
     (tmp_path / "a.jsonl").write_bytes(jsonl(0, 1))
     (tmp_path / "b.jsonl").write_bytes(jsonl(2, 3))
     before = await started(make_source(tmp_path, store=store))
@@ -223,7 +213,7 @@ async def test_a_restart_skips_done_files_and_reads_rewritten_ones(tmp_path: Pat
 
 
 async def test_delete_after_removes_the_file_on_ack(tmp_path: Path) -> None:
-    store = DictStore()
+    store = MemoryCheckpoints()
     path = tmp_path / "a.jsonl"
     path.write_bytes(jsonl(0))
     source = await started(make_source(tmp_path, store=store, delete_after=True))
@@ -268,7 +258,7 @@ async def test_a_truncated_gzip_keeps_what_was_read_and_reports_the_rest(
 
 
 async def test_a_nacked_file_is_delivered_again_then_dead_lettered(tmp_path: Path) -> None:
-    store = DictStore()
+    store = MemoryCheckpoints()
     (tmp_path / "a.jsonl").write_bytes(jsonl(0))
     source = await started(make_source(tmp_path, store=store))
     [batch] = await scan(source)
@@ -305,7 +295,7 @@ async def test_start_needs_an_existing_directory(tmp_path: Path) -> None:
 
 
 async def test_a_corrupt_checkpoint_is_a_state_error(tmp_path: Path) -> None:
-    store = DictStore()
+    store = MemoryCheckpoints()
     store.values["files:drop"] = '{"a.jsonl": "yesterday"}'
     source = make_source(tmp_path, store=store)
     with pytest.raises(StateError, match="files:drop"):

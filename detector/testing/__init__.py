@@ -1,0 +1,1 @@
+"""Checks every implementation of an extension point passes (see conformance.py)."""
