@@ -13,8 +13,9 @@ bucket of an S3 object; S3 bucket ARNs have no type):
    the whole type (`instance/*`), since ids say nothing about purpose; without a type
    (bucket names) the names stay exact instead, as `arn:aws:s3:::*` would be all of S3.
 
-Account and region are never widened. Scope globs let `*` cross '/' and ':', so a bucket
-prefix glob also admits the objects in those buckets.
+Account and region are never widened. Whitespace (S3 keys may hold it) becomes `?`, since
+scope files refuse whitespace in resource patterns and `?` still matches it. Scope globs let
+`*` cross '/' and ':', so a bucket prefix glob also admits the objects in those buckets.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def split_arn(arn: str) -> tuple[str, str, str] | None:
 def generalise(arns: Iterable[str]) -> tuple[ResourcePattern, ...]:
     """Patterns covering every ARN given (see the module docstring), sorted by pattern.
 
-    Strings that are not ARNs are kept exact: the scope must still admit them.
+    Strings that are not ARNs are kept as they are (the YAML notes them: scope files take ARN
+    patterns only).
     """
     groups: dict[tuple[str, str], set[str]] = {}
     exact: set[str] = set()
@@ -75,7 +77,14 @@ def generalise(arns: Iterable[str]) -> tuple[ResourcePattern, ...]:
     found = [ResourcePattern(pattern=arn, rule="exact", arns=(arn,)) for arn in exact]
     for (head, kind), names in groups.items():
         found.extend(_group_patterns(head, kind, names))
-    return tuple(sorted(found, key=lambda p: p.pattern))
+    writable = (
+        ResourcePattern(pattern=_no_space(p.pattern), rule=p.rule, arns=p.arns) for p in found
+    )
+    return tuple(sorted(writable, key=lambda p: p.pattern))
+
+
+def _no_space(pattern: str) -> str:
+    return "".join("?" if char.isspace() else char for char in pattern)
 
 
 def _group_patterns(head: str, kind: str, names: set[str]) -> list[ResourcePattern]:
@@ -118,9 +127,10 @@ def _group_patterns(head: str, kind: str, names: set[str]) -> list[ResourcePatte
 
 
 def _first_word(name: str) -> str:
+    """The name up to its first separator, so "app" and "app-worker" share "app"."""
     for index, char in enumerate(name):
         if char in SEPARATORS:
-            return name[: index + 1]
+            return name[:index]
     return name
 
 

@@ -48,15 +48,22 @@ def render(proposal: ProposedScope, *, origin: str) -> str:
         lines.append("      # no authorised call was seen: nothing is allowed")
         lines.append("      actions:")
         lines.append(f"        - {_q('none:NoActionSeen')}")
-    if proposal.resources:
+    arns = [p for p in proposal.resources if p.pattern.startswith("arn:")]
+    if arns:
         lines.append("      resources:")
-        for pattern in proposal.resources:
+        for pattern in arns:
             note = (
                 "exact"
                 if pattern.rule == "exact"
                 else f"{len(pattern.arns)} seen, by {pattern.rule}, e.g. {pattern.arns[0]}"
             )
             lines.append(f"        - {_q(pattern.pattern)}  # {note}")
+    # Scope files take ARN patterns only: any other resource can only be admitted by "*".
+    lines.extend(
+        f"      # not an ARN, so no pattern can allow it: {_q(other.pattern)}"
+        for other in proposal.resources
+        if not other.pattern.startswith("arn:")
+    )
     if proposal.regions:
         lines.append("      regions:")
         lines.extend(
