@@ -146,3 +146,36 @@ def test_no_stratus_event_outside_the_terraform_actions_is_admitted(
     assert len(outside) > 200
     assert len(techniques) >= 30
     assert admitted == []
+
+
+def test_several_sessions_and_no_choice_is_a_usage_error_naming_the_busiest() -> None:
+    done = _trailguard("scope", "suggest", "--from", str(INVICTUS / "events.jsonl"))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "choose one with --session ID or --principal ARN" in done.stderr
+    assert "ses-e1da3fb324f492e1 (2104 events)" in done.stderr
+
+
+def test_an_unknown_session_is_a_usage_error() -> None:
+    done = _trailguard(
+        "scope", "suggest", "--from", str(INVICTUS / "events.jsonl"), "--session", "ses-nope"
+    )
+    assert done.returncode == 2
+    assert "no session 'ses-nope'" in done.stderr
+
+
+def test_a_principal_gathers_all_its_sessions_and_lists_refused_calls(tmp_path: Path) -> None:
+    principal = "arn:aws:iam::123837392027:user/bert-jan"
+    done = _trailguard(
+        "scope", "suggest", "--from", str(INVICTUS / "events.jsonl"), "--principal", principal,
+        "--name", "bert-jan-history",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "bert-jan.yaml"
+    path.write_text(done.stdout)
+    (scope,) = load_scopes(path).scopes
+    assert scope.name == "bert-jan-history"
+    assert [(f, p) for f, p, _ in scope.match] == [("principal_arn", principal)]
+    # Refused (AccessDenied) in the capture, never authorised: a comment, not an allow.
+    assert '#   - "ce:GetCostAndUsage"  # denied once (AccessDenied)' in done.stdout
+    assert scope.allow_actions.first("ce:GetCostAndUsage") is None
