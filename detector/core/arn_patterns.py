@@ -78,12 +78,14 @@ def generalise(arns: Iterable[str]) -> tuple[ResourcePattern, ...]:
     for (head, kind), names in groups.items():
         found.extend(_group_patterns(head, kind, names))
     writable = (
-        ResourcePattern(pattern=_no_space(p.pattern), rule=p.rule, arns=p.arns) for p in found
+        ResourcePattern(pattern=without_whitespace(p.pattern), rule=p.rule, arns=p.arns)
+        for p in found
     )
     return tuple(sorted(writable, key=lambda p: p.pattern))
 
 
-def _no_space(pattern: str) -> str:
+def without_whitespace(pattern: str) -> str:
+    """The pattern with each whitespace character as `?`, which matches it."""
     return "".join("?" if char.isspace() else char for char in pattern)
 
 

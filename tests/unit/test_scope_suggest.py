@@ -7,8 +7,11 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from detector.core.arn_patterns import generalise, split_arn
+from detector.core.arn_patterns import generalise, split_arn, without_whitespace
+from detector.core.scope import GlobSet
 from detector.core.scope_schema import check_document
 from detector.core.session_view import SessionView
 from detector.core.suggest import Observation, ProposedScope, match_for, propose
@@ -293,3 +296,35 @@ def test_with_no_authorised_call_the_scope_allows_nothing(tmp_path: Path) -> Non
             actions=(action,), resources=(), region="us-east-1", account=ACCOUNT, at=AT
         )
         assert not verdict.in_scope
+
+
+# --- the property the rules must keep: every ARN seen is admitted ------------------------------
+
+_NAME = st.text(alphabet="abc-_./:0 ", min_size=1, max_size=12)
+_ARN = st.builds(
+    lambda service, region, account, kind, name: (
+        f"arn:aws:{service}:{region}:{account}:{kind}{name}"
+    ),
+    st.sampled_from(["s3", "iam", "ec2", "lambda"]),
+    st.sampled_from(["", "us-east-1", "eu-west-1"]),
+    st.sampled_from(["", ACCOUNT]),
+    st.sampled_from(["", "role/", "function:", "instance/"]),
+    _NAME,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ARN | st.text(max_size=8), min_size=1, max_size=12))
+def test_every_resource_given_matches_the_pattern_that_stands_for_it(arns: list[str]) -> None:
+    found = generalise(arns)
+    for pattern in found:
+        regex = GlobSet.compile([pattern.pattern])
+        for arn in pattern.arns:
+            assert regex.first(arn) == pattern.pattern
+            # Partition, service, region and account are never widened.
+            parts = split_arn(arn)
+            if parts is not None:
+                assert pattern.pattern.startswith(without_whitespace(parts[0]))
+    covered = {arn for pattern in found for arn in pattern.arns}
+    assert covered == set(arns)
+    assert all(not any(c.isspace() for c in p.pattern) for p in found)
