@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from detector.commands import CONFIG_ERROR_LINE, exit_codes, subcommand
+from detector.commands import CONFIG_ERROR_LINE, exit_codes, scope_suggest, subcommand
 
 CHECK_EPILOG = exit_codes(
     "0  the file is valid (warnings, if any, are printed to stderr)",
@@ -50,6 +50,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     explain.add_argument("--config", type=Path, help="configuration file")
     explain.set_defaults(handler=explain_events)
+    scope_suggest.add_parser(scope_cmds)
 
 
 def check_file(args: argparse.Namespace) -> int:
