@@ -133,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
     from detector.commands import gate
 
     gate.add_parser(commands)
+
+    from detector.commands import tasks
+
+    tasks.add_parser(commands)
     return parser
 
 
