@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +293,101 @@ def test_profile_format_writes_the_aws_config_file(
     session = boto3.Session(profile_name="ce-task")
     sts = session.client("sts", endpoint_url=setup["endpoint"])
     assert sts.get_caller_identity()["Arn"].endswith(f"agent-kiro-{task.task_id}")
+
+
+def _cloudtrail(
+    task: Any, event_id: str, name: str, at: datetime, source: str = "s3.amazonaws.com"
+) -> dict[str, Any]:
+    """The record CloudTrail writes for a call signed with the task's credentials."""
+    session_name = task.principal_id.split(":", 1)[1]
+    return {
+        "eventVersion": "1.09",
+        "eventID": event_id,
+        "eventTime": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.51.100.7",
+        "userAgent": "aws-cli/2.22.0",
+        "readOnly": name.startswith(("Get", "List")),
+        "eventType": "AwsApiCall",
+        "recipientAccountId": "123456789012",
+        "requestParameters": {"bucketName": "ce-logs"},
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": task.principal_id,
+            "arn": f"arn:aws:sts::123456789012:assumed-role/agent-ce/{session_name}",
+            "accountId": "123456789012",
+            "accessKeyId": task.access_key_id,
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "principalId": task.principal_id.split(":", 1)[0],
+                    "arn": ROLE,
+                    "accountId": "123456789012",
+                    "userName": "agent-ce",
+                },
+                "attributes": {
+                    "creationDate": task.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "mfaAuthenticated": "false",
+                },
+                "sourceIdentity": task.source_identity,
+            },
+        },
+    }
+
+
+def _replay(setup: dict[str, Any], records: list[dict[str, Any]], path: Path) -> list[Any]:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "detector",
+            "replay",
+            "--config",
+            str(setup["config"]),
+            "--format",
+            "jsonl",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_the_detector_binds_task_credentials_and_flags_use_after_end(
+    setup: dict[str, Any], tmp_path: Path
+) -> None:
+    assert _start(setup).returncode == 0
+    with SqliteStateStore(setup["db"]) as store:
+        [task] = store.tasks()
+    now = datetime.now(UTC)
+    before = _replay(
+        setup,
+        [
+            _cloudtrail(task, "e1", "GetObject", now),
+            _cloudtrail(task, "e2", "TerminateInstances", now, "ec2.amazonaws.com"),
+        ],
+        tmp_path / "before.jsonl",
+    )
+    findings = [r for r in before if r["type"] == "finding"]
+    # GetObject is in scope: the only findings are about the out-of-scope TerminateInstances.
+    assert {f["event_id"] for f in findings} == {"e2"}
+    assert "out-of-scope-action" in {f["kind"] for f in findings}
+    assert {f["scope"] for f in findings} == {"ce-4821-fix"}
+    assert all(any("attribution: registry" in e for e in f["evidence"]) for f in findings)
+    assert all(f["agent"] == "kiro" for f in findings)
+    assert _trailguard(setup["config"], "end", task.task_id).returncode == 0
+    after = _replay(
+        setup,
+        [_cloudtrail(task, "e3", "GetObject", datetime.now(UTC) + timedelta(seconds=5))],
+        tmp_path / "after.jsonl",
+    )
+    [expired] = [r for r in after if r["type"] == "finding" and r["kind"] == "scope-expired"]
+    assert f"task {task.task_id} (scope ce-4821-fix) ended at" in expired["reason"]
