@@ -133,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
     from detector.commands import gate
 
     gate.add_parser(commands)
+
+    from detector.commands import tasks
+
+    tasks.add_parser(commands)
     return parser
 
 
@@ -217,6 +221,11 @@ def _run_replay(
 
     settings = _settings(args.config)
     pipeline = build_pipeline(settings, scopes_path=scopes_path)
+    if getattr(args, "config", None) is not None:
+        from detector.tasks.index import replay_task_index
+
+        # Events from a registered task's credentials bind to its scope, as in the service.
+        pipeline.set_tasks(replay_task_index(settings))
     with _open_output(args.output) as out, _open_dead_letter(args.dead_letter) as dead:
         fmt = args.format or ("table" if out.isatty() else "jsonl")
         writer = JsonlWriter(out)

@@ -144,6 +144,9 @@ class Settings:
     # (detector/approvals); validated there with parse_section.
     api: Mapping[str, Any] = field(default_factory=dict)
     approvals: Mapping[str, Any] = field(default_factory=dict)
+    # `trailguard task ...`: where STS is and the default role and duration of agent tasks;
+    # validated in detector/tasks/settings.py with parse_section.
+    tasks: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
 

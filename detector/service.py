@@ -29,6 +29,7 @@ from typing import IO, Any, Protocol
 from detector.config import Settings
 from detector.core.findings import Response
 from detector.core.pipeline import Pipeline, PipelineFactory
+from detector.core.task_index import TaskIndex
 from detector.dead_letter import DeadLetterFile
 from detector.errors import DetectorError
 from detector.metrics import BatchOutcome, Metrics, ParseErrorReason
@@ -37,6 +38,7 @@ from detector.sinks import Sink
 from detector.sinks.jsonl import step_records
 from detector.sources.base import DEFAULT_SHARD, Batch, ShardHooks, Source
 from detector.state.store import FencedError, StateStore
+from detector.tasks.index import load_task_index
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +114,7 @@ class Service:
             maxsize=max(1, settings.service.queue_batches)
         )
         self._flush_now = False
+        self._tasks = TaskIndex()
         self._stop_event: asyncio.Event | None = None
         self.restored = False
         self.stopping = False
@@ -307,6 +310,7 @@ class Service:
         if shard is None:
             return
         fresh = _Shard(pipeline=self._new_pipeline(), epoch=shard.epoch)
+        fresh.pipeline.set_tasks(self._tasks)
         # Until the rebuild is done, nothing may save the state that includes the failure.
         del self._shards[name]
         try:
@@ -369,6 +373,9 @@ class Service:
         snapshot = await asyncio.to_thread(self.store.load, name)
         if snapshot is not None:
             pipeline.restore(snapshot)
+        if not self._shards:
+            await self._retry("task registry", self._refresh_tasks)
+        pipeline.set_tasks(self._tasks)
         logger.info("shard claimed", extra={"shard": name, "epoch": epoch})
         shard = _Shard(pipeline=pipeline, epoch=epoch)
         self._shards[name] = shard
@@ -406,6 +413,7 @@ class Service:
                     self.metrics.observe_batch(
                         entry.batch.source, seconds=time.perf_counter() - entry.started
                     )
+            await self._retry("task registry", self._refresh_tasks)
         except BaseException:
             failed = True
             raise
@@ -436,6 +444,17 @@ class Service:
         pending, self._pending = self._pending, []
         for entry in pending:
             await self._nack(entry.batch, exc, entry.started)
+
+    async def _refresh_tasks(self) -> None:
+        """Re-read the task registry (`task start` / `task end` write it while the service
+        runs), so the next batches bind tasks started and flag use of tasks ended since."""
+        keep = timedelta(seconds=self.settings.state.session_idle_seconds)
+        read = functools.partial(load_task_index, self.store, now=self._clock(), keep=keep)
+        tasks = await asyncio.to_thread(read)
+        if tasks != self._tasks:
+            self._tasks = tasks
+            for shard in self._shards.values():
+                shard.pipeline.set_tasks(tasks)
 
     async def _retry(self, what: str, call: Callable[[], Any]) -> None:
         """Retry retriable failures with backoff; anything else propagates and stops the run."""

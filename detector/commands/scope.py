@@ -1,8 +1,10 @@
-"""`trailguard scope check FILE` and `trailguard scope explain FILE EVENTS`."""
+"""`trailguard scope check FILE`, `trailguard scope explain FILE EVENTS` and
+`trailguard scope policy NAME`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +53,66 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     explain.add_argument("--config", type=Path, help="configuration file")
     explain.set_defaults(handler=explain_events)
     scope_suggest.add_parser(scope_cmds)
+    _add_policy_parser(scope_cmds)
+
+
+POLICY_EPILOG = exit_codes(
+    "0  the policy was printed",
+    CONFIG_ERROR_LINE + "; no such scope; the policy does not fit the session-policy limit",
+)
+
+
+def _add_policy_parser(scope_cmds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    policy = subcommand(
+        scope_cmds,
+        "policy",
+        help="print the IAM session policy of a scope (or, with --trust, an agent role's trust)",
+        epilog=POLICY_EPILOG,
+    )
+    policy.add_argument("name", metavar="NAME", help="the scope's name")
+    policy.add_argument("--scopes", type=Path, help="task scope file (overrides the config)")
+    policy.add_argument("--config", type=Path, help="configuration file")
+    policy.add_argument(
+        "--trust",
+        action="store_true",
+        help="print a trust-policy snippet for agent roles instead: sts:SourceIdentity and the "
+        "session name must match agent-*",
+    )
+    policy.add_argument(
+        "--principal",
+        default="arn:aws:iam::ACCOUNT_ID:root",
+        metavar="ARN",
+        help="with --trust: who may assume the role (default: the account's root, i.e. its "
+        "IAM principals with permission)",
+    )
+    policy.set_defaults(handler=print_policy)
+
+
+def print_policy(args: argparse.Namespace) -> int:
+    from detector.cli import EXIT_OK, EXIT_USAGE, _settings
+    from detector.core.scope_policy import PolicyTooLarge, trust_policy
+    from detector.wiring import scope_set
+
+    if args.trust:
+        document = trust_policy(principal_arn=args.principal)
+    else:
+        from detector.catalog_loader import load_catalog
+        from detector.tasks.policy import scope_session_policy
+
+        settings = _settings(args.config)
+        scopes = scope_set(settings, args.scopes)
+        target = scopes.get(args.name)
+        if target is None:
+            names = ", ".join(s.name for s in scopes.scopes) or "none"
+            print(f"trailguard: no scope {args.name!r} (scopes: {names})", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            document = scope_session_policy(target, load_catalog(settings.catalog.overrides))
+        except PolicyTooLarge as exc:
+            print(f"trailguard: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    print(json.dumps(document, indent=2))
+    return EXIT_OK
 
 
 def check_file(args: argparse.Namespace) -> int:

@@ -9,11 +9,13 @@ and a key absent from the request context makes its condition false (these are n
 
 The revoke-session responder runs it over the document it read back before it reports
 success; the tests run it over the written document against several sessions' contexts.
+`decide` evaluates a whole identity or session policy for one request (explicit deny, then
+allow, else the implicit deny), with Action/NotAction and Resource/NotResource globs, which is
+how the session policies `trailguard scope policy` writes are checked.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -34,6 +36,46 @@ def denies(policy: Mapping[str, Any], context: Mapping[str, str], action: str = 
         and conditions_hold(statement.get("Condition") or {}, context)
         for statement in statements
     )
+
+
+def decide(
+    policy: Mapping[str, Any],
+    *,
+    action: str,
+    resource: str = "*",
+    context: Mapping[str, str] | None = None,
+) -> str:
+    """ "allow", "explicit-deny" or "implicit-deny" for one request against one policy."""
+    raw = policy.get("Statement") or []
+    statements = [raw] if isinstance(raw, Mapping) else list(raw)
+    matching = [s for s in statements if _statement_applies(s, action, resource, context or {})]
+    if any(s.get("Effect") == "Deny" for s in matching):
+        return "explicit-deny"
+    if any(s.get("Effect") == "Allow" for s in matching):
+        return "allow"
+    return "implicit-deny"
+
+
+def _statement_applies(
+    statement: Mapping[str, Any], action: str, resource: str, context: Mapping[str, str]
+) -> bool:
+    if "NotAction" in statement:
+        if _action_matches(statement["NotAction"], action):
+            return False
+    elif not _action_matches(statement.get("Action"), action):
+        return False
+    if "NotResource" in statement:
+        if _resource_matches(statement["NotResource"], resource):
+            return False
+    elif not _resource_matches(statement.get("Resource", "*"), resource):
+        return False
+    return conditions_hold(statement.get("Condition") or {}, context)
+
+
+def _resource_matches(resources: Any, resource: str) -> bool:
+    # A request against "*" (an action without resource-level permissions) matches only "*".
+    listed = [resources] if isinstance(resources, str) else list(resources or [])
+    return any(r == "*" or _string_like(resource, r) for r in listed)
 
 
 def conditions_hold(condition: Mapping[str, Any], context: Mapping[str, str]) -> bool:
@@ -62,7 +104,8 @@ def _lookup(context: Mapping[str, str], key: str) -> str | None:
 
 def _action_matches(actions: Any, action: str) -> bool:
     listed = [actions] if isinstance(actions, str) else list(actions or [])
-    return any(a == "*" or fnmatch.fnmatchcase(action.lower(), a.lower()) for a in listed)
+    # IAM action names are case-insensitive; only * and ? are wildcards (no [] classes).
+    return any(a == "*" or _string_like(action.lower(), a.lower()) for a in listed)
 
 
 def _string_like(actual: str, pattern: str) -> bool:

@@ -7,7 +7,7 @@ events come from and where the results go.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,9 +20,10 @@ from detector.core.events import CloudTrailEvent
 from detector.core.findings import Alert, Finding, Response
 from detector.core.policy import EventContext, SeverityPolicy, judge, make_finding
 from detector.core.resources import extract_resources
-from detector.core.scope import Scope, ScopeSet
+from detector.core.scope import Scope, ScopeSet, ScopeVerdict, stamp
 from detector.core.session_view import SessionView
 from detector.core.sessions import SessionTracker
+from detector.core.task_index import REGISTRY, TaskBinding, TaskIndex
 from detector.core.taxonomy import CredentialRelation, SessionKind, Severity
 
 
@@ -57,8 +58,10 @@ class Pipeline:
         policy: SeverityPolicy,
         responses_enabled: bool = False,
         dedup_capacity: int = 250_000,
+        tasks: TaskIndex | None = None,
     ) -> None:
         self.catalog = catalog
+        self.tasks = tasks or TaskIndex()
         self.scopes = scopes
         self.tracker = tracker
         self.policy = policy
@@ -68,8 +71,15 @@ class Pipeline:
             threshold=policy.burst_threshold, window_seconds=policy.burst_window_seconds
         )
         # session_id -> (the view the binding was computed for, bound scope or None)
-        self._bindings: dict[str, tuple[SessionView, Scope | None]] = {}
+        self._bindings: dict[str, tuple[SessionView, SessionView, Scope | None]] = {}
+        self._task_of: dict[str, TaskBinding] = {}
         self._flagged_human_credentials: set[str] = set()
+
+    def set_tasks(self, tasks: TaskIndex) -> None:
+        """Use a fresh copy of the task registry (the service re-reads it at every flush)."""
+        self.tasks = tasks
+        self._bindings.clear()
+        self._task_of.clear()
 
     def process(self, event: CloudTrailEvent) -> StepResult:
         if self.dedup.seen(event.event_id):
@@ -90,6 +100,9 @@ class Pipeline:
                 account=event.account_id,
                 at=event.event_time,
             )
+            task = self._task_of.get(session.session_id)
+            if task is not None:
+                verdict = _task_verdict(verdict, task)
         ctx = EventContext(
             event=event,
             session=session,
@@ -121,6 +134,7 @@ class Pipeline:
 
     def _forget(self, session_id: str) -> None:
         self._bindings.pop(session_id, None)
+        self._task_of.pop(session_id, None)
         self._flagged_human_credentials.discard(session_id)
         self.bursts.forget(session_id)
         self.decider.forget(session_id)
@@ -129,7 +143,12 @@ class Pipeline:
         """Bind the session to its task scope; re-bind only when attribution learned more."""
         cached = self._bindings.get(session.session_id)
         if cached is not None and cached[0] is session:
-            return session, cached[1]
+            return cached[1], cached[2]
+        observed = session
+        bound = self._bind_task(session)
+        if bound is not None:
+            self._bindings[session.session_id] = (observed, *bound)
+            return bound
         scope = self.scopes.bind(session) if len(self.scopes) else None
         if scope is not None and (
             session.kind is not SessionKind.AGENT
@@ -143,8 +162,35 @@ class Pipeline:
                 evidence=f"bound to scope {scope.name}",
                 scope_binding=scope.name if scope.names_credentials else None,
             )
-        self._bindings[session.session_id] = (session, scope)
+            observed = session
+        self._bindings[session.session_id] = (observed, session, scope)
         return session, scope
+
+    def _bind_task(self, session: SessionView) -> tuple[SessionView, Scope] | None:
+        """A registered task's credentials: its agent, owner and scope, no guessing."""
+        found = self.tasks.find(session) if len(self.tasks) else None
+        if found is None:
+            return None
+        task, matched = found
+        scope = self.scopes.get(task.scope)
+        if scope is None:
+            return None
+        self._task_of[session.session_id] = task
+        evidence = f"attribution: {REGISTRY}: task {task.task_id} ({matched})"
+        view = replace(
+            session,
+            kind=SessionKind.AGENT,
+            agent=task.agent,
+            agent_confidence=REGISTRY,
+            human=task.owner or session.human,
+            credentials=CredentialRelation.DELEGATED,
+            on_human_credentials=False,
+            delegated_by=task.owner,
+            evidence=(evidence, *session.evidence),
+        )
+        if scope.expires is None or task.ends_at < scope.expires:
+            scope = replace(scope, expires=task.ends_at)
+        return view, scope
 
     def _session_findings(self, ctx: EventContext) -> list[Finding]:
         """Findings about the session rather than the single call."""
@@ -209,10 +255,27 @@ class Pipeline:
         self.dedup.restore(data["dedup"])
         self._flagged_human_credentials = set(data["flagged_human_credentials"])
         self._bindings.clear()
+        self._task_of.clear()
 
 
 PipelineFactory = Callable[[], Pipeline]
 """Builds a pipeline with fresh state, sharing everything read from files."""
+
+
+def _task_verdict(verdict: ScopeVerdict, task: TaskBinding) -> ScopeVerdict:
+    """Say that the task ended (or its credentials expired), not that the scope did."""
+    how = "ended" if task.ended else "expired"
+    violations = tuple(
+        replace(
+            v,
+            reason=f"task {task.task_id} (scope {verdict.scope}) {how} at {stamp(task.ends_at)}; "
+            f"its credentials are still in use ({v.reason})",
+        )
+        if v.kind == "scope-expired"
+        else v
+        for v in verdict.violations
+    )
+    return replace(verdict, violations=violations)
 
 
 def _session_finding(ctx: EventContext, kind: str, severity: Severity, reason: str) -> Finding:

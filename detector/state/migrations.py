@@ -100,6 +100,25 @@ POSTGRES: Final[tuple[str, ...]] = (
     );
     CREATE INDEX session_summaries_recent ON {schema}.session_summaries (last_at);
     """,
+    # 4: agent tasks and the scoped credentials minted for each (the task registry).
+    """
+    CREATE TABLE {schema}.tasks (
+        task_id         text PRIMARY KEY,
+        agent           text NOT NULL,
+        owner           text,
+        scope           text NOT NULL,
+        role_arn        text NOT NULL,
+        source_identity text NOT NULL UNIQUE,
+        created_at      timestamptz NOT NULL,
+        expires_at      timestamptz NOT NULL,
+        status          text NOT NULL,
+        ended_at        timestamptz,
+        access_key_id   text,
+        principal_id    text
+    );
+    CREATE INDEX tasks_created ON {schema}.tasks (created_at);
+    CREATE INDEX tasks_access_key ON {schema}.tasks (access_key_id);
+    """,
 )
 
 # The same tables for the embedded store. Times are ISO-8601 UTC text.
@@ -183,5 +202,24 @@ SQLITE: Final[tuple[str, ...]] = (
         last_at              TEXT NOT NULL
     );
     CREATE INDEX session_summaries_recent ON session_summaries (last_at);
+    """,
+    # 4: agent tasks and the scoped credentials minted for each (the task registry).
+    """
+    CREATE TABLE tasks (
+        task_id         TEXT PRIMARY KEY,
+        agent           TEXT NOT NULL,
+        owner           TEXT,
+        scope           TEXT NOT NULL,
+        role_arn        TEXT NOT NULL,
+        source_identity TEXT NOT NULL UNIQUE,
+        created_at      TEXT NOT NULL,
+        expires_at      TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        ended_at        TEXT,
+        access_key_id   TEXT,
+        principal_id    TEXT
+    );
+    CREATE INDEX tasks_created ON tasks (created_at);
+    CREATE INDEX tasks_access_key ON tasks (access_key_id);
     """,
 )

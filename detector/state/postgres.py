@@ -21,7 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
 from detector.errors import ConfigError, StateError, TransientError
-from detector.state import migrations
+from detector.state import migrations, postgres_tasks
 from detector.state import postgres_approvals as rows
 from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
 from detector.state.store import (
@@ -33,6 +33,7 @@ from detector.state.store import (
     encode_detail,
     encode_snapshot,
 )
+from detector.state.tasks import TaskRow
 
 T = TypeVar("T")
 Connection = psycopg.Connection[TupleRow]
@@ -66,7 +67,7 @@ class PostgresStateStore:
         self._conn: Connection | None = None
         self._closed = False
         ident = sql.Identifier(schema)
-        statements = {**_STATEMENTS, **rows.STATEMENTS}
+        statements = {**_STATEMENTS, **rows.STATEMENTS, **postgres_tasks.STATEMENTS}
         self._sql = {name: sql.SQL(text).format(schema=ident) for name, text in statements.items()}
         try:
             self._run(self._migrate)
@@ -312,6 +313,38 @@ class PostgresStateStore:
                 for r in conn.execute(self._sql["summaries_recent"], (limit,)).fetchall()
             ]
         )
+
+    # -- agent tasks --------------------------------------------------------------------------
+
+    def put_task(self, row: TaskRow) -> None:
+        self._run(lambda conn: conn.execute(self._sql["task_put"], postgres_tasks.task_params(row)))
+
+    def task(self, task_id: str) -> TaskRow | None:
+        def op(conn: Connection) -> TaskRow | None:
+            found = conn.execute(self._sql["task_by_id"], (task_id,)).fetchone()
+            return None if found is None else postgres_tasks.task_row(found)
+
+        return self._run(op)
+
+    def tasks(
+        self, *, status: str | None = None, since: datetime | None = None, limit: int = 1000
+    ) -> list[TaskRow]:
+        args = {"status": status, "since": since, "limit": limit}
+        return self._run(
+            lambda conn: [
+                postgres_tasks.task_row(r)
+                for r in conn.execute(self._sql["tasks"], args).fetchall()
+            ]
+        )
+
+    def end_task(self, task_id: str, *, at: datetime) -> TaskRow | None:
+        def op(conn: Connection) -> TaskRow | None:
+            with conn.transaction():
+                conn.execute(self._sql["task_end"], (at, task_id))
+                found = conn.execute(self._sql["task_by_id"], (task_id,)).fetchone()
+            return None if found is None else postgres_tasks.task_row(found)
+
+        return self._run(op)
 
     def __enter__(self) -> Self:
         return self

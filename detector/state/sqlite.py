@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from detector.errors import StateError, TransientError
-from detector.state import migrations
+from detector.state import migrations, sqlite_tasks
 from detector.state import sqlite_approvals as rows
 from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
 from detector.state.store import (
@@ -32,6 +32,7 @@ from detector.state.store import (
     encode_detail,
     encode_snapshot,
 )
+from detector.state.tasks import TaskRow
 
 T = TypeVar("T")
 
@@ -297,6 +298,24 @@ class SqliteStateStore:
 
     def recent_sessions(self, *, limit: int = 100) -> list[SessionSummary]:
         return self._run(lambda conn: rows.recent_sessions(conn, limit=limit))
+
+    # -- agent tasks --------------------------------------------------------------------------
+
+    def put_task(self, row: TaskRow) -> None:
+        self._write(lambda conn: sqlite_tasks.put_task(conn, row))
+
+    def task(self, task_id: str) -> TaskRow | None:
+        return self._run(lambda conn: sqlite_tasks.task(conn, task_id))
+
+    def tasks(
+        self, *, status: str | None = None, since: datetime | None = None, limit: int = 1000
+    ) -> list[TaskRow]:
+        return self._run(
+            lambda conn: sqlite_tasks.tasks(conn, status=status, since=since, limit=limit)
+        )
+
+    def end_task(self, task_id: str, *, at: datetime) -> TaskRow | None:
+        return self._write(lambda conn: sqlite_tasks.end_task(conn, task_id, at))
 
     def __enter__(self) -> Self:
         return self

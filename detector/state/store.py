@@ -21,6 +21,7 @@ import orjson
 
 from detector.errors import StateError
 from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
+from detector.state.tasks import TaskRow
 
 # Level 1: snapshots are written on every checkpoint interval, so speed matters more than the
 # last few percent; JSON of session state still shrinks several-fold at this level.
@@ -168,6 +169,26 @@ class StateStore(Protocol):
 
     def recent_sessions(self, *, limit: int = 100) -> list[SessionSummary]:
         """Sessions with recorded entries, most recently active first."""
+        ...
+
+    # -- agent tasks (migration 4) -------------------------------------------------------------
+
+    def put_task(self, row: TaskRow) -> None:
+        """Register a task; a task id or source identity already registered raises StateError."""
+        ...
+
+    def task(self, task_id: str) -> TaskRow | None: ...
+
+    def tasks(
+        self, *, status: str | None = None, since: datetime | None = None, limit: int = 1000
+    ) -> list[TaskRow]:
+        """Newest first; `since` keeps tasks that expired or ended at or after it (the ones
+        whose late use still matters to the detector)."""
+        ...
+
+    def end_task(self, task_id: str, *, at: datetime) -> TaskRow | None:
+        """Mark an active task ended at `at`; a task ended earlier keeps its first end. The
+        row as stored afterwards, None if unknown."""
         ...
 
 

@@ -21,8 +21,10 @@ from detector.http_server import RouteInstaller
 from detector.metrics import ApprovalMetrics, Metrics
 from detector.sinks import Sink
 from detector.state.store import StateStore
+from detector.tasks.starter import TaskStarter
 from detector.web.app import PeopleApi, SessionLookup
 from detector.web.auth import Auth
+from detector.web.tasks import TasksApi
 from detector.web.timeline import TimelineRecorder
 
 logger = logging.getLogger(__name__)
@@ -33,10 +35,14 @@ class PeopleParts:
     gate: StoreApprovalGate
     api: PeopleApi
     sinks: list[Sink] = field(default_factory=list)
+    tasks: TasksApi | None = None
 
     @property
     def routes(self) -> list[RouteInstaller]:
-        return [self.api.install]
+        routes: list[RouteInstaller] = [self.api.install]
+        if self.tasks is not None:
+            routes.append(self.tasks.install)
+        return routes
 
 
 def check(settings: Settings) -> None:
@@ -83,7 +89,10 @@ def people_parts(
     sinks: list[Sink] = [TimelineRecorder(store, cap=api.timeline_entries)]
     if gate.required or gate.scopes:
         sinks.append(ApprovalRequests(gate))
-    return PeopleParts(gate=gate, api=people, sinks=sinks)
+    tasks = TasksApi(
+        auth=auth, store=store, starter=TaskStarter(settings, scopes=scopes, store=store)
+    )
+    return PeopleParts(gate=gate, api=people, sinks=sinks, tasks=tasks)
 
 
 def session_url(settings: Settings, session_id: str) -> str | None:

@@ -1,0 +1,109 @@
+"""`POST /v1/tasks`, `GET /v1/tasks`, `POST /v1/tasks/{id}/end`: the task registry over HTTP,
+behind the same bearer tokens as the approval API. A task started here is owned by the
+person whose token asked (unless the body names an `owner`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from detector.errors import ConfigError, DetectorError
+from detector.state.store import StateStore
+from detector.state.tasks import TASK_STATUSES, TaskRow
+from detector.tasks.mint import Credentials
+from detector.web.auth import Auth
+
+# (scope, agent, role or None, owner, duration or None) -> the registered task and credentials
+Starter = Callable[
+    [str, str, str | None, str | None, timedelta | None], tuple[TaskRow, Credentials]
+]
+
+
+class TasksApi:
+    def __init__(
+        self,
+        *,
+        auth: Auth,
+        store: StateStore,
+        starter: Starter,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.auth = auth
+        self.store = store
+        self.starter = starter
+        self._clock = clock
+
+    def install(self, app: web.Application) -> None:
+        app.router.add_post("/v1/tasks", self._start)
+        app.router.add_get("/v1/tasks", self._list)
+        app.router.add_post("/v1/tasks/{id}/end", self._end)
+
+    async def _start(self, request: web.Request) -> web.Response:
+        viewer = self.auth.viewer(request)
+        if viewer is None or viewer.csrf is not None:
+            return _unauthorized()
+        try:
+            body: Any = await request.json()
+        except ValueError:
+            return _error(400, "the body must be a JSON object")
+        if not isinstance(body, dict):
+            return _error(400, "the body must be a JSON object")
+        scope, agent = body.get("scope"), body.get("agent")
+        if not isinstance(scope, str) or not isinstance(agent, str):
+            return _error(400, "'scope' and 'agent' are required strings")
+        seconds = body.get("duration_seconds")
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int)):
+            return _error(400, "'duration_seconds' must be an integer")
+        duration = timedelta(seconds=seconds) if seconds is not None else None
+        owner = body.get("owner") or viewer.person
+        role = body.get("role_arn")
+        try:
+            row, creds = await asyncio.to_thread(
+                self.starter, scope, agent, role if isinstance(role, str) else None, owner, duration
+            )
+        except ConfigError as exc:
+            return _error(400, str(exc))
+        except DetectorError as exc:
+            return _error(503 if exc.retriable else 502, str(exc))
+        credentials = {
+            "AccessKeyId": creds.access_key_id,
+            "SecretAccessKey": creds.secret_access_key,
+            "SessionToken": creds.session_token,
+            "Expiration": creds.expiration.isoformat().replace("+00:00", "Z"),
+        }
+        return web.json_response({"task": row.to_dict(), "credentials": credentials}, status=201)
+
+    async def _list(self, request: web.Request) -> web.Response:
+        if self.auth.viewer(request) is None:
+            return _unauthorized()
+        status = request.query.get("status")
+        if status is not None and status not in TASK_STATUSES:
+            return _error(400, f"status must be one of {', '.join(TASK_STATUSES)}")
+        rows = await asyncio.to_thread(self.store.tasks, status=status, limit=200)
+        return web.json_response({"tasks": [r.to_dict() for r in rows]})
+
+    async def _end(self, request: web.Request) -> web.Response:
+        viewer = self.auth.viewer(request)
+        if viewer is None or viewer.csrf is not None:
+            return _unauthorized()
+        task_id = request.match_info["id"]
+        row = await asyncio.to_thread(self.store.end_task, task_id, at=self._clock())
+        if row is None:
+            return _error(404, "no such task")
+        return web.json_response({"task": row.to_dict()})
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _unauthorized() -> web.Response:
+    return web.json_response(
+        {"error": "a valid bearer token is required"},
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="trailguard"'},
+    )
