@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from detector.approvals import decisions
+from detector.approvals.exceed import EXCEED_SCOPE, ExceedRequest
 from detector.approvals.settings import ApprovalSettings
 from detector.core.findings import Response
 from detector.core.parse import parse_time
@@ -112,6 +113,32 @@ class StoreApprovalGate:
                 "approval requested",
                 extra={"approval": row.approval_id, "session": row.session_id},
             )
+        return row
+
+    async def open_exceed(self, request: ExceedRequest, *, requested_by: str) -> ApprovalRow:
+        """The held request of an agent to exceed its scope, opened now unless one exists for
+        the same key; returned as stored (possibly already decided)."""
+        now = self._clock()
+        wanted = ApprovalRow(
+            approval_id=self._new_id(),
+            request_key=request.key(),
+            session_id=request.session_id,
+            action=EXCEED_SCOPE,
+            reason=request.reason(),
+            scope=request.scope,
+            agent=request.agent,
+            human=request.human,
+            principal=None,
+            requested_at=now,
+            expires_at=now + timedelta(seconds=self.settings.expire_seconds),
+            response=request.details(requested_by=requested_by),
+        )
+        row = await asyncio.to_thread(self.store.open_approval, wanted)
+        if row.approval_id == wanted.approval_id:
+            self._count("requested")
+        expired = decisions.expiry(row, now, default_outcome=self.settings.default_outcome)
+        if expired is not None:
+            row = await self._write(row, expired, outcome="expired")
         return row
 
     async def decide(
@@ -213,6 +240,13 @@ class StoreApprovalGate:
         # With nobody to hand it to (the CLI, a service without responders) the decision
         # stays unreleased for a service whose responders will act on it.
         if row.pending or row.released_at is not None or not self._releases:
+            return
+        if row.action == EXCEED_SCOPE:
+            # The gate reads the decision when the agent runs the command again; a responder
+            # has nothing to do with it.
+            await asyncio.to_thread(
+                self.store.mark_approval_released, row.approval_id, self._clock()
+            )
             return
         response = response_from_record(row.response)
         state = decisions.state_of(row)

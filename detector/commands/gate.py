@@ -65,6 +65,17 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="allow the call when the gate itself fails (default: block)",
     )
+    gate.add_argument(
+        "--service", help="TrailGuard service URL to ask for approvals (else $TRAILGUARD_URL)"
+    )
+    gate.add_argument(
+        "--token-file", type=Path, help="bearer token for the service (else $TRAILGUARD_TOKEN_FILE)"
+    )
+    gate.add_argument("--agent", help="the agent's name (else $TRAILGUARD_AGENT, else the hook)")
+    gate.add_argument("--owner", help="the person the agent acts for (else $TRAILGUARD_OWNER)")
+    gate.add_argument(
+        "--session", help="the agent's session (else $TRAILGUARD_SESSION or $TRAILGUARD_TASK)"
+    )
     gate.add_argument("command", nargs=argparse.REMAINDER, help="generic: -- aws ...")
     gate.set_defaults(handler=run)
 
@@ -147,7 +158,91 @@ def _decide(
         account=account,
         profiles=_aws_profiles(environ),
     )
+    if verdict.blocked and scope is not None and scope.on_violation == "approve":
+        verdict = _ask_approval(args, environ, verdict, line)
     return verdict, tool_name, line
+
+
+APPROVAL_TIMEOUT_SECONDS = 2.0
+
+
+def _ask_approval(
+    args: argparse.Namespace, environ: Mapping[str, str], verdict: Verdict, line: str
+) -> Verdict:
+    """Ask the service for (or about) a second person's approval of the blocked line."""
+    from detector.gate import approval
+
+    if not approval.askable(verdict):
+        return approval.unavailable(verdict, "the gate cannot say which IAM actions it needs")
+    url = args.service or environ.get("TRAILGUARD_URL")
+    token_path = args.token_file or (
+        Path(p) if (p := environ.get("TRAILGUARD_TOKEN_FILE")) else None
+    )
+    if not url or token_path is None:
+        return approval.unavailable(
+            verdict, "no service is configured (--service URL and --token-file FILE)"
+        )
+    owner = args.owner or environ.get("TRAILGUARD_OWNER")
+    if not owner:
+        return approval.unavailable(
+            verdict, "nobody is known to act for the agent (--owner or TRAILGUARD_OWNER)"
+        )
+    agent = args.agent or environ.get("TRAILGUARD_AGENT") or args.hook
+    session = (
+        args.session
+        or environ.get("TRAILGUARD_SESSION")
+        or environ.get("TRAILGUARD_TASK")
+        or f"gate-{agent}"
+    )
+    body = approval.request_body(verdict, line=line, session_id=session, agent=agent,
+                                 human=owner)  # fmt: skip
+    try:
+        token = token_path.read_text(encoding="utf-8").strip().splitlines()[0].strip()
+    except (OSError, UnicodeDecodeError, IndexError) as exc:
+        return approval.unavailable(verdict, f"the token file {token_path} cannot be read ({exc})")
+    try:
+        record = _post_json(url.rstrip("/") + "/v1/approvals", body, token)
+    except _ServiceError as exc:
+        return approval.unavailable(verdict, f"the service at {url} did not answer ({exc})")
+    return approval.with_approval(verdict, record)
+
+
+class _ServiceError(Exception):
+    pass
+
+
+def _post_json(url: str, body: dict[str, Any], token: str) -> dict[str, Any]:
+    """One POST with the standard library (the gate's start-up stays lean) and a short
+    timeout: the gate runs before every tool call and must answer quickly either way."""
+    import urllib.error
+    import urllib.request
+
+    if not url.startswith(("http://", "https://")):
+        raise _ServiceError("the service URL must start with http:// or https://")
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+        url,
+        data=_dumps(body),
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=APPROVAL_TIMEOUT_SECONDS) as answer:  # noqa: S310
+            record = orjson.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = orjson.loads(exc.read()).get("error", "")
+        except (orjson.JSONDecodeError, AttributeError):
+            detail = ""
+        raise _ServiceError(f"HTTP {exc.code} {detail}".strip()) from None
+    except (OSError, ValueError) as exc:
+        raise _ServiceError(f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(record, dict) or "status" not in record or "id" not in record:
+        raise _ServiceError("the answer is not an approval")
+    return record
 
 
 def _scope(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Scope | None, str | None]:

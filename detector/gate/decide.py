@@ -274,7 +274,7 @@ def _verdict(calls: list[CheckedCall], scope: Scope | None) -> Verdict:
     lines = [f"{c.command}: {'; '.join(c.reasons)}" for c in blocked]
     if scope is not None and scope.on_violation == "approve":
         lines.append(f"scope {name} routes out-of-scope calls to two-person approval, which "
-                     "the gate cannot request yet, so the call is blocked")  # fmt: skip
+                     "the gate asks the service for when one is configured")  # fmt: skip
     return Verdict(decision="block", reason="\n".join(lines), scope=name, calls=tuple(calls),
                    notes=notes)  # fmt: skip
 

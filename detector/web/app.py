@@ -1,6 +1,7 @@
 """The approval API and the session pages, as routes on the service's aiohttp application.
 
     GET  /v1/approvals[?status=pending&session=ID]   JSON list, newest first
+    POST /v1/approvals                               an agent's request to exceed its scope
     GET  /v1/approvals/{id}
     POST /v1/approvals/{id}/approve | deny           JSON {"note": ...} or a form
     POST /v1/sessions/{id}/revoke                    people in `api.revokers` only
@@ -23,11 +24,12 @@ from urllib.parse import quote
 from aiohttp import web
 
 from detector.approvals.decisions import ApprovalError
+from detector.approvals.exceed import EXCEED_SCOPE, parse_request
 from detector.approvals.gate import StoreApprovalGate
 from detector.core.findings import Response
 from detector.core.scope import ScopeSet
 from detector.core.session_view import SessionView
-from detector.state.approvals import STATUSES
+from detector.state.approvals import STATUSES, ApprovalRow
 from detector.state.store import StateStore
 from detector.web import pages
 from detector.web.auth import Auth, Viewer, csrf_ok
@@ -72,6 +74,7 @@ class PeopleApi:
 
     def install(self, app: web.Application) -> None:
         app.router.add_get("/v1/approvals", self._list)
+        app.router.add_post("/v1/approvals", self._request)
         app.router.add_get("/v1/approvals/{id}", self._one)
         app.router.add_post("/v1/approvals/{id}/{decision:approve|deny}", self._decide)
         app.router.add_post("/v1/sessions/{id}/revoke", self._revoke)
@@ -103,7 +106,21 @@ class PeopleApi:
         row = await asyncio.to_thread(self.store.approval, request.match_info["id"])
         if row is None:
             return web.json_response({"error": "no such approval"}, status=404)
-        return web.json_response(row.to_record())
+        return web.json_response(_record(row))
+
+    async def _request(self, request: web.Request) -> web.Response:
+        """An agent's request to exceed its scope (from `trailguard gate`): opened, or the
+        request already stored for the same key returned with its decision."""
+        viewer = self.auth.viewer(request)
+        if viewer is None:
+            return _unauthorized()
+        fields = await _fields(request, form=False)
+        try:
+            wanted = parse_request(fields)
+            row = await self.gate.open_exceed(wanted, requested_by=viewer.person)
+        except ApprovalError as exc:
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        return web.json_response(_record(row), status=200)
 
     async def _decide(self, request: web.Request) -> web.Response:
         form = request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -264,6 +281,13 @@ class PeopleApi:
         response = web.HTTPSeeOther("/login")
         self.auth.logout(request, response)
         raise response
+
+
+def _record(row: ApprovalRow) -> dict[str, Any]:
+    record = row.to_record()
+    if row.action == EXCEED_SCOPE:
+        record["request"] = dict(row.response)
+    return record
 
 
 async def _fields(request: web.Request, *, form: bool) -> Mapping[str, Any]:

@@ -162,7 +162,7 @@ def _approvals_block(page: SessionPage) -> str:
         return ""
     cards = []
     for a in waiting:
-        what = "Revoke this session" if a.action == "revoke-session" else a.action
+        what = _HELD.get(a.action, a.action)
         controls = _decision_forms(a, page.viewer, page.session_id)
         cards.append(
             f'<div class="card hold" id="approval-{_e(a.approval_id)}">'
@@ -173,6 +173,9 @@ def _approvals_block(page: SessionPage) -> str:
             f"{_e(iso(a.expires_at))} it is decided by default.</p>{controls}</div>"
         )
     return "<h2>Held for approval</h2>" + "".join(cards)
+
+
+_HELD = {"revoke-session": "Revoke this session", "exceed-scope": "Let the agent exceed its scope"}
 
 
 def _revoke_block(page: SessionPage, human: str | None) -> str:
@@ -211,7 +214,9 @@ def _decision_forms(a: ApprovalRow, viewer: Viewer, session_id: str) -> str:
     if viewer.csrf is not None:
         hidden += f'<input type="hidden" name="csrf" value="{_e(viewer.csrf)}">'
     base = f"/v1/approvals/{quote(a.approval_id, safe='')}"
-    verb = "Approve revocation" if a.action == "revoke-session" else "Approve"
+    verb = {"revoke-session": "Approve revocation", "exceed-scope": "Approve this command"}.get(
+        a.action, "Approve"
+    )
     return (
         f'<form class="inline" method="post" action="{_e(base)}/approve">{hidden}'
         '<input type="text" name="note" placeholder="note (optional)"> '

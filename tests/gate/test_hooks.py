@@ -154,7 +154,7 @@ def test_approval_scopes_block_and_say_approval_is_not_available() -> None:
     verdict = decide(DELETE, scope=approve, env={"AWS_REGION": "us-east-1"}, at=NOW,
                      lookup=IndexLookup())  # fmt: skip
     assert verdict.blocked
-    assert "two-person approval, which the gate cannot request yet" in verdict.reason
+    assert "two-person approval, which the gate asks the service for" in verdict.reason
 
 
 def test_an_expired_scope_blocks() -> None:
