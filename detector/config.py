@@ -66,6 +66,7 @@ class SeveritySettings:
     revoke_min: Severity = Severity.CRITICAL
     burst_threshold: int = 5
     burst_window_seconds: int = 300
+    learn_below: Severity = Severity.MEDIUM
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,6 +34,7 @@ def severity_policy(settings: Settings) -> SeverityPolicy:
         revoke_min=s.revoke_min,
         burst_threshold=s.burst_threshold,
         burst_window_seconds=s.burst_window_seconds,
+        learn_below=s.learn_below,
     )
 
 

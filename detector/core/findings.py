@@ -39,6 +39,9 @@ for _name, _summary in (
     ("credential-access", "an action that reads secrets or credentials"),
     ("persistence", "an action that creates a way back in (users, keys, trust, backdoors)"),
     ("access-denied-burst", "a burst of denied calls from one session"),
+    ("novel-action", "first or rare use of an action, service, region or network by this group"),
+    ("anomalous-session", "a session whose shape is unlike its group's sessions"),
+    ("suspicious-sequence", "one session's calls that together tell a story (delete, recreate)"),
 ):
     FINDING_KINDS.register(_name, FindingKind(name=_name, summary=_summary))
 

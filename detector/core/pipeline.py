@@ -6,7 +6,7 @@ events come from and where the results go.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ from detector.core.decide import Decider
 from detector.core.dedup import EventIdWindow
 from detector.core.events import CloudTrailEvent
 from detector.core.findings import Alert, Finding, Response
+from detector.core.learned import Baseline, Drained
 from detector.core.policy import EventContext, SeverityPolicy, judge, make_finding
 from detector.core.resources import extract_resources
 from detector.core.scope import Scope, ScopeSet, ScopeVerdict, stamp
@@ -59,8 +60,10 @@ class Pipeline:
         responses_enabled: bool = False,
         dedup_capacity: int = 250_000,
         tasks: TaskIndex | None = None,
+        baselines: Sequence[Baseline] = (),
     ) -> None:
         self.catalog = catalog
+        self.baselines = tuple(baselines)
         self.tasks = tasks or TaskIndex()
         self.scopes = scopes
         self.tracker = tracker
@@ -114,6 +117,11 @@ class Pipeline:
         )
         findings = judge(ctx, self.policy)
         findings.extend(self._session_findings(ctx))
+        if self.baselines:
+            # What someone flagged is not normal: no baseline learns from it.
+            learn = not any(f.severity >= self.policy.learn_below for f in findings)
+            for baseline in self.baselines:
+                findings.extend(baseline.observe(ctx, tuple(findings), learn=learn))
         alerts, responses = self.decider.decide(
             findings, session, on_violation=scope.on_violation if scope else None
         )
@@ -124,6 +132,29 @@ class Pipeline:
             alerts=tuple(alerts),
             responses=tuple(responses),
         )
+
+    def drain(self) -> Drained:
+        """Findings from the baselines' buffered work, decided like any other findings."""
+        found: list[Finding] = []
+        for baseline in self.baselines:
+            found.extend(baseline.drain())
+        if not found:
+            return Drained()
+        alerts: list[Alert] = []
+        responses: list[Response] = []
+        for finding in found:
+            session = self.tracker.get(finding.session_id)
+            if session is None:
+                continue  # left the tracker since: nothing to page or revoke about
+            cached = self._bindings.get(finding.session_id)
+            scope = cached[2] if cached is not None else None
+            more_alerts, more_responses = self.decider.decide(
+                [finding], cached[1] if cached else session,
+                on_violation=scope.on_violation if scope else None,
+            )  # fmt: skip
+            alerts.extend(more_alerts)
+            responses.extend(more_responses)
+        return Drained(findings=tuple(found), alerts=tuple(alerts), responses=tuple(responses))
 
     def evict_idle(self, before: datetime) -> int:
         """Forget sessions whose last event is older than `before`; returns how many."""
@@ -138,6 +169,8 @@ class Pipeline:
         self._flagged_human_credentials.discard(session_id)
         self.bursts.forget(session_id)
         self.decider.forget(session_id)
+        for baseline in self.baselines:
+            baseline.forget(session_id)
 
     def _bind(self, session: SessionView) -> tuple[SessionView, Scope | None]:
         """Bind the session to its task scope; re-bind only when attribution learned more."""
@@ -241,6 +274,7 @@ class Pipeline:
             "bursts": self.bursts.snapshot(),
             "dedup": self.dedup.snapshot(),
             "flagged_human_credentials": sorted(self._flagged_human_credentials),
+            "baselines": {b.name: b.snapshot() for b in self.baselines},
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
@@ -254,6 +288,10 @@ class Pipeline:
         self.bursts.restore(data["bursts"])
         self.dedup.restore(data["dedup"])
         self._flagged_human_credentials = set(data["flagged_human_credentials"])
+        saved = data.get("baselines", {})  # snapshots from before baselines hold none
+        for baseline in self.baselines:
+            if baseline.name in saved:
+                baseline.restore(saved[baseline.name])
         self._bindings.clear()
         self._task_of.clear()
 

@@ -47,6 +47,8 @@ class SeverityPolicy:
     revoke_min: Severity = Severity.CRITICAL
     burst_threshold: int = 5
     burst_window_seconds: int = 300
+    # Baselines never learn from an event that raised a finding at or above this.
+    learn_below: Severity = Severity.MEDIUM
 
     def out_of_scope(
         self, category: Category | None, tier: int | None, *, denied: bool
