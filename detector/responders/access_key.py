@@ -7,14 +7,13 @@ one; the alert says so. Reactivating is one call, which is why this is preferred
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from detector.config import parse_section
 from detector.core.findings import Response
-from detector.responders.aws import AwsAccess, call
+from detector.responders.aws import AwsResponderBase, Clock, call
 from detector.responders.base import (
     RESPONDERS,
     Outcome,
@@ -22,10 +21,7 @@ from detector.responders.base import (
     ResponderType,
     ResponseOutcome,
 )
-from detector.responders.identity import own_identities
 from detector.responders.settings import CommonSettings
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,7 +29,7 @@ class DisableAccessKeySettings(CommonSettings):
     pass
 
 
-class DisableAccessKeyResponder:
+class DisableAccessKeyResponder(AwsResponderBase):
     """Sets one IAM user access key Inactive and checks that it reads back Inactive."""
 
     required_permissions: ClassVar[frozenset[str]] = frozenset(
@@ -43,25 +39,11 @@ class DisableAccessKeyResponder:
     def __init__(
         self, name: str, settings: DisableAccessKeySettings, *, clock: Clock | None = None
     ) -> None:
-        self.name = name
+        super().__init__(name, settings, clock=clock)
         self.settings = settings
-        self.guardrails = settings.guardrails()
-        self.access = AwsAccess(
-            region=settings.region,
-            endpoint_url=settings.endpoint_url,
-            assume_role_arn=settings.assume_role_arn,
-        )
-        self.own_arns: frozenset[str] = frozenset()
-        self._clock = clock or (lambda: datetime.now(UTC))
 
     def accepts(self, response: Response) -> bool:
         return response.action == "disable-access-key"
-
-    async def open(self) -> None:
-        self.own_arns, _ = await own_identities(self.access)
-
-    async def close(self) -> None:
-        return None
 
     async def respond(self, response: Response) -> ResponseOutcome:
         started = self._clock()

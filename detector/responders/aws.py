@@ -10,7 +10,8 @@ journals AccessDenied as failed at once.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
@@ -22,6 +23,9 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 )
 
 from detector.responders.base import ResponderError
+from detector.responders.settings import CommonSettings
+
+Clock = Callable[[], datetime]
 
 # Error codes worth trying again; everything else (AccessDenied, NoSuchEntity, LimitExceeded,
 # MalformedPolicyDocument) will fail the same way next time.
@@ -123,3 +127,43 @@ def own_role_arn(caller_arn: str) -> str | None:
         name = parts[5].split("/")[1]
         return f"arn:{parts[1]}:iam::{parts[4]}:role/{name}"
     return None
+
+
+async def own_identities(access: AwsAccess) -> tuple[frozenset[str], frozenset[str]]:
+    """(ARN patterns the guardrails refuse, aws:userid values a written policy must spare)."""
+    identity = await access.caller_identity()
+    arn = str(identity.get("Arn", ""))
+    user_id = str(identity.get("UserId", ""))
+    arns = {arn} if arn else set()
+    role = own_role_arn(arn) if arn else None
+    if role is not None:
+        # The role may sit under a path the assumed-role ARN does not show.
+        prefix, name = role.rsplit("/", 1)
+        arns.update({role, f"{prefix}/*/{name}"})
+    # The roles TrailGuard assumes in other accounts are its own identity there.
+    for template in access.assume_role_arn.values():
+        arns.add(str(template).replace("{account}", "*"))
+    return frozenset(arns), frozenset({user_id} if user_id else set())
+
+
+class AwsResponderBase:
+    """What every AWS responder shares: its name and settings, its guardrails, its AWS
+    access, and TrailGuard's own identity (learned at `open`, so it is never acted on)."""
+
+    def __init__(self, name: str, settings: CommonSettings, *, clock: Clock | None = None) -> None:
+        self.name = name
+        self.guardrails = settings.guardrails()
+        self.access = AwsAccess(
+            region=settings.region,
+            endpoint_url=settings.endpoint_url,
+            assume_role_arn=settings.assume_role_arn,
+        )
+        self.own_arns: frozenset[str] = frozenset()
+        self.own_user_ids: frozenset[str] = frozenset()
+        self._clock: Clock = clock or (lambda: datetime.now(UTC))
+
+    async def open(self) -> None:
+        self.own_arns, self.own_user_ids = await own_identities(self.access)
+
+    async def close(self) -> None:
+        return None

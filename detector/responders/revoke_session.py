@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from detector.config import parse_section
 from detector.core import revocation_policy as rp
 from detector.core.findings import Response
 from detector.core.iam_eval import denies
-from detector.responders.aws import AwsAccess, call
+from detector.responders.aws import AwsResponderBase, Clock, call
 from detector.responders.base import (
     RESPONDERS,
     Outcome,
@@ -29,7 +29,6 @@ from detector.responders.base import (
     ResponderType,
     ResponseOutcome,
 )
-from detector.responders.identity import own_identities
 from detector.responders.policy_holders import (
     PermissionSetPolicy,
     PolicyHolder,
@@ -38,7 +37,6 @@ from detector.responders.policy_holders import (
 )
 from detector.responders.settings import CommonSettings
 
-Clock = Callable[[], datetime]
 # GetSessionToken credentials of an IAM user last at most 36 hours.
 USER_SESSION_SECONDS = 36 * 3600
 # Identity Center permission sets allow sessions of up to 12 hours.
@@ -70,7 +68,7 @@ class _Target:
     account: str | None
 
 
-class RevokeSessionResponder:
+class RevokeSessionResponder(AwsResponderBase):
     """Denies one session by `aws:userid` (narrowed as the session allows)."""
 
     required_permissions: ClassVar[frozenset[str]] = frozenset(
@@ -96,27 +94,12 @@ class RevokeSessionResponder:
     def __init__(
         self, name: str, settings: RevokeSessionSettings, *, clock: Clock | None = None
     ) -> None:
-        self.name = name
+        super().__init__(name, settings, clock=clock)
         self.settings = settings
-        self.guardrails = settings.guardrails()
-        self.access = AwsAccess(
-            region=settings.region,
-            endpoint_url=settings.endpoint_url,
-            assume_role_arn=settings.assume_role_arn,
-        )
-        self.own_arns: frozenset[str] = frozenset()
-        self.own_user_ids: frozenset[str] = frozenset()
-        self._clock = clock or (lambda: datetime.now(UTC))
         self._locks: dict[str, asyncio.Lock] = {}
 
     def accepts(self, response: Response) -> bool:
         return response.action == "revoke-session"
-
-    async def open(self) -> None:
-        self.own_arns, self.own_user_ids = await own_identities(self.access)
-
-    async def close(self) -> None:
-        return None
 
     async def respond(self, response: Response) -> ResponseOutcome:
         started = self._clock()

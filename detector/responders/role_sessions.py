@@ -8,9 +8,8 @@ for the roles listed in its own `roles` (globs): roles that only agents use. Nev
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from detector.config import parse_section
@@ -18,7 +17,7 @@ from detector.core import revocation_policy as rp
 from detector.core.findings import Response
 from detector.core.iam_eval import denies
 from detector.errors import ConfigError
-from detector.responders.aws import AwsAccess, call
+from detector.responders.aws import AwsResponderBase, Clock, call
 from detector.responders.base import (
     RESPONDERS,
     Outcome,
@@ -27,11 +26,9 @@ from detector.responders.base import (
     ResponseOutcome,
 )
 from detector.responders.guardrails import matches
-from detector.responders.identity import own_identities
 from detector.responders.policy_holders import policy_document
 from detector.responders.settings import CommonSettings
 
-Clock = Callable[[], datetime]
 POLICY_NAME = "TrailGuardRevokeOlderSessions"
 
 
@@ -40,7 +37,7 @@ class RevokeRoleSessionsSettings(CommonSettings):
     roles: tuple[str, ...] = ()  # required: the agent-only roles this may act on
 
 
-class RevokeRoleSessionsResponder:
+class RevokeRoleSessionsResponder(AwsResponderBase):
     required_permissions: ClassVar[frozenset[str]] = frozenset(
         {"sts:GetCallerIdentity", "sts:AssumeRole", "iam:GetRolePolicy", "iam:PutRolePolicy"}
     )
@@ -48,16 +45,8 @@ class RevokeRoleSessionsResponder:
     def __init__(
         self, name: str, settings: RevokeRoleSessionsSettings, *, clock: Clock | None = None
     ) -> None:
-        self.name = name
+        super().__init__(name, settings, clock=clock)
         self.settings = settings
-        self.guardrails = settings.guardrails()
-        self.access = AwsAccess(
-            region=settings.region,
-            endpoint_url=settings.endpoint_url,
-            assume_role_arn=settings.assume_role_arn,
-        )
-        self.own_arns: frozenset[str] = frozenset()
-        self._clock = clock or (lambda: datetime.now(UTC))
 
     def accepts(self, response: Response) -> bool:
         return (
@@ -65,12 +54,6 @@ class RevokeRoleSessionsResponder:
             and response.role_arn is not None
             and matches(response.role_arn, self.settings.roles)
         )
-
-    async def open(self) -> None:
-        self.own_arns, _ = await own_identities(self.access)
-
-    async def close(self) -> None:
-        return None
 
     async def respond(self, response: Response) -> ResponseOutcome:
         started = self._clock()
