@@ -29,7 +29,6 @@ import logging
 import random
 import re
 import time
-import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, suppress
@@ -37,37 +36,42 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar
 from urllib.parse import unquote_plus
 
-import aiohttp
 import orjson
 from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
 from aiobotocore.session import AioSession  # type: ignore[import-untyped]
 from botocore.exceptions import (  # type: ignore[import-untyped]
     BotoCoreError,
     ClientError,
-    HTTPClientError,
     NoRegionError,
-)
-from botocore.exceptions import (
-    ConnectionError as BotoConnectionError,
 )
 
 from detector.config import AT_LEAST_ONE, NON_EMPTY, URL, Check, Where, parse_adapter
-from detector.core.parse import unwrap
 from detector.errors import ConfigError, DetectorError, ParseError, TransientError
 from detector.records import BadInput, Record
+from detector.sources.aws_errors import (
+    NETWORK_ERRORS,
+    describe,
+    error_code,
+    is_transient,
+    object_error,
+)
 from detector.sources.base import SOURCES, Batch, Source, SourceBase
-from detector.sources.files import RECORDS_BATCH, read_bytes
+from detector.sources.s3_notifications import (
+    CLOUDTRAIL_KEY,
+    DIGEST_MARKER,
+    SNIFF_BYTES,
+    decode_object,
+    dig,
+    holds_records,
+    is_sns,
+    s3_records,
+    unwrapped,
+)
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# CloudTrail log files live under [prefix/]AWSLogs/[o-org/]<account>/CloudTrail/<region>/...;
-# the trailing slash keeps out CloudTrail-Digest/ and CloudTrail-Insight/.
-CLOUDTRAIL_KEY = re.compile(r"(?:^|/)AWSLogs/(?:[^/]+/)*CloudTrail/")
-DIGEST_MARKER = "CloudTrail-Digest"
-# Objects outside the CloudTrail layout are read this far first to see if they hold Records.
-SNIFF_BYTES = 64 * 1024
 # Retries of one S3 or SQS call before the message is given back to the queue.
 CALL_ATTEMPTS = 4
 FIRST_RETRY_DELAY = 0.5
@@ -82,36 +86,6 @@ MAX_ERROR_CHARS = 1024
 MAX_RAW_CHARS = 4096
 
 NO_SUCH_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
-# Errors that say the object is gone for good: retrying cannot help.
-OBJECT_GONE = frozenset({"NoSuchKey", "NoSuchBucket", "InvalidObjectState", "NoSuchVersion"})
-THROTTLING = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "AWS.SimpleQueueService.RequestThrottled",
-        "TooManyRequestsException",
-        "SlowDown",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "KmsThrottled",
-        "OverLimit",
-    }
-)
-NETWORK_ERRORS: tuple[type[BaseException], ...] = (
-    HTTPClientError,
-    BotoConnectionError,
-    aiohttp.ClientError,
-    TimeoutError,
-    ConnectionError,
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -244,13 +218,13 @@ class SqsS3Source(SourceBase):
                 QueueUrl=url, AttributeNames=["RedrivePolicy"]
             )
         except ClientError as exc:
-            if _code(exc) in NO_SUCH_QUEUE:
+            if error_code(exc) in NO_SUCH_QUEUE:
                 await self._close()
                 raise ConfigError(f"'sources.{self.name}.{key}': no such queue {url}") from None
-            logger.warning("source %s: cannot inspect %s: %s", self.name, url, _describe(exc))
+            logger.warning("source %s: cannot inspect %s: %s", self.name, url, describe(exc))
             return
         except (BotoCoreError, *NETWORK_ERRORS) as exc:
-            logger.warning("source %s: cannot inspect %s: %s", self.name, url, _describe(exc))
+            logger.warning("source %s: cannot inspect %s: %s", self.name, url, describe(exc))
             return
         attributes = response.get("Attributes", {})
         if (
@@ -324,8 +298,8 @@ class SqsS3Source(SourceBase):
             except (ClientError, BotoCoreError, *NETWORK_ERRORS) as exc:
                 # Never fatal: the queue may be throttling, unreachable or briefly denied.
                 self.failed_calls += 1
-                level = logging.WARNING if _is_transient(exc) else logging.ERROR
-                logger.log(level, "source %s: ReceiveMessage: %s", self.name, _describe(exc))
+                level = logging.WARNING if is_transient(exc) else logging.ERROR
+                logger.log(level, "source %s: ReceiveMessage: %s", self.name, describe(exc))
                 await self._pause(_jittered(delay))
                 delay = min(delay * 2, MAX_RECEIVE_DELAY)
                 continue
@@ -412,7 +386,7 @@ class SqsS3Source(SourceBase):
             return [
                 BadInput(origin, f"message body is not JSON: {exc}", message.body[:MAX_RAW_CHARS])
             ]
-        if _is_sns(document):
+        if is_sns(document):
             try:
                 document = orjson.loads(document["Message"])
             except orjson.JSONDecodeError as exc:
@@ -420,10 +394,10 @@ class SqsS3Source(SourceBase):
         if isinstance(document, dict) and document.get("Event") == "s3:TestEvent":
             self.skipped_test_events += 1
             return None
-        notifications = _s3_records(document)
+        notifications = s3_records(document)
         if notifications is None:
             # The message carries CloudTrail itself: an EventBridge event or a record.
-            return _unwrapped(origin, document)
+            return unwrapped(origin, document)
         items: list[Record | BadInput] = []
         processed = False
         for index, notification in enumerate(notifications):
@@ -442,8 +416,8 @@ class SqsS3Source(SourceBase):
             self.skipped_objects += 1  # deletions, restores, lifecycle: no new records
             return None
         s3 = notification.get("s3")
-        bucket = _dig(s3, "bucket", "name")
-        raw_key = _dig(s3, "object", "key")
+        bucket = dig(s3, "bucket", "name")
+        raw_key = dig(s3, "object", "key")
         if not isinstance(bucket, str) or not isinstance(raw_key, str) or not bucket:
             return [BadInput(origin, "S3 event without bucket name or object key", notification)]
         key = unquote_plus(raw_key)
@@ -455,11 +429,11 @@ class SqsS3Source(SourceBase):
             data = await self._fetch(message, bucket, key)
         else:
             head, complete = await self._fetch_head(bucket, key)
-            if not _holds_records(head):
+            if not holds_records(head):
                 self.skipped_objects += 1
                 return None
             data = head if complete else await self._fetch(message, bucket, key)
-        return await asyncio.to_thread(_decode_object, url, data)
+        return await asyncio.to_thread(decode_object, url, data)
 
     # --- S3 ------------------------------------------------------------------------------
 
@@ -482,7 +456,7 @@ class SqsS3Source(SourceBase):
         try:
             return await self._retrying(f"GetObject {url}", attempt)
         except (ClientError, BotoCoreError) as exc:
-            raise _object_error(url, exc) from exc
+            raise object_error(url, exc) from exc
 
     async def _fetch_head(self, bucket: str, key: str) -> tuple[bytes, bool]:
         """The first SNIFF_BYTES of an object, and whether that is all of it."""
@@ -501,9 +475,9 @@ class SqsS3Source(SourceBase):
         try:
             return await self._retrying(f"GetObject {url}", attempt)
         except (ClientError, BotoCoreError) as exc:
-            if _code(exc) == "InvalidRange":  # an empty object has no first byte
+            if error_code(exc) == "InvalidRange":  # an empty object has no first byte
                 return b"", True
-            raise _object_error(url, exc) from exc
+            raise object_error(url, exc) from exc
 
     # --- settling ----------------------------------------------------------------------
 
@@ -539,7 +513,7 @@ class SqsS3Source(SourceBase):
         """
         poison = not nacked and isinstance(exc, DetectorError) and not exc.retriable
         worn_out = message.receive_count > self.settings.max_receive_count
-        error = _describe(exc)
+        error = describe(exc)
         if not (poison or worn_out):
             logger.warning("source %s: %s will be retried: %s", self.name, message.origin, error)
             backoff = 0 if nacked else NACK_BACKOFF_BASE * 2 ** min(message.receive_count - 1, 16)
@@ -599,7 +573,7 @@ class SqsS3Source(SourceBase):
                 ),
             )
         except (TransientError, ClientError, BotoCoreError) as exc:
-            raise TransientError(f"{message.origin} not deleted: {_describe(exc)}") from exc
+            raise TransientError(f"{message.origin} not deleted: {describe(exc)}") from exc
         self.deleted_messages += 1
 
     async def _delete_quietly(self, message: _Message) -> None:
@@ -647,7 +621,7 @@ class SqsS3Source(SourceBase):
                     QueueUrl=self.settings.queue_url, Entries=entries
                 )
             except (ClientError, BotoCoreError, *NETWORK_ERRORS) as exc:
-                logger.warning("source %s: messages not released: %s", self.name, _describe(exc))
+                logger.warning("source %s: messages not released: %s", self.name, describe(exc))
                 continue
             self.released_messages += len(response.get("Successful", []))
 
@@ -661,12 +635,12 @@ class SqsS3Source(SourceBase):
             try:
                 return await call()
             except (ClientError, *NETWORK_ERRORS) as exc:
-                if not _is_transient(exc):
+                if not is_transient(exc):
                     raise
                 self.failed_calls += 1
                 if attempt >= CALL_ATTEMPTS:
-                    raise TransientError(f"{what}: {_describe(exc)}") from exc
-                logger.warning("source %s: %s (will retry): %s", self.name, what, _describe(exc))
+                    raise TransientError(f"{what}: {describe(exc)}") from exc
+                logger.warning("source %s: %s (will retry): %s", self.name, what, describe(exc))
             await asyncio.sleep(_jittered(delay))
             delay *= 2
             attempt += 1
@@ -683,95 +657,6 @@ class SqsS3Source(SourceBase):
         self._closed = True
         self._ready = False
         await self._stack.aclose()
-
-
-# --- decoding (no I/O) ---------------------------------------------------------------
-
-
-def _decode_object(url: str, data: bytes) -> list[Record | BadInput]:
-    """All items of one downloaded object; ParseError if nothing in it can be read.
-
-    The same reader as for local files, so every CloudTrail shape is understood here too.
-    """
-    try:
-        items = list(read_bytes(url, data))
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ParseError(f"corrupt gzip data: {exc}", origin=url) from exc
-    bad = [item for item in items if isinstance(item, BadInput)]
-    if bad and len(bad) == len(items):
-        raise ParseError(f"no records could be read: {bad[0].reason}", origin=url)
-    return items
-
-
-def _holds_records(head: bytes) -> bool:
-    """True if the object starts like a CloudTrail log file, compressed or not."""
-    if head[:2] == b"\x1f\x8b":
-        try:
-            head = zlib.decompressobj(wbits=31).decompress(head, SNIFF_BYTES)
-        except zlib.error:
-            return False
-    return RECORDS_BATCH.match(head.lstrip()) is not None
-
-
-def _is_sns(document: Any) -> bool:
-    return (
-        isinstance(document, dict)
-        and document.get("Type") == "Notification"
-        and isinstance(document.get("Message"), str)
-    )
-
-
-def _s3_records(document: Any) -> list[Mapping[str, Any]] | None:
-    """The records of an S3 event notification, or None if the document is not one."""
-    if not isinstance(document, dict):
-        return None
-    records = document.get("Records")
-    if not isinstance(records, list) or not records:
-        return None
-    if all(isinstance(r, dict) and r.get("eventSource") == "aws:s3" for r in records):
-        return records
-    return None
-
-
-def _unwrapped(origin: str, document: Any) -> list[Record | BadInput]:
-    try:
-        return [
-            Record(f"{origin}:{position.lstrip('.')}" if position else origin, record)
-            for position, record in unwrap(document)
-        ]
-    except ParseError as exc:
-        return [BadInput(origin, exc.reason, document)]
-
-
-def _dig(value: Any, *path: str) -> Any:
-    for step in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(step)
-    return value
-
-
-def _object_error(url: str, exc: Any) -> DetectorError:
-    code = _code(exc)
-    if code in OBJECT_GONE:
-        return ParseError(f"object cannot be read: {code}", origin=url)
-    # Access denied and the like may be fixed; the receive count bounds the retries.
-    return TransientError(f"GetObject {url}: {_describe(exc)}")
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return _code(exc) in THROTTLING or status == 429 or status >= 500
-    return isinstance(exc, NETWORK_ERRORS)
-
-
-def _code(exc: Any) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _string(value: str) -> dict[str, str]:
