@@ -28,7 +28,7 @@ def what(feature: int, value: str, zone: str) -> str:
     if name == "service":
         return f"used {value}"
     if name == "resource_type":
-        return "touched no resource" if value == NONE else f"touched a {value} resource"
+        return "touched no resource" if value == NONE else f"touched a resource of type {value}"
     if name == "region":
         return f"acted in {value}"
     if name == "hour":

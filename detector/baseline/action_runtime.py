@@ -118,7 +118,8 @@ class ActionFrequencyRuntime:
         excess: Sequence[float],
         at: float,
     ) -> Finding:
-        ranked = sorted((i for i, e in enumerate(excess) if e > 0), key=lambda i: (-excess[i], i))
+        # In the order of FEATURES: the action first, the way on-call reads a call.
+        ranked = [i for i, e in enumerate(excess) if e > 0]
         top = ranked[0]
         zone = self.extractor.hour_zone(ctx.event.account_id)
         reason = sentence(self.counts, chain, top, values[top], at, zone=zone)

@@ -214,6 +214,10 @@ def _swap(staging: Path, directory: Path) -> None:
     if not directory.exists():
         staging.rename(directory)
         return
+    # Documents kept beside an artifact (its model card) are not the artifact: keep them.
+    for kept in directory.iterdir():
+        if kept.is_file() and kept.name != MANIFEST and not (staging / kept.name).exists():
+            shutil.copy2(kept, staging / kept.name)
     old = directory.with_name(f".{directory.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     directory.rename(old)

@@ -168,9 +168,16 @@ def resource_type(ctx: EventContext) -> str:
     for classification in ctx.classifications:
         types = classification.entry.resource_types
         if types:
-            service = classification.action.split(":", 1)[0].lower()
-            return f"{service}:{types[0].rstrip('*').lower()}"
+            service, _, name = classification.action.lower().partition(":")
+            return f"{service}:{_named_type(name, types)}"
     return NONE
+
+
+def _named_type(action_name: str, types: tuple[str, ...]) -> str:
+    """Of the types an action can touch (listed alphabetically by IAM), the one its name
+    names ("runinstances" -> "instance"), else the first."""
+    named = [t for t in types if t.replace("-", "").lower() in action_name]
+    return max(named, key=len) if named else types[0].lower()
 
 
 @lru_cache(maxsize=65536)
