@@ -110,9 +110,12 @@ class ActionFrequencyModel:
 
     def fit(self, events: Sequence[TrainingEvent]) -> Self:
         extractor = FeatureExtractor(self.features or FeatureConfig())
-        rows = [
-            (_stamp(e), self._chain(group_chain(e.ctx)), extractor.values(e.ctx)) for e in events
-        ]
+        # In event time, so which call was a value's first use does not depend on the order
+        # the history was read in.
+        rows = sorted(
+            ((_stamp(e), self._chain(group_chain(e.ctx)), extractor.values(e.ctx)) for e in events),
+            key=lambda row: row[0],
+        )
         start = min((t for t, _, _ in rows), default=0.0)
         end = max((t for t, _, _ in rows), default=0.0)
         # Weights are relative to the end of the window: the latest call weighs 1.
