@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from detector.baseline.action_evidence import sentence, what
-from detector.baseline.action_model import NAME, ActionFrequencyModel, number_setting
+from detector.baseline.action_model import ActionFrequencyModel, number_setting
 from detector.baseline.counts import CountTable, OverlayCounts
 from detector.baseline.features import FEATURES, FeatureExtractor, parse_feature_config
 from detector.baseline.groups import group_chain
@@ -43,7 +43,7 @@ class ActionFrequencyRuntime:
         *,
         source: str = "<settings>",
     ) -> None:
-        self._name = NAME
+        self._name = model.name
         self.model = model
         self.severity = policy.novel_action
         wanted = settings.get("half_life_days")
