@@ -167,7 +167,8 @@ def run_show(args: argparse.Namespace) -> int:
     for entry in manifest.models:
         thresholds = ", ".join(f"{k} {v:.1f}" for k, v in entry.thresholds.items())
         busiest = sorted(entry.counts.items(), key=lambda kv: -kv[1])[:5]
-        print(f"model {entry.name} (schema {entry.schema_version}): {len(entry.counts):,} groups")
+        groups = f"{len(entry.counts):,} group{'s' if len(entry.counts) != 1 else ''}"
+        print(f"model {entry.name} (schema {entry.schema_version}): {groups}")
         print(f"  features: {', '.join(entry.features)}")
         print(f"  thresholds (bits): {thresholds}")
         print("  busiest groups: " + ", ".join(f"{g} ({n:,})" for g, n in busiest))
