@@ -148,6 +148,9 @@ class Settings:
     # `trailguard task ...`: where STS is and the default role and duration of agent tasks;
     # validated in detector/tasks/settings.py with parse_section.
     tasks: Mapping[str, Any] = field(default_factory=dict)
+    # Learned baselines: the artifact to use and the models' own settings (time zones,
+    # networks, decay); each model reads its keys (detector/baseline/).
+    baseline: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
 

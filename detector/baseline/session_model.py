@@ -138,7 +138,8 @@ class SessionIsolationModel:
     # --- fitting --------------------------------------------------------------------------
 
     def fit(self, events: Sequence[TrainingEvent]) -> Self:
-        from sklearn.ensemble import IsolationForest  # fitting only; scoring needs numpy
+        # Fitting only; scoring needs numpy alone.
+        from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
 
         rows = list(self.milestone_rows(events))
         if not rows:

@@ -49,6 +49,8 @@ class SeverityPolicy:
     burst_window_seconds: int = 300
     # Baselines never learn from an event that raised a finding at or above this.
     learn_below: Severity = Severity.MEDIUM
+    # A novel-action finding alone: recorded, paging no one unless combined with others.
+    novel_action: Severity = Severity.LOW
 
     def out_of_scope(
         self, category: Category | None, tier: int | None, *, denied: bool
