@@ -111,12 +111,12 @@ def _check_refusals(artifact: Path, model: TrainableModel) -> None:
         _refused(artifact, ArtifactTamperedError, path, f"{name} missing")
         path.write_bytes(original)
     original_text = manifest_path.read_text(encoding="utf-8")
-    for change, why in (
-        (lambda m: m["models"][0].update(schema_version=model.schema_version + 1), "schema"),
-        (lambda m: m.update(format_version=m["format_version"] + 1), "format"),
-    ):
+    for why in ("schema", "format"):
         edited = json.loads(original_text)
-        change(edited)
+        if why == "schema":
+            edited["models"][0]["schema_version"] = model.schema_version + 1
+        else:
+            edited["format_version"] += 1
         manifest_path.write_text(json.dumps(edited), encoding="utf-8")
         _refused(artifact, ArtifactSchemaError, manifest_path, f"an unknown {why} version")
     pickled = [f for f in files if f.endswith(PICKLED)]
