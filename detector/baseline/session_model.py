@@ -6,7 +6,8 @@ same milestones the run time scores (its 1st, 2nd, 4th, ... event, then every
 a calling AWS service) that has at least `min_sessions` training sessions, and one over all
 rows; a group with fewer sessions is scored by that global forest. Each forest's threshold
 is the `quantile` of its own training rows' scores, so about 1 - quantile of ordinary rows
-stand out. Each group also keeps the 1st, 50th and 99th percentile of every feature
+stand out (scored as if unseen: each half of the sessions by a forest fitted on the other
+half). Each group also keeps the 1st, 50th and 99th percentile of every feature
 (`session_profile`): a row with a feature further than `range_margin` spreads outside that
 range is anomalous too, which covers what a forest cannot see (a feature that never varied
 in training, a value beyond all of them), and the same distances name the features that
@@ -138,9 +139,6 @@ class SessionIsolationModel:
     # --- fitting --------------------------------------------------------------------------
 
     def fit(self, events: Sequence[TrainingEvent]) -> Self:
-        # Fitting only; scoring needs numpy alone.
-        from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
-
         rows = list(self.milestone_rows(events))
         if not rows:
             raise ConfigError(f"{self.name}: no training events to learn sessions from")
@@ -158,17 +156,41 @@ class SessionIsolationModel:
             if not group_rows or (group != GLOBAL and self.sessions_[group] < self.min_sessions):
                 continue
             matrix = np.array([scaled(r.values) for r in group_rows], dtype=np.float64)
-            forest = IsolationForest(
-                n_estimators=self.n_estimators,
-                max_samples=min(self.max_samples, len(group_rows)),
-                random_state=self.random_state,
-            ).fit(matrix)
-            packed = PackedForest.from_sklearn(forest)
+            packed = self._forest(matrix)
             self.forests_[group] = packed
-            self.thresholds_[group] = float(np.quantile(packed.score(matrix), self.quantile))
+            unseen = self._unseen_scores(matrix, [r.session_id for r in group_rows])
+            self.thresholds_[group] = float(np.quantile(unseen, self.quantile))
             values = [r.values for r in group_rows]
             self.profiles_[group] = GroupProfile.of(values, self.sessions_[group])
         return self
+
+    def _forest(self, matrix: NDArray[np.float64]) -> PackedForest:
+        # Fitting only; scoring needs numpy alone.
+        from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
+
+        forest = IsolationForest(
+            n_estimators=self.n_estimators,
+            max_samples=min(self.max_samples, len(matrix)),
+            random_state=self.random_state,
+        ).fit(matrix)
+        return PackedForest.from_sklearn(forest)
+
+    def _unseen_scores(
+        self, matrix: NDArray[np.float64], sessions: Sequence[str]
+    ) -> NDArray[np.float64]:
+        """Training rows scored as if unseen: the sessions split in two halves, each half
+        scored by a forest fitted on the other. A forest scores its own rows lower than new
+        ones of the same kind, so an in-sample threshold would flag ordinary new sessions.
+        With fewer than four sessions the rows are scored in sample."""
+        names = sorted(set(sessions))
+        if len(names) < 4:
+            return self._forest(matrix).score(matrix)
+        half = {name: i % 2 for i, name in enumerate(names)}
+        fold = np.array([half[s] for s in sessions])
+        scores = np.zeros(len(matrix))
+        for side in (0, 1):
+            scores[fold == side] = self._forest(matrix[fold != side]).score(matrix[fold == side])
+        return scores
 
     def milestone_rows(self, events: Sequence[TrainingEvent]) -> Iterator[SessionRow]:
         """Each session's rows at its milestones, in the order the events come."""

@@ -91,7 +91,12 @@ class GroupProfile:
         return profile
 
 
+# A feature is named as standing out from half a spread outside its range.
+NOTABLE = 0.5
+
+
 def standing_out(distances: Sequence[float], limit: int) -> list[int]:
-    """Indices of the features furthest outside their range, furthest first."""
-    ranked = sorted((-d, i) for i, d in enumerate(distances) if d > 0)
+    """Indices of the features at least NOTABLE spreads outside their range, furthest
+    first."""
+    ranked = sorted((-d, i) for i, d in enumerate(distances) if d >= NOTABLE)
     return [i for _, i in ranked[:limit]]
