@@ -9,7 +9,7 @@ holdout time, fresh models are fitted on the benign-labelled events before it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ from detector.baseline.artifact import load_artifact
 from detector.baseline.evaluate import Evaluation, evaluate, holdout_training, read_labels
 from detector.baseline.inputs import Plan, plan, read
 from detector.baseline.protocol import TrainableModel, TrainingEvent
+from detector.baseline.registry import load_models
+from detector.baseline.session_model import NAME as SESSION_MODEL
 from detector.baseline.train import KEEP_ALL, collect, make_models
 from detector.config import Settings
 from detector.core.learned import Baseline
@@ -53,7 +55,7 @@ def evaluate_inputs(
     trained_on = None
     if baseline is not None:
         loaded = load_artifact(baseline)
-        names = list(model_names) if model_names is not None else list(loaded.models)
+        names = list(model_names) if model_names is not None else run_order(loaded.models)
         missing = [n for n in names if n not in loaded.models]
         if missing:
             raise ConfigError(f"{baseline}: holds no model {missing[0]!r}")
@@ -65,7 +67,8 @@ def evaluate_inputs(
         )
         if not history:
             raise ConfigError("no benign-labelled event before --train-until to fit on")
-        fitted = make_models(model_names, settings.baseline, source=settings.source)
+        names = list(model_names) if model_names is not None else run_order(load_models())
+        fitted = make_models(names, settings.baseline, source=settings.source)
         models = {m.name: m.fit(history) for m in fitted}
         trained_on = len(history)
         since = since or train_until
@@ -78,6 +81,12 @@ def evaluate_inputs(
         since=since,
         trained_on=trained_on,
     )
+
+
+def run_order(names: Iterable[str]) -> list[str]:
+    """Models in the order the pipeline runs them: the session model last, since it counts
+    the novel-action findings the others raise for the same event."""
+    return sorted(names, key=lambda name: name == SESSION_MODEL)
 
 
 def _replay(
