@@ -59,6 +59,30 @@ def add_parsers(actions: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     bench.add_argument("--rows", type=int, default=2000, metavar="N", help="rows to score")
     bench.set_defaults(handler=run_bench_batch)
+    techniques = subcommand(
+        actions,
+        "techniques",
+        help="which baseline kinds fire on Stratus techniques injected into a benign session",
+        epilog=exit_codes("0  measured"),
+    )
+    techniques.add_argument("--config", type=Path, help="configuration file")
+    techniques.add_argument("--json", action="store_true", help="one JSON object per technique")
+    techniques.set_defaults(handler=run_techniques)
+
+
+def run_techniques(args: argparse.Namespace) -> int:
+    import orjson
+
+    from detector.baseline.injection import format_injection, injection_report
+    from detector.cli import EXIT_OK, _settings
+
+    report = injection_report(_settings(args.config))
+    if args.json:
+        for technique in report.techniques:
+            sys.stdout.write(orjson.dumps(technique.to_record()).decode() + "\n")
+    else:
+        sys.stdout.write(format_injection(report))
+    return EXIT_OK
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
