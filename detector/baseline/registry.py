@@ -13,7 +13,7 @@ from detector.registry import Registry
 
 MODELS: Registry[type[TrainableModel]] = Registry("baseline model")
 
-BUILT_IN = ("detector.baseline.action_model",)
+BUILT_IN = ("detector.baseline.action_model", "detector.baseline.session_model")
 
 
 def load_models() -> Registry[type[TrainableModel]]:

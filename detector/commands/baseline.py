@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from detector.commands import CONFIG_ERROR_LINE, exit_codes, subcommand
+from detector.commands import CONFIG_ERROR_LINE, baseline_evaluate, exit_codes, subcommand
 
 TRAIN_EPILOG = exit_codes(
     "0  trained: the artifact is written",
@@ -83,6 +83,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     bench.add_argument("--repeat", type=int, default=5, metavar="N", help="passes over the events")
     bench.set_defaults(handler=run_bench)
+    baseline_evaluate.add_parsers(actions)
 
 
 def run_train(args: argparse.Namespace) -> int:

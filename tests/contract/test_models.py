@@ -13,6 +13,7 @@ from detector.baseline.action_model import ActionFrequencyModel
 from detector.baseline.inputs import plan
 from detector.baseline.protocol import TrainableModel, TrainingEvent
 from detector.baseline.registry import load_models
+from detector.baseline.session_model import SessionIsolationModel
 from detector.baseline.train import collect
 from detector.config import Settings
 from detector.testing.conformance import check_model
@@ -35,6 +36,8 @@ def events() -> list[TrainingEvent]:
 
 REGISTERED: dict[str, Callable[[], TrainableModel]] = {
     "action-frequency": lambda: ActionFrequencyModel(half_life_days=1.0),
+    # Few sessions per principal in these captures: a lower bar gives roles their own forest.
+    "session-isolation": lambda: SessionIsolationModel(min_sessions=5, n_estimators=50),
 }
 
 
