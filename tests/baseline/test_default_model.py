@@ -32,7 +32,9 @@ def test_the_shipped_prior_is_what_its_training_command_writes(tmp_path: Path) -
     stats = CollectStats()
     events = list(collect(plan(INPUTS, s3_client=_no_s3), settings=settings, s3_client=_no_s3,
                           stats=stats))  # fmt: skip
-    models = make_models(None, dict(settings.baseline) | {"prior_only": True}, source="t")
+    models = make_models(
+        ["action-frequency"], dict(settings.baseline) | {"prior_only": True}, source="t"
+    )
     fresh = tmp_path / "default"
     fit_and_save(models, events, fresh, window=stats.window(), source_note=", ".join(INPUTS))
     shipped = json.loads((DEFAULT / "manifest.json").read_text())
