@@ -92,8 +92,8 @@ def test_train_from_a_file_writes_an_artifact_that_show_checks(trail: Path, tmp_
     assert result.returncode == 0, result.stderr
     total = len(history())
     assert (
-        f"trained action-frequency, session-isolation on {total:,} events (3 left out for findings at or above "
-        "medium" in result.stdout
+        f"trained action-frequency, session-isolation on {total:,} events (3 left out for "
+        "findings at or above medium" in result.stdout
     )
     assert "manifest sha256: " in result.stdout
     pinned = result.stdout.split("manifest sha256: ")[1].split()[0]
