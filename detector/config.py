@@ -67,6 +67,12 @@ class SeveritySettings:
     burst_threshold: int = 5
     burst_window_seconds: int = 300
     learn_below: Severity = Severity.MEDIUM
+    novel_action: Severity = Severity.LOW
+    anomalous_session: Severity = Severity.MEDIUM
+    baseline_with_scope: Severity = Severity.CRITICAL
+    baseline_with_sequence: Severity = Severity.CRITICAL
+    baseline_unscoped_agent: Severity = Severity.CRITICAL
+    habitual_step_down: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,6 +35,12 @@ def severity_policy(settings: Settings) -> SeverityPolicy:
         burst_threshold=s.burst_threshold,
         burst_window_seconds=s.burst_window_seconds,
         learn_below=s.learn_below,
+        novel_action=s.novel_action,
+        anomalous_session=s.anomalous_session,
+        baseline_with_scope=s.baseline_with_scope,
+        baseline_with_sequence=s.baseline_with_sequence,
+        baseline_unscoped_agent=s.baseline_unscoped_agent,
+        habitual_step_down=s.habitual_step_down,
     )
 
 
