@@ -14,7 +14,7 @@ import math
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -154,6 +154,9 @@ class Settings:
     # `trailguard task ...`: where STS is and the default role and duration of agent tasks;
     # validated in detector/tasks/settings.py with parse_section.
     tasks: Mapping[str, Any] = field(default_factory=dict)
+    # Learned baselines: the artifact and how its models see events; validated in
+    # detector/baseline/settings.py with parse_section.
+    baseline: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
 
@@ -394,4 +397,15 @@ def _resolve_paths(settings: Settings, base: Path) -> dict[str, Any]:
         "scopes": resolve(settings.scopes) if settings.scopes else None,
         "catalog": CatalogSettings(overrides=tuple(resolve(p) for p in settings.catalog.overrides)),
         "state": dataclasses.replace(settings.state, path=resolve(settings.state.path)),
+        "baseline": _resolve_baseline(settings.baseline, resolve),
     }
+
+
+def _resolve_baseline(
+    section: Mapping[str, Any], resolve: Callable[[Path], Path]
+) -> Mapping[str, Any]:
+    """The artifact directory too is relative to the file; the rest is validated later."""
+    path = section.get("path")
+    if not isinstance(path, str) or not path:
+        return section
+    return types.MappingProxyType({**section, "path": str(resolve(Path(path)))})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
@@ -9,6 +10,7 @@ from detector.catalog_loader import load_catalog
 from detector.config import Settings
 from detector.core.agents import DEFAULT_MARKERS, AgentMarkerTable, parse_markers
 from detector.core.delegation import AgentCredentialRules, parse_credential_rules
+from detector.core.learned import Baseline
 from detector.core.pipeline import Pipeline, PipelineFactory
 from detector.core.policy import SeverityPolicy
 from detector.core.scope import ScopeSet, parse_scopes
@@ -71,10 +73,20 @@ def scope_set(settings: Settings, scopes_path: Path | None) -> ScopeSet:
     return load_scopes(path)
 
 
-def pipeline_factory(settings: Settings, *, scopes_path: Path | None = None) -> PipelineFactory:
+BaselineFactory = Callable[[SeverityPolicy], Sequence[Baseline]]
+"""Fresh runtimes of the loaded baseline models, one set per pipeline (per shard)."""
+
+
+def pipeline_factory(
+    settings: Settings,
+    *,
+    scopes_path: Path | None = None,
+    baselines: BaselineFactory | None = None,
+) -> PipelineFactory:
     """Reads the catalogue, the scope file and the marker table once; every call of the
     returned function builds a pipeline with fresh state (one per shard in the service), so
-    all shards judge with the same scopes even if the file changes while the service runs."""
+    all shards judge with the same scopes even if the file changes while the service runs.
+    `baselines` gives each pipeline its own runtimes of models loaded once."""
     catalog = load_catalog(settings.catalog.overrides)
     scopes = scope_set(settings, scopes_path)
     markers = marker_table(settings)
@@ -91,10 +103,16 @@ def pipeline_factory(settings: Settings, *, scopes_path: Path | None = None) -> 
             policy=policy,
             responses_enabled=settings.responses.enabled,
             dedup_capacity=settings.state.dedup_capacity,
+            baselines=baselines(policy) if baselines is not None else (),
         )
 
     return build
 
 
-def build_pipeline(settings: Settings, *, scopes_path: Path | None = None) -> Pipeline:
-    return pipeline_factory(settings, scopes_path=scopes_path)()
+def build_pipeline(
+    settings: Settings,
+    *,
+    scopes_path: Path | None = None,
+    baselines: BaselineFactory | None = None,
+) -> Pipeline:
+    return pipeline_factory(settings, scopes_path=scopes_path, baselines=baselines)()

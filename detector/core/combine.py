@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from detector.core.findings import CATEGORY_KINDS, Finding
 from detector.core.policy import EventContext, SeverityPolicy
@@ -55,16 +55,29 @@ STEP_DOWN = "habitual_step_down"
 CHANGES = (WITH_SCOPE, WITH_SEQUENCE, UNSCOPED_AGENT, STEP_DOWN)
 
 
+class Signals(NamedTuple):
+    """What a session had raised by the time of one event."""
+
+    scope: bool = False  # a scope finding (out of scope, scope expired)
+    sequence: bool = False  # a suspicious sequence
+
+
 class SessionSignals:
     """What each session raised so far that makes its baseline findings page.
 
     Two sets of session ids, bounded by the session tracker: the pipeline forgets a session
     here when the tracker drops it, and snapshots the sets with the rest of its state.
+
+    A drained finding is combined with its session's signals as they were when its event
+    was observed, not when the drain ran: replay drains every N events and the service
+    every batch, and both must give the same severity. So each event observed since the
+    last drain keeps its session's signals (`mark`), until the drain (`drained`).
     """
 
     def __init__(self) -> None:
         self._scope: set[str] = set()
         self._sequence: set[str] = set()
+        self._at_event: dict[str, Signals] = {}
 
     def observe(self, findings: Iterable[Finding]) -> None:
         for finding in findings:
@@ -73,30 +86,45 @@ class SessionSignals:
             elif finding.kind == SUSPICIOUS_SEQUENCE:
                 self._sequence.add(finding.session_id)
 
-    def scope_finding(self, session_id: str) -> bool:
-        return session_id in self._scope
+    def of(self, session_id: str) -> Signals:
+        return Signals(session_id in self._scope, session_id in self._sequence)
 
-    def sequence(self, session_id: str) -> bool:
-        return session_id in self._sequence
+    def mark(self, event_id: str, session_id: str) -> None:
+        """Keep the session's signals as of this event, for a drain of buffered work."""
+        self._at_event[event_id] = self.of(session_id)
+
+    def at_event(self, finding: Finding) -> Signals:
+        """The signals as of the finding's event; the current ones for an event observed
+        before the last drain (a model that held work back)."""
+        marked = self._at_event.get(finding.event_id)
+        return marked if marked is not None else self.of(finding.session_id)
+
+    def drained(self) -> None:
+        self._at_event.clear()
 
     def forget(self, session_id: str) -> None:
         self._scope.discard(session_id)
         self._sequence.discard(session_id)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"scope": sorted(self._scope), "sequence": sorted(self._sequence)}
+        return {
+            "scope": sorted(self._scope),
+            "sequence": sorted(self._sequence),
+            "events": {k: list(v) for k, v in self._at_event.items()},
+        }
 
     def restore(self, data: Mapping[str, Any]) -> None:
         self._scope = set(data.get("scope", ()))
         self._sequence = set(data.get("sequence", ()))
+        self._at_event = {k: Signals(*v) for k, v in data.get("events", {}).items()}
 
 
-def combine(finding: Finding, signals: SessionSignals, policy: SeverityPolicy) -> Finding:
+def combine(finding: Finding, signals: Signals, policy: SeverityPolicy) -> Finding:
     """The baseline finding at its severity: alone, or combined with what its session raised.
 
-    Findings of other kinds pass unchanged. The first matching reason names the key in the
-    evidence; the severity is the highest of the alone and combined ones, so a combined key
-    set below the alone one never lowers a finding.
+    Findings of other kinds pass unchanged. The most severe matching reason names its key
+    in the evidence; the severity is the highest of the alone and combined ones, so a
+    combined key set below the alone one never lowers a finding.
     """
     alone = _alone(finding.kind, policy)
     if alone is None:
@@ -121,14 +149,13 @@ def _alone(kind: str, policy: SeverityPolicy) -> Severity | None:
 
 
 def _combined(
-    finding: Finding, signals: SessionSignals, policy: SeverityPolicy
+    finding: Finding, signals: Signals, policy: SeverityPolicy
 ) -> list[tuple[str, Severity, str]]:
-    session = finding.session_id
     reasons: list[tuple[str, Severity, str]] = []
-    if signals.scope_finding(session):
+    if signals.scope:
         why = f"the session also went outside its task scope {finding.scope or ''}".rstrip()
         reasons.append((WITH_SCOPE, policy.baseline_with_scope, why))
-    if signals.sequence(session):
+    if signals.sequence:
         why = "the session also raised a suspicious sequence"
         reasons.append((WITH_SEQUENCE, policy.baseline_with_sequence, why))
     if finding.session_kind is SessionKind.AGENT and finding.scope is None:
@@ -183,9 +210,12 @@ def step_down(
 
 
 def change_of(finding: Finding) -> str | None:
-    """The `severity:` key that changed the finding's severity here, if one did."""
-    for line in reversed(finding.evidence):
-        if line.startswith(CHANGE_PREFIX):
-            key = line[len(CHANGE_PREFIX) :].partition(" (")[2].partition(")")[0]
-            return key if key in CHANGES else None
-    return None
+    """The `severity:` key that changed the finding's severity here, if one did.
+
+    The line is always the finding's last evidence (a baseline finding is never stepped
+    down, a catalogue finding never combined), so this costs one comparison per finding.
+    """
+    if not finding.evidence or not finding.evidence[-1].startswith(CHANGE_PREFIX):
+        return None
+    key = finding.evidence[-1][len(CHANGE_PREFIX) :].partition(" (")[2].partition(")")[0]
+    return key if key in CHANGES else None

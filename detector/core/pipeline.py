@@ -127,13 +127,15 @@ class Pipeline:
             if self.policy.habitual_step_down:
                 findings = self._step_down(ctx, findings)
             self.signals.observe(findings)
+            sid = session.session_id
             for baseline in self.baselines:
                 found = [
-                    combine(f, self.signals, self.policy)
+                    combine(f, self.signals.of(sid), self.policy)
                     for f in baseline.observe(ctx, tuple(findings), learn=learn)
                 ]
                 self.signals.observe(found)
                 findings.extend(found)
+            self.signals.mark(event.event_id, sid)
         alerts, responses = self.decider.decide(
             findings, session, on_violation=scope.on_violation if scope else None
         )
@@ -149,7 +151,10 @@ class Pipeline:
         """Findings from the baselines' buffered work, decided like any other findings."""
         found: list[Finding] = []
         for baseline in self.baselines:
-            found.extend(combine(f, self.signals, self.policy) for f in baseline.drain())
+            found.extend(
+                combine(f, self.signals.at_event(f), self.policy) for f in baseline.drain()
+            )
+        self.signals.drained()
         if not found:
             return Drained()
         alerts: list[Alert] = []

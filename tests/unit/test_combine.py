@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from detector.config import Settings, SeveritySettings
 from detector.core.combine import (
     STEP_DOWN,
@@ -14,6 +16,7 @@ from detector.core.combine import (
     WITH_SCOPE,
     WITH_SEQUENCE,
     SessionSignals,
+    Signals,
     change_of,
 )
 from detector.core.findings import Finding
@@ -186,26 +189,56 @@ def test_the_signals_are_snapshotted_restored_and_forgotten_with_the_session(
     assert outside.session is not None
     session = outside.session.session_id
     snapshot = pipeline.snapshot()
-    assert snapshot["baseline_signals"] == {"scope": [session], "sequence": []}
+    assert snapshot["baseline_signals"] == {
+        "scope": [session],
+        "sequence": [],
+        "events": {"e1": [True, False]},
+    }
     restored = _pipeline(tmp_path, RuleBaseline(flag=frozenset({"s3:PutObject"})))
     restored.restore(snapshot)
     result = restored.process(_agent_event("e2", "PutObject", **IN_SCOPE))
     assert _kinds(result.findings)["novel-action"].severity is Severity.CRITICAL
+    restored.drain()
     restored.evict_idle(outside.event.event_time.replace(year=2030))
-    assert restored.snapshot()["baseline_signals"] == {"scope": [], "sequence": []}
+    assert restored.snapshot()["baseline_signals"] == {"scope": [], "sequence": [], "events": {}}
     old = dict(snapshot)
     del old["baseline_signals"]  # a snapshot from before the signals restores empty
     restored.restore(old)
-    assert not restored.signals.scope_finding(session)
+    assert restored.signals.of(session) == Signals()
+
+
+@pytest.mark.parametrize("drain_before_the_scope_finding", [True, False])
+def test_a_drained_finding_is_combined_as_of_its_event_whenever_the_drain_runs(
+    tmp_path: Path, drain_before_the_scope_finding: bool
+) -> None:
+    """Replay drains every N events, the service every batch: the same severities."""
+    pipeline = _pipeline(tmp_path, RuleBaseline(milestone=1))
+    pipeline.process(_agent_event("e1", "PutObject", **IN_SCOPE))  # buffered, in scope so far
+    drained = list(pipeline.drain().findings) if drain_before_the_scope_finding else []
+    pipeline.process(
+        _agent_event("e2", "GetObject", requestParameters={"bucketName": "billing", "key": "a"})
+    )
+    drained.extend(pipeline.drain().findings)
+    assert [(f.event_id, f.severity) for f in drained] == [("e1", Severity.MEDIUM)]
+
+
+def test_a_drained_finding_after_a_scope_finding_pages(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, RuleBaseline(milestone=2))
+    pipeline.process(
+        _agent_event("e1", "GetObject", requestParameters={"bucketName": "billing", "key": "a"})
+    )
+    pipeline.process(_agent_event("e2", "PutObject", **IN_SCOPE))
+    (finding,) = pipeline.drain().findings
+    assert finding.severity is Severity.CRITICAL and change_of(finding) == WITH_SCOPE
 
 
 def test_signals_only_count_scope_and_sequence_kinds() -> None:
     signals = SessionSignals()
-    assert signals.snapshot() == {"scope": [], "sequence": []}
+    assert signals.snapshot() == {"scope": [], "sequence": [], "events": {}}
     signals.restore({"scope": ["a"], "sequence": ["b"]})
-    assert signals.scope_finding("a") and not signals.sequence("a") and signals.sequence("b")
+    assert signals.of("a") == Signals(scope=True) and signals.of("b") == Signals(sequence=True)
     signals.forget("a")
-    assert not signals.scope_finding("a")
+    assert signals.of("a") == Signals()
 
 
 # --- habitual actions of people and services ---------------------------------------------
