@@ -154,8 +154,8 @@ class Settings:
     # `trailguard task ...`: where STS is and the default role and duration of agent tasks;
     # validated in detector/tasks/settings.py with parse_section.
     tasks: Mapping[str, Any] = field(default_factory=dict)
-    # Learned baselines: the artifact and how its models see events; validated in
-    # detector/baseline/settings.py with parse_section.
+    # Learned baselines: the artifact, how its models see events and their hyper-parameters;
+    # validated in detector/baseline/settings.py, each model reading its own keys.
     baseline: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 

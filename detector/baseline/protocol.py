@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self
 
+import numpy as np
+import numpy.typing as npt
+
 from detector.core.findings import Finding
 from detector.core.learned import Baseline
 from detector.core.policy import EventContext, SeverityPolicy
@@ -40,7 +43,7 @@ class ModelEntry:
     name: str
     schema_version: int
     features: tuple[str, ...]
-    files: tuple[str, ...]  # relative to the artifact directory; each one's sha256 is checked
+    files: tuple[str, ...]  # relative to the model's directory; each one's sha256 is checked
     thresholds: Mapping[str, float]
     counts: Mapping[str, int]  # training rows per group, for the manifest and model card
     params: Mapping[str, Any]  # hyper-parameters and anything else small and JSON-able
@@ -52,10 +55,22 @@ class TrainableModel(Protocol):
     name: str  # registry name, kebab-case ("action-frequency", "session-isolation")
     schema_version: int  # bumped when saved parameters change meaning; load refuses others
 
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], *, source: str = ...) -> Self:
+        """A model with hyper-parameters from the `baseline:` section (plain data); the keys
+        it does not know are someone else's and are ignored."""
+        ...
+
     def fit(self, events: Sequence[TrainingEvent]) -> Self: ...
 
+    def score(self, events: Sequence[TrainingEvent]) -> npt.NDArray[np.float64]:
+        """One finite score per event, higher is more unusual, from the fitted state alone
+        (nothing is learned; a loaded copy gives the same scores)."""
+        ...
+
     def save(self, directory: Path) -> ModelEntry:
-        """Write the fitted parameters under `directory`; the entry lists the files."""
+        """Write the fitted parameters under `directory` (the model's own, empty directory
+        inside the artifact); the entry lists the files, relative to it."""
         ...
 
     @classmethod

@@ -1,0 +1,165 @@
+"""The action model as the pipeline runs it: `novel-action` findings, online learning.
+
+Each shard's runtime reads the fitted counts (shared, never changed) and keeps its own
+online updates beside them, with each live session's own counts. It learns from an event
+only when the pipeline says it may (no finding at or above `severity.learn_below`) and the
+event did not raise `novel-action` itself, so an unusual call stays unusual however often
+it is repeated. Nothing is buffered: findings come out of `observe`, `drain` has none.
+
+Settings (the `baseline:` section, keys this model reads; each overrides what the model was
+trained with): `half_life_days`, `default_time_zone`, `time_zones`, `networks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from detector.baseline.action_evidence import sentence, what
+from detector.baseline.action_model import DAY, NAME, ActionFrequencyModel, number_setting
+from detector.baseline.counts import CountTable, LayeredCounts
+from detector.baseline.features import FEATURES, FeatureExtractor, parse_feature_config
+from detector.baseline.groups import group_chain
+from detector.baseline.surprisal import SESSION, surprisal
+from detector.core.findings import Finding
+from detector.core.policy import EventContext, SeverityPolicy, make_finding, worst
+
+KIND = "novel-action"
+SNAPSHOT_VERSION = 1
+FEATURE_KEYS = ("default_time_zone", "time_zones", "networks")
+
+
+class ActionFrequencyRuntime:
+    """One shard's view of a fitted ActionFrequencyModel (the pipeline's `Baseline`)."""
+
+    def __init__(
+        self,
+        model: ActionFrequencyModel,
+        policy: SeverityPolicy,
+        settings: Mapping[str, Any],
+        *,
+        source: str = "<settings>",
+    ) -> None:
+        self._name = NAME
+        self.model = model
+        self.severity = policy.novel_action
+        days = model.half_life_days
+        if settings.get("half_life_days") is not None:
+            days = number_setting(
+                settings["half_life_days"], 0.0, None, source, "baseline.half_life_days"
+            )
+        self.half_life = days * DAY
+        features = (model.features.to_dict() if model.features else {}) | {
+            key: settings[key] for key in FEATURE_KEYS if settings.get(key) is not None
+        }
+        self.extractor = FeatureExtractor(
+            parse_feature_config(features, source=source, key="baseline")
+        )
+        self.thresholds: list[float] = [float(t) for t in model.thresholds_]
+        self.counts = LayeredCounts(model.counts_, CountTable(self.half_life))
+        self.sessions: dict[str, CountTable] = {}
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def observe(
+        self, ctx: EventContext, findings: Sequence[Finding], *, learn: bool
+    ) -> list[Finding]:
+        chain, values, at, excess = self._excess(ctx)
+        if max(excess) > 0:
+            return [self._finding(ctx, chain, values, excess, at)]
+        if learn:
+            self._learn(ctx.session.session_id, chain, values, at)
+        return []
+
+    def score(self, ctx: EventContext) -> float:
+        """The event's score (largest excess over a threshold, in bits), learning nothing."""
+        return max(self._excess(ctx)[3])
+
+    def _excess(
+        self, ctx: EventContext
+    ) -> tuple[tuple[str, ...], tuple[str, ...], float, list[float]]:
+        """Each feature's surprisal minus its threshold, with what it was computed from."""
+        values = self.extractor.values(ctx)
+        # Online, every lasting group learns, whatever the fitted model kept (a shipped
+        # prior holds only agent kinds and the global counts; roles are learned here).
+        chain = group_chain(ctx)[1:]
+        at = ctx.event.event_time.timestamp()
+        own = self.sessions.get(ctx.session.session_id)
+        prior = self.model.session_prior
+        excess = [
+            surprisal(self.counts, chain, feature, value, at, session=own, session_prior=prior)
+            - self.thresholds[feature]
+            for feature, value in enumerate(values)
+        ]
+        return chain, values, at, excess
+
+    def _learn(
+        self, session_id: str, chain: Sequence[str], values: Sequence[str], at: float
+    ) -> None:
+        for group in chain:
+            self.counts.add_call(group, at)
+            for feature, value in enumerate(values):
+                self.counts.add(group, feature, value, at)
+        own = self.sessions.get(session_id)
+        if own is None:
+            own = self.sessions[session_id] = CountTable(self.half_life)
+        own.add_call(SESSION, at)
+        for feature, value in enumerate(values):
+            own.add(SESSION, feature, value, at)
+
+    def _finding(
+        self,
+        ctx: EventContext,
+        chain: Sequence[str],
+        values: Sequence[str],
+        excess: Sequence[float],
+        at: float,
+    ) -> Finding:
+        ranked = sorted((i for i, e in enumerate(excess) if e > 0), key=lambda i: (-excess[i], i))
+        top = ranked[0]
+        zone = self.extractor.hour_zone(ctx.event.account_id)
+        reason = sentence(self.counts, chain, top, values[top], at, zone=zone)
+        if len(ranked) > 1:
+            also = ", ".join(what(i, values[i], zone) for i in ranked[1:])
+            reason = f"{reason[:-1]} (also unusual: {also})."
+        finding = make_finding(
+            ctx,
+            kind=KIND,
+            severity=self.severity,
+            classification=worst(ctx.classifications),
+            reason=reason,
+        )
+        scores = tuple(
+            f"{self._name}: {FEATURES[i]} {values[i]!r} is {excess[i] + self.thresholds[i]:.1f} "
+            f"bits of surprisal, threshold {self.thresholds[i]:.1f}"
+            for i in ranked
+        )
+        return replace(finding, evidence=(*finding.evidence, *scores))
+
+    def drain(self) -> list[Finding]:
+        return []
+
+    def forget(self, session_id: str) -> None:
+        self.sessions.pop(session_id, None)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "version": SNAPSHOT_VERSION,
+            "learned": self.counts.top.to_json(),
+            "sessions": {sid: table.to_json() for sid, table in self.sessions.items()},
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        if data.get("version") != SNAPSHOT_VERSION:
+            # A state saved by another version of this model: start from the fitted counts.
+            return
+        self.counts = LayeredCounts(
+            self.model.counts_, CountTable.from_json(data["learned"], self.half_life)
+        )
+        self.sessions = {
+            sid: CountTable.from_json(table, self.half_life)
+            for sid, table in data["sessions"].items()
+        }
