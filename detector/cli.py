@@ -152,6 +152,12 @@ def _replay_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dead-letter", type=Path, help="write rejected records here (JSONL)")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="learned baseline artifact to score with (overrides baseline.path in --config)",
+    )
+    parser.add_argument(
         "--fail-on",
         type=_severity,
         metavar="SEVERITY",
@@ -217,10 +223,15 @@ def _run_replay(
     from detector.dead_letter import DeadLetterFile
     from detector.replay import replay
     from detector.sinks.jsonl import JsonlWriter
-    from detector.wiring import build_pipeline
+    from detector.wiring import build_pipeline, load_baselines
 
     settings = _settings(args.config)
-    pipeline = build_pipeline(settings, scopes_path=scopes_path)
+    baselines = load_baselines(settings, path=getattr(args, "baseline", None))
+    pipeline = build_pipeline(
+        settings,
+        scopes_path=scopes_path,
+        baselines=baselines.factory(settings) if baselines is not None else None,
+    )
     if getattr(args, "config", None) is not None:
         from detector.tasks.index import replay_task_index
 
@@ -235,6 +246,10 @@ def _run_replay(
             if fmt == "jsonl":
                 writer.write(result)
 
+        def on_drained(drained: Any) -> None:
+            if fmt == "jsonl":
+                writer.write(drained)
+
         def on_reject(origin: str, reason: str, raw: object) -> None:
             if dead_letter is not None:
                 dead_letter.add(origin=origin, error=reason, raw=raw)
@@ -247,6 +262,8 @@ def _run_replay(
                 on_reject=on_reject,
                 progress=progress,
                 skipped=skipped,
+                drain_every=baselines.settings.drain_every if baselines else 10_000,
+                on_drained=on_drained,
             )
         if fmt == "table":
             text = _TextOut(out)

@@ -21,6 +21,7 @@ from detector.baseline.action_model import DAY, NAME, ActionFrequencyModel, numb
 from detector.baseline.counts import CountTable, LayeredCounts
 from detector.baseline.features import FEATURES, FeatureExtractor, parse_feature_config
 from detector.baseline.groups import group_chain
+from detector.baseline.habits import habit_calls, habitual
 from detector.baseline.surprisal import SESSION, surprisal
 from detector.core.findings import Finding
 from detector.core.policy import EventContext, SeverityPolicy, make_finding, worst
@@ -59,6 +60,7 @@ class ActionFrequencyRuntime:
         self.thresholds: list[float] = [float(t) for t in model.thresholds_]
         self.counts = LayeredCounts(model.counts_, CountTable(self.half_life))
         self.sessions: dict[str, CountTable] = {}
+        self.habit_calls = habit_calls(settings)
 
     @property
     def name(self) -> str:
@@ -141,6 +143,10 @@ class ActionFrequencyRuntime:
 
     def drain(self) -> list[Finding]:
         return []
+
+    def habitual(self, ctx: EventContext, action: str) -> bool:
+        """`Habits`: the role, user or service called `action` often (see `habits`)."""
+        return habitual(self.counts, ctx, action, calls=self.habit_calls)
 
     def forget(self, session_id: str) -> None:
         self.sessions.pop(session_id, None)
