@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(handler=_cmd_bench)
     bench_modes = bench.add_subparsers(metavar="MODE")
+    from detector.commands import bench_baseline
+
+    bench_baseline.add_mode(bench_modes)
     detection = bench_modes.add_parser(
         "detection", help="per-technique results of attack captures injected as agent sessions"
     )
