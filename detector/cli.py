@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     from detector.commands import (
         CONFIG_ERROR_LINE,
         add_exit_codes,
+        baseline,
         catalog,
         config,
         demo,
@@ -81,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         sessions,
     )
 
-    for command in (demo, catalog, scope, sessions):
+    for command in (demo, catalog, scope, sessions, baseline):
         command.add_parser(commands)
 
     bench = commands.add_parser("bench", help="measure replay throughput and peak memory")

@@ -15,7 +15,7 @@ from detector.baseline.groups import label, level
 
 
 class Counts(Protocol):
-    def value(self, group: str, feature: int, value: str, at: float) -> tuple[float, int]: ...
+    def raw(self, group: str, feature: int, value: str) -> int: ...
 
     def group(self, group: str) -> GroupInfo | None: ...
 
@@ -28,7 +28,7 @@ def what(feature: int, value: str, zone: str) -> str:
     if name == "service":
         return f"used {value}"
     if name == "resource_type":
-        return "touched no resource" if value == NONE else f"touched a {value} resource"
+        return "touched no resource" if value == NONE else f"touched a resource of type {value}"
     if name == "region":
         return f"acted in {value}"
     if name == "hour":
@@ -58,9 +58,7 @@ def span(info: GroupInfo) -> str:
     return f"{amount} {unit}{'s' if amount != 1 else ''}"
 
 
-def sentence(
-    counts: Counts, chain: Sequence[str], feature: int, value: str, at: float, *, zone: str
-) -> str:
+def sentence(counts: Counts, chain: Sequence[str], feature: int, value: str, *, zone: str) -> str:
     """Who did not (or rarely) do it, over how much history, and who above them did.
 
     `chain` is the group chain without the session; the subject is its most specific group
@@ -75,13 +73,13 @@ def sentence(
     subject = chain[subject_at]
     info = counts.group(subject)
     assert info is not None
-    _, raw = counts.value(subject, feature, value, at)
+    raw = counts.raw(subject, feature, value)
     who = label(subject)
     history = f"in {span(info)} and {info.calls:,} calls"
     head = f"{who} never {use} {history}" if raw == 0 else f"{who} {use} {times(raw)} {history}"
     for wider in chain[subject_at + 1 :]:
         # A wider group's counts include the subject's own: quote only the others'.
-        _, wider_raw = counts.value(wider, feature, value, at)
+        wider_raw = counts.raw(wider, feature, value)
         if wider_raw > raw:
             return f"{head}; {_relation(wider, rest=raw > 0)} did {times(wider_raw - raw)}."
     return f"{head}; nothing else in the baseline did."

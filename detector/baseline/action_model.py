@@ -23,7 +23,7 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from detector.baseline.counts import CountTable
+from detector.baseline.counts import Cell, CountTable
 from detector.baseline.features import (
     FEATURES,
     FeatureConfig,
@@ -33,7 +33,7 @@ from detector.baseline.features import (
 from detector.baseline.groups import group_chain, level
 from detector.baseline.protocol import ModelEntry, TrainingEvent
 from detector.baseline.registry import MODELS
-from detector.baseline.surprisal import surprisal
+from detector.baseline.surprisal import surprisals
 from detector.core.learned import Baseline
 from detector.core.policy import SeverityPolicy
 from detector.errors import ConfigError
@@ -47,8 +47,8 @@ PARAMS_FILE = "params.json"
 PRIOR_LEVELS = frozenset({"agent", "global"})
 # Hyper-parameters `from_settings` reads from the `baseline:` section; the rest is not ours.
 SETTINGS_KEYS = frozenset(
-    {"half_life_days", "quantile", "min_threshold_bits", "default_time_zone", "time_zones",
-     "networks"}
+    {"half_life_days", "quantile", "min_threshold_bits", "prior_only", "default_time_zone",
+     "time_zones", "networks"}
 )  # fmt: skip
 
 
@@ -100,28 +100,34 @@ class ActionFrequencyModel:
         ):
             if settings.get(key) is not None:
                 kwargs[key] = number_setting(settings[key], low, high, source, f"baseline.{key}")
+        if settings.get("prior_only") is not None:
+            if not isinstance(settings["prior_only"], bool):
+                raise ConfigError(f"{source}: 'baseline.prior_only' must be true or false")
+            kwargs["prior_only"] = settings["prior_only"]
         return cls(features=parse_feature_config(settings, source=source, key="baseline"), **kwargs)
 
     # --- fitting --------------------------------------------------------------------------
 
     def fit(self, events: Sequence[TrainingEvent]) -> Self:
         extractor = FeatureExtractor(self.features or FeatureConfig())
-        half_life = self.half_life_days * DAY
-        rows = [
-            (_stamp(e), self._chain(group_chain(e.ctx)), extractor.values(e.ctx)) for e in events
-        ]
+        # In event time, so which call was a value's first use does not depend on the order
+        # the history was read in.
+        rows = sorted(
+            ((_stamp(e), self._chain(group_chain(e.ctx)), extractor.values(e.ctx)) for e in events),
+            key=lambda row: row[0],
+        )
         start = min((t for t, _, _ in rows), default=0.0)
         end = max((t for t, _, _ in rows), default=0.0)
-        table = CountTable(half_life)
+        # Weights are relative to the end of the window: the latest call weighs 1.
+        table = CountTable(self.half_life_days * DAY, reference=end)
         weights = []
         for at, chain, values in rows:
-            # Weighted as of the end of the window: the table holds one time for all entries.
-            weight = 0.5 ** ((end - at) / half_life)
+            weight = table.weight(at)
             weights.append(weight)
             for group in chain:
                 table.add_call(group, at)
                 for feature, value in enumerate(values):
-                    table.add(group, feature, value, end, weight)
+                    table.add(group, feature, value, weight)
         self.counts_ = table
         self.window_ = (start, end)
         self.events_ = len(rows)
@@ -142,17 +148,15 @@ class ActionFrequencyModel:
         weights: Sequence[float],
         end: float,
     ) -> npt.NDArray[np.float64]:
-        """Per feature, the surprisal that `quantile` of training events stay under."""
+        """Per feature, the surprisal that `quantile` of training events stay under, each
+        event scored as if it had not been seen (its own weight taken out)."""
         floor = np.full(len(FEATURES), self.min_threshold_bits)
         if not rows:
             return floor
         stride = max(1, -(-len(rows) // self.calibration_events))
         scores = np.array(
             [
-                [
-                    surprisal(table, rows[i][1], feature, value, end, own=weights[i])
-                    for feature, value in enumerate(rows[i][2])
-                ]
+                surprisals(table, None, rows[i][1], rows[i][2], end, own=weights[i])
                 for i in range(0, len(rows), stride)
             ]
         )
@@ -168,12 +172,12 @@ class ActionFrequencyModel:
         counts alone (no session history, nothing learned)."""
         extractor = FeatureExtractor(self.features or FeatureConfig())
         rows = [
-            [
-                surprisal(self.counts_, self._chain(group_chain(e.ctx)), feature, value, _stamp(e))
-                for feature, value in enumerate(extractor.values(e.ctx))
-            ]
+            surprisals(
+                self.counts_, None, self._chain(group_chain(e.ctx)), extractor.values(e.ctx),
+                _stamp(e)
+            )
             for e in events
-        ]
+        ]  # fmt: skip
         return np.array(rows, dtype=np.float64).reshape(len(events), len(FEATURES))
 
     def score(self, events: Sequence[TrainingEvent]) -> npt.NDArray[np.float64]:
@@ -211,6 +215,7 @@ class ActionFrequencyModel:
             "features": list(FEATURES),
             "thresholds": thresholds,
             "window": list(self.window_),
+            "reference": self.counts_.reference,
             "events": self.events_,
         }
         text = json.dumps(saved, indent=2, sort_keys=True) + "\n"
@@ -236,7 +241,9 @@ class ActionFrequencyModel:
         features = parse_feature_config(params.pop("features"), source=PARAMS_FILE, key="features")
         model = cls(features=features, **params)
         with np.load(directory / COUNTS_FILE, allow_pickle=False) as arrays:
-            model.counts_ = _table_from_arrays(arrays, model.half_life_days * DAY)
+            model.counts_ = _table_from_arrays(
+                arrays, model.half_life_days * DAY, reference=float(saved["reference"])
+            )
         model.thresholds_ = np.array([saved["thresholds"][f] for f in FEATURES], dtype=np.float64)
         start, end = saved["window"]
         model.window_ = (float(start), float(end))
@@ -260,39 +267,56 @@ def number_setting(value: Any, low: float, high: float | None, source: str, key:
 def _table_arrays(table: CountTable) -> dict[str, npt.NDArray[Any]]:
     groups = list(table.groups)
     index = {g: i for i, g in enumerate(groups)}
-    vocabulary = sorted({v for _, _, v in table.values})
+    for group, _ in table.cells:
+        index.setdefault(group, len(index))
+    groups = list(index)
+    vocabulary = sorted({v for c in table.cells.values() for v in c.values})
     value_index = {v: i for i, v in enumerate(vocabulary)}
-    keys = list(table.values)
-    entries = np.array([table.values[k] for k in keys], dtype=np.float64).reshape(-1, 3)
-    total_keys = list(table.totals)
-    totals = np.array([table.totals[k] for k in total_keys], dtype=np.float64).reshape(-1, 5)
+    cells = list(table.cells.items())
+    value_keys = [(n, value_index[v]) for n, (_, c) in enumerate(cells) for v in c.values]
+    value_entries = [e for _, c in cells for e in c.values.values()]
     return {
         "groups": np.array(groups, dtype=np.str_),
-        "group_stats": np.array([table.groups[g] for g in groups], dtype=np.float64).reshape(-1, 3),
-        "vocabulary": np.array(vocabulary, dtype=np.str_),
-        "value_keys": np.array(
-            [(index[g], f, value_index[v]) for g, f, v in keys], dtype=np.int64
+        "group_stats": np.array(
+            [table.groups.get(g, [0.0, 0.0, 0.0]) for g in groups], dtype=np.float64
         ).reshape(-1, 3),
-        "value_entries": entries,
-        "total_keys": np.array([(index[g], f) for g, f in total_keys], dtype=np.int64).reshape(
+        "cell_keys": np.array([(index[g], f) for (g, f), _ in cells], dtype=np.int64).reshape(
             -1, 2
         ),
-        "total_entries": totals,
+        "cell_stats": np.array(
+            [(c.weight, c.calls, c.distinct, c.novel) for _, c in cells], dtype=np.float64
+        ).reshape(-1, 4),
+        "vocabulary": np.array(vocabulary, dtype=np.str_),
+        "value_keys": np.array(value_keys, dtype=np.int64).reshape(-1, 2),
+        "value_entries": np.array(value_entries, dtype=np.float64).reshape(-1, 2),
     }
 
 
-def _table_from_arrays(arrays: Mapping[str, npt.NDArray[Any]], half_life: float) -> CountTable:
-    table = CountTable(half_life)
+def _table_from_arrays(
+    arrays: Mapping[str, npt.NDArray[Any]], half_life: float, reference: float
+) -> CountTable:
+    table = CountTable(half_life, reference)
     groups = [str(g) for g in arrays["groups"]]
     vocabulary = [str(v) for v in arrays["vocabulary"]]
     for name, stats in zip(groups, arrays["group_stats"].tolist(), strict=True):
-        table.groups[name] = stats
-    keys, entries = arrays["value_keys"].tolist(), arrays["value_entries"].tolist()
-    for (g, f, v), entry in zip(keys, entries, strict=True):
-        table.values[(groups[g], f, vocabulary[v])] = entry
-    keys, entries = arrays["total_keys"].tolist(), arrays["total_entries"].tolist()
-    for (g, f), entry in zip(keys, entries, strict=True):
-        table.totals[(groups[g], f)] = entry
+        if stats[0]:
+            table.groups[name] = stats
+    cells: list[Cell] = []
+    for (g, f), (weight, calls, distinct, novel) in zip(
+        arrays["cell_keys"].tolist(), arrays["cell_stats"].tolist(), strict=True
+    ):
+        cell = table.cells[(groups[g], f)] = Cell()
+        cell.weight, cell.calls, cell.distinct, cell.novel = (
+            weight,
+            int(calls),
+            int(distinct),
+            novel,
+        )
+        cells.append(cell)
+    for (n, v), entry in zip(
+        arrays["value_keys"].tolist(), arrays["value_entries"].tolist(), strict=True
+    ):
+        cells[n].values[vocabulary[v]] = entry
     return table
 
 

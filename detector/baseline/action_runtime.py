@@ -6,8 +6,9 @@ only when the pipeline says it may (no finding at or above `severity.learn_below
 event did not raise `novel-action` itself, so an unusual call stays unusual however often
 it is repeated. Nothing is buffered: findings come out of `observe`, `drain` has none.
 
-Settings (the `baseline:` section, keys this model reads; each overrides what the model was
-trained with): `half_life_days`, `default_time_zone`, `time_zones`, `networks`.
+Settings (the `baseline:` section, keys this model reads): `default_time_zone`,
+`time_zones` and `networks` override what the model was trained with (keep them the same as
+at training); `half_life_days`, if given, must be the one it was trained with.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from dataclasses import replace
 from typing import Any
 
 from detector.baseline.action_evidence import sentence, what
-from detector.baseline.action_model import DAY, NAME, ActionFrequencyModel, number_setting
-from detector.baseline.counts import CountTable, LayeredCounts
+from detector.baseline.action_model import NAME, ActionFrequencyModel, number_setting
+from detector.baseline.counts import CountTable, OverlayCounts
 from detector.baseline.features import FEATURES, FeatureExtractor, parse_feature_config
 from detector.baseline.groups import group_chain
 from detector.baseline.habits import habit_calls, habitual
-from detector.baseline.surprisal import SESSION, surprisal
+from detector.baseline.surprisal import SESSION, surprisals
 from detector.core.findings import Finding
 from detector.core.policy import EventContext, SeverityPolicy, make_finding, worst
+from detector.errors import ConfigError
 
 KIND = "novel-action"
 SNAPSHOT_VERSION = 1
@@ -45,12 +47,14 @@ class ActionFrequencyRuntime:
         self._name = NAME
         self.model = model
         self.severity = policy.novel_action
-        days = model.half_life_days
-        if settings.get("half_life_days") is not None:
-            days = number_setting(
-                settings["half_life_days"], 0.0, None, source, "baseline.half_life_days"
-            )
-        self.half_life = days * DAY
+        wanted = settings.get("half_life_days")
+        if wanted is not None:
+            days = number_setting(wanted, 0.0, None, source, "baseline.half_life_days")
+            if days != model.half_life_days:
+                raise ConfigError(
+                    f"{source}: 'baseline.half_life_days' is {days:g} but the artifact was "
+                    f"trained with {model.half_life_days:g}: retrain, or drop the setting"
+                )
         features = (model.features.to_dict() if model.features else {}) | {
             key: settings[key] for key in FEATURE_KEYS if settings.get(key) is not None
         }
@@ -58,7 +62,8 @@ class ActionFrequencyRuntime:
             parse_feature_config(features, source=source, key="baseline")
         )
         self.thresholds: list[float] = [float(t) for t in model.thresholds_]
-        self.counts = LayeredCounts(model.counts_, CountTable(self.half_life))
+        base = model.counts_
+        self.counts = OverlayCounts(base)
         self.sessions: dict[str, CountTable] = {}
         self.habit_calls = habit_calls(settings)
 
@@ -89,28 +94,28 @@ class ActionFrequencyRuntime:
         # prior holds only agent kinds and the global counts; roles are learned here).
         chain = group_chain(ctx)[1:]
         at = ctx.event.event_time.timestamp()
-        own = self.sessions.get(ctx.session.session_id)
-        prior = self.model.session_prior
-        excess = [
-            surprisal(self.counts, chain, feature, value, at, session=own, session_prior=prior)
-            - self.thresholds[feature]
-            for feature, value in enumerate(values)
-        ]
-        return chain, values, at, excess
+        bits = surprisals(
+            self.counts.base, self.counts.touched, chain, values, at,
+            session=self.sessions.get(ctx.session.session_id),
+            session_prior=self.model.session_prior,
+        )  # fmt: skip
+        return chain, values, at, [b - t for b, t in zip(bits, self.thresholds, strict=True)]
 
     def _learn(
         self, session_id: str, chain: Sequence[str], values: Sequence[str], at: float
     ) -> None:
+        weight = self.counts.base.weight(at)
         for group in chain:
             self.counts.add_call(group, at)
             for feature, value in enumerate(values):
-                self.counts.add(group, feature, value, at)
+                self.counts.add(group, feature, value, weight)
         own = self.sessions.get(session_id)
         if own is None:
-            own = self.sessions[session_id] = CountTable(self.half_life)
+            base = self.counts.base
+            own = self.sessions[session_id] = CountTable(base.half_life, base.reference)
         own.add_call(SESSION, at)
         for feature, value in enumerate(values):
-            own.add(SESSION, feature, value, at)
+            own.add(SESSION, feature, value, weight)
 
     def _finding(
         self,
@@ -120,10 +125,11 @@ class ActionFrequencyRuntime:
         excess: Sequence[float],
         at: float,
     ) -> Finding:
-        ranked = sorted((i for i, e in enumerate(excess) if e > 0), key=lambda i: (-excess[i], i))
+        # In the order of FEATURES: the action first, the way on-call reads a call.
+        ranked = [i for i, e in enumerate(excess) if e > 0]
         top = ranked[0]
         zone = self.extractor.hour_zone(ctx.event.account_id)
-        reason = sentence(self.counts, chain, top, values[top], at, zone=zone)
+        reason = sentence(self.counts, chain, top, values[top], zone=zone)
         if len(ranked) > 1:
             also = ", ".join(what(i, values[i], zone) for i in ranked[1:])
             reason = f"{reason[:-1]} (also unusual: {also})."
@@ -154,7 +160,7 @@ class ActionFrequencyRuntime:
     def snapshot(self) -> dict[str, Any]:
         return {
             "version": SNAPSHOT_VERSION,
-            "learned": self.counts.top.to_json(),
+            "learned": self.counts.touched.to_json(),
             "sessions": {sid: table.to_json() for sid, table in self.sessions.items()},
         }
 
@@ -162,10 +168,9 @@ class ActionFrequencyRuntime:
         if data.get("version") != SNAPSHOT_VERSION:
             # A state saved by another version of this model: start from the fitted counts.
             return
-        self.counts = LayeredCounts(
-            self.model.counts_, CountTable.from_json(data["learned"], self.half_life)
-        )
+        base = self.model.counts_
+        self.counts = OverlayCounts(base, CountTable.from_json(data["learned"], base.half_life))
         self.sessions = {
-            sid: CountTable.from_json(table, self.half_life)
+            sid: CountTable.from_json(table, base.half_life)
             for sid, table in data["sessions"].items()
         }

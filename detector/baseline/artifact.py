@@ -163,15 +163,7 @@ def save_artifact(
     directory is refused, so a mistyped --output cannot wipe someone's files.
     """
     directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()):
-        if not (directory / MANIFEST).is_file():
-            raise ArtifactError(
-                "exists and is not a baseline artifact: not replacing it", path=directory
-            )
-        if not replace:
-            raise ArtifactError(
-                "an artifact is already there (replace it with --force)", path=directory
-            )
+    check_output(directory, replace=replace)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -181,6 +173,26 @@ def save_artifact(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def check_output(directory: Path, *, replace: bool) -> None:
+    """Refuse to write over anything but an artifact, and over one without `replace`."""
+    if directory.exists() and not directory.is_dir():
+        raise ArtifactError("exists and is not a directory", path=directory)
+    if directory.exists() and any(directory.iterdir()):
+        if not (directory / MANIFEST).is_file():
+            raise ArtifactError(
+                "exists and is not a baseline artifact: not replacing it", path=directory
+            )
+        if not replace:
+            raise ArtifactError(
+                "an artifact is already there (replace it with --force)", path=directory
+            )
+
+
+def manifest_sha256(directory: Path) -> str:
+    """The hash to pin an artifact by (`load_artifact(..., expected_sha256=)`)."""
+    return sha256_file(Path(directory) / MANIFEST)
 
 
 def _write(
@@ -194,7 +206,7 @@ def _write(
             raise ValueError(f"model {model.name!r} saved an entry for {entry.name!r}")
         for name in entry.files:
             relative = _relative(f"{model.name}/{name}", staging)
-            hashes[relative] = _sha256(staging / relative)
+            hashes[relative] = sha256_file(staging / relative)
         entries.append(entry)
     manifest = Manifest(
         format_version=FORMAT_VERSION,
@@ -214,6 +226,10 @@ def _swap(staging: Path, directory: Path) -> None:
     if not directory.exists():
         staging.rename(directory)
         return
+    # Documents kept beside an artifact (its model card) are not the artifact: keep them.
+    for kept in directory.iterdir():
+        if kept.is_file() and kept.name != MANIFEST and not (staging / kept.name).exists():
+            shutil.copy2(kept, staging / kept.name)
     old = directory.with_name(f".{directory.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     directory.rename(old)
@@ -298,7 +314,7 @@ def _parse_manifest(raw: bytes, path: Path) -> Manifest:
 def _check_file(directory: Path, relative: str, expected: str) -> None:
     path = directory / _relative(relative, directory)
     try:
-        actual = _sha256(path)
+        actual = sha256_file(path)
     except FileNotFoundError:
         raise ArtifactTamperedError("missing: the manifest lists it", path=path) from None
     except OSError as exc:
@@ -352,7 +368,7 @@ def _relative(name: str, directory: Path) -> str:
     return pure.as_posix()
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

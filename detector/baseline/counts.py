@@ -1,26 +1,28 @@
 """Decayed counts per (group, feature, value): what the action model learns and updates.
 
-Every count is an exponentially decayed weight in event time: a call `half_life` seconds
-ago weighs half as much as one now. Decay is applied lazily: each entry keeps its weight at
-the time it was last changed and is decayed when read, which is exact because decay is the
-same factor for every entry. Each entry also keeps its raw count (never decayed), which is
-what evidence text quotes ("called it twice").
+Counts decay exponentially in event time: a call `half_life` seconds ago weighs half as
+much as one now. Rather than decaying every entry as time passes, each call is added with
+weight 2**((t - reference) / half_life), for one reference time per model (the end of the
+training window). Every weight read at one moment is then off by the same factor, which
+cancels in every ratio the back-off uses; `scale(at)` gives that factor where an absolute
+amount matters. The order events arrive in does not change the counts at all.
 
-`LayeredCounts` reads a fitted table (never changed once loaded, shared by every shard) and
-adds online updates to a small table of its own, which is all a snapshot needs to hold.
+Each (group, feature) is a `Cell`: its total weight, raw call count, number of distinct
+values, the weight of the calls that were a value's first use (how often the group meets
+new values), and per value [weight, raw count]. Raw counts are never decayed: evidence text
+quotes them ("called it twice").
+
+`OverlayCounts` reads a fitted table (never changed once loaded, shared by every shard) and
+keeps the cells changed online apart, which is all a snapshot needs to hold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Entries: [weight at t, t (epoch seconds), raw count]. Totals add the number of distinct
-# values seen and the decayed weight of the calls that used a value for the first time:
-# the novelty rate the back-off uses, on the same decayed scale as the counts.
-W, T, RAW, DISTINCT, NOVEL = 0, 1, 2, 3, 4
-# Far beyond any real span of history; keeps 0.5**x within floating point.
+# Far beyond any real span of history; keeps 2**x within floating point.
 MAX_HALVINGS = 900.0
 
 
@@ -33,78 +35,52 @@ class GroupInfo:
     last: float
 
 
-def decayed(weight: float, since: float, at: float, half_life: float) -> float:
-    """`weight` set at `since`, as of `at`. Reading before `since` (a late event, or history
-    replayed against a baseline fitted later) scales it up by the same law, so every count
-    read at one time is on one scale."""
-    exponent = min(MAX_HALVINGS, max(-MAX_HALVINGS, (at - since) / half_life))
-    return float(weight * 0.5**exponent)
+class Cell:
+    """The counts of one feature in one group."""
+
+    __slots__ = ("calls", "distinct", "novel", "values", "weight")
+
+    def __init__(self) -> None:
+        self.weight = 0.0
+        self.calls = 0
+        self.distinct = 0
+        self.novel = 0.0
+        self.values: dict[str, list[float]] = {}  # value -> [weight, raw count]
+
+    def copy(self) -> Cell:
+        twin = Cell()
+        twin.weight, twin.calls, twin.distinct, twin.novel = (
+            self.weight, self.calls, self.distinct, self.novel
+        )  # fmt: skip
+        twin.values = {value: list(entry) for value, entry in self.values.items()}
+        return twin
 
 
 class CountTable:
-    """Counts with decay, keyed by group name, feature index and value string."""
+    """Cells keyed by (group name, feature index), and call counts per group."""
 
-    def __init__(self, half_life: float) -> None:
+    def __init__(self, half_life: float, reference: float) -> None:
         self.half_life = half_life
-        self.values: dict[tuple[str, int, str], list[float]] = {}
-        self.totals: dict[tuple[str, int], list[float]] = {}
-        self.groups: dict[str, list[float]] = {}
+        self.reference = reference
+        self.cells: dict[tuple[str, int], Cell] = {}
+        self.groups: dict[str, list[float]] = {}  # name -> [calls, first, last]
 
-    # --- reading --------------------------------------------------------------------------
+    def weight(self, at: float) -> float:
+        """The weight of one call at `at`."""
+        exponent = (at - self.reference) / self.half_life
+        return float(2.0 ** min(MAX_HALVINGS, max(-MAX_HALVINGS, exponent)))
 
-    def value(self, group: str, feature: int, value: str, at: float) -> tuple[float, int]:
-        """(decayed weight, raw count) of `value` in `group`."""
-        entry = self.values.get((group, feature, value))
-        if entry is None:
-            return 0.0, 0
-        return decayed(entry[W], entry[T], at, self.half_life), int(entry[RAW])
+    def scale(self, at: float) -> float:
+        """Multiply a stored weight by this to read it as of `at` (in calls)."""
+        return 1.0 / self.weight(at)
 
-    def total(self, group: str, feature: int, at: float) -> tuple[float, int, float]:
-        """(decayed weight of all values, number of distinct values, decayed weight of first
-        uses) of `feature` in `group`."""
-        entry = self.totals.get((group, feature))
-        if entry is None:
-            return 0.0, 0, 0.0
-        factor = decayed(1.0, entry[T], at, self.half_life)
-        return entry[W] * factor, int(entry[DISTINCT]), entry[NOVEL] * factor
-
-    def group(self, group: str) -> GroupInfo | None:
-        entry = self.groups.get(group)
-        if entry is None:
-            return None
-        return GroupInfo(calls=int(entry[0]), first=entry[1], last=entry[2])
-
-    def has(self, group: str, feature: int, value: str) -> bool:
-        return (group, feature, value) in self.values
-
-    # --- changing -------------------------------------------------------------------------
-
-    def add(self, group: str, feature: int, value: str, at: float, weight: float = 1.0) -> bool:
-        """Count one use of `value`; True when the value is new to this table and group."""
-        key = (group, feature, value)
-        entry = self.values.get(key)
-        new = entry is None
-        if entry is None:
-            self.values[key] = [weight, at, 1.0]
-        else:
-            self._bump(entry, at, weight)
-        self.add_total(group, feature, at, weight, new_value=new)
-        return new
-
-    def add_total(
-        self, group: str, feature: int, at: float, weight: float, *, new_value: bool
-    ) -> None:
-        novel = weight if new_value else 0.0
-        entry = self.totals.get((group, feature))
-        if entry is None:
-            self.totals[(group, feature)] = [weight, at, 1.0, float(new_value), novel]
-            return
-        if at > entry[T]:
-            entry[NOVEL] = decayed(entry[NOVEL], entry[T], at, self.half_life) + novel
-        else:
-            entry[NOVEL] += decayed(novel, at, entry[T], self.half_life)
-        self._bump(entry, at, weight)
-        entry[DISTINCT] += new_value
+    def add(self, group: str, feature: int, value: str, weight: float) -> None:
+        """Count one use of `value` in `group`, `weight` from `weight(at)`."""
+        key = (group, feature)
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = Cell()
+        _count(cell, value, weight)
 
     def add_call(self, group: str, at: float) -> None:
         entry = self.groups.get(group)
@@ -115,85 +91,81 @@ class CountTable:
         entry[1] = min(entry[1], at)
         entry[2] = max(entry[2], at)
 
-    def _bump(self, entry: list[float], at: float, weight: float) -> None:
-        if at > entry[T]:
-            entry[W] = decayed(entry[W], entry[T], at, self.half_life) + weight
-            entry[T] = at
-        else:
-            # A late event: credit it as of its own time, relative to the entry's.
-            entry[W] += decayed(weight, at, entry[T], self.half_life)
-        entry[RAW] += 1
+    def raw(self, group: str, feature: int, value: str) -> int:
+        cell = self.cells.get((group, feature))
+        entry = cell.values.get(value) if cell is not None else None
+        return int(entry[1]) if entry is not None else 0
 
-    # --- plain data -------------------------------------------------------------------------
+    def group(self, group: str) -> GroupInfo | None:
+        entry = self.groups.get(group)
+        if entry is None:
+            return None
+        return GroupInfo(calls=int(entry[0]), first=entry[1], last=entry[2])
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able lists (for a shard snapshot); `from_json` restores them exactly."""
-        return {
-            "values": [[g, f, v, *e] for (g, f, v), e in self.values.items()],
-            "totals": [[g, f, *e] for (g, f), e in self.totals.items()],
-            "groups": [[g, *e] for g, e in self.groups.items()],
-        }
+        cells = [
+            [g, f, c.weight, c.calls, c.distinct, c.novel, [[v, *e] for v, e in c.values.items()]]
+            for (g, f), c in self.cells.items()
+        ]
+        groups = [[g, *e] for g, e in self.groups.items()]
+        return {"reference": self.reference, "cells": cells, "groups": groups}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], half_life: float) -> CountTable:
-        table = cls(half_life)
-        for g, f, v, *e in data["values"]:
-            table.values[(str(g), int(f), str(v))] = [float(x) for x in e]
-        for g, f, *e in data["totals"]:
-            table.totals[(str(g), int(f))] = [float(x) for x in e]
-        for g, *e in data["groups"]:
-            table.groups[str(g)] = [float(x) for x in e]
+        table = cls(half_life, float(data["reference"]))
+        for group, feature, weight, calls, distinct, novel, values in data["cells"]:
+            cell = table.cells[(str(group), int(feature))] = Cell()
+            cell.weight, cell.calls = float(weight), int(calls)
+            cell.distinct, cell.novel = int(distinct), float(novel)
+            cell.values = {str(v): [float(w), float(r)] for v, w, r in values}
+        for group, *entry in data["groups"]:
+            table.groups[str(group)] = [float(x) for x in entry]
         return table
 
     def __len__(self) -> int:
-        return len(self.values)
+        return sum(len(c.values) for c in self.cells.values())
 
 
-class LayeredCounts:
-    """A fitted table read as is, plus online updates kept apart (`top`)."""
+class OverlayCounts:
+    """A fitted table read as is (shared by every shard, never changed once loaded), and the
+    cells and groups changed online, each copied from the fitted table on its first change
+    (`touched`): a lookup finds a changed cell first, and a snapshot holds only those."""
 
-    def __init__(self, base: CountTable, top: CountTable) -> None:
+    def __init__(self, base: CountTable, touched: CountTable | None = None) -> None:
         self.base = base
-        self.top = top
+        self.touched = touched or CountTable(base.half_life, base.reference)
 
-    def value(self, group: str, feature: int, value: str, at: float) -> tuple[float, int]:
-        w1, r1 = self.base.value(group, feature, value, at)
-        w2, r2 = self.top.value(group, feature, value, at)
-        return w1 + w2, r1 + r2
-
-    def total(self, group: str, feature: int, at: float) -> tuple[float, int, float]:
-        w1, d1, n1 = self.base.total(group, feature, at)
-        w2, d2, n2 = self.top.total(group, feature, at)
-        return w1 + w2, d1 + d2, n1 + n2
-
-    def group(self, group: str) -> GroupInfo | None:
-        one, two = self.base.group(group), self.top.group(group)
-        if one is None or two is None:
-            return one or two
-        return GroupInfo(
-            calls=one.calls + two.calls,
-            first=min(one.first, two.first),
-            last=max(one.last, two.last),
-        )
-
-    def add(self, group: str, feature: int, value: str, at: float) -> None:
-        key = (group, feature, value)
-        entry = self.top.values.get(key)
-        if entry is None:
-            self.top.values[key] = [1.0, at, 1.0]
-        else:
-            self.top._bump(entry, at, 1.0)
-        # Distinct values are counted across both layers: a value the fitted table knows is
-        # not new, whichever layer it is first counted in here.
-        new = entry is None and not self.base.has(group, feature, value)
-        self.top.add_total(group, feature, at, 1.0, new_value=new)
+    def add(self, group: str, feature: int, value: str, weight: float) -> None:
+        key = (group, feature)
+        cell = self.touched.cells.get(key)
+        if cell is None:
+            fitted = self.base.cells.get(key)
+            cell = self.touched.cells[key] = fitted.copy() if fitted is not None else Cell()
+        _count(cell, value, weight)
 
     def add_call(self, group: str, at: float) -> None:
-        self.top.add_call(group, at)
+        if group not in self.touched.groups and group in self.base.groups:
+            self.touched.groups[group] = list(self.base.groups[group])
+        self.touched.add_call(group, at)
+
+    def raw(self, group: str, feature: int, value: str) -> int:
+        if (group, feature) in self.touched.cells:
+            return self.touched.raw(group, feature, value)
+        return self.base.raw(group, feature, value)
+
+    def group(self, group: str) -> GroupInfo | None:
+        return self.touched.group(group) or self.base.group(group)
 
 
-def iter_groups(table: CountTable) -> Iterator[tuple[str, GroupInfo]]:
-    for name in table.groups:
-        info = table.group(name)
-        if info is not None:
-            yield name, info
+def _count(cell: Cell, value: str, weight: float) -> None:
+    entry = cell.values.get(value)
+    if entry is None:
+        cell.values[value] = [weight, 1.0]
+        cell.distinct += 1
+        cell.novel += weight
+    else:
+        entry[0] += weight
+        entry[1] += 1.0
+    cell.weight += weight
+    cell.calls += 1

@@ -35,6 +35,16 @@ PRIVATE = "private"
 PUBLIC = "public"
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Addresses that only reach AWS from inside a network (VPC endpoints, peered networks):
+# RFC 1918, shared address space, loopback, link-local and unique local IPv6. Python's
+# `is_private` would also count the documentation ranges, which are public addresses here.
+PRIVATE_NETWORKS: tuple[IpNetwork, ...] = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in (
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8",
+        "169.254.0.0/16", "fc00::/7", "fe80::/10", "::1/128",
+    )
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,22 +165,35 @@ class FeatureExtractor:
         for name, network in self._networks:
             if address.version == network.version and address in network:
                 return name
-        return PRIVATE if address.is_private else PUBLIC
+        private = any(
+            address.version == network.version and address in network
+            for network in PRIVATE_NETWORKS
+        )
+        return PRIVATE if private else PUBLIC
 
 
 def resource_type(ctx: EventContext) -> str:
-    """ "service:type" of the first resource the event names (from its ARN), else of the
-    catalogue's first resource type for the action, else "none"."""
-    for arn in ctx.resources:
-        found = arn_resource_type(arn)
-        if found is not None:
-            return found
+    """ "service:type" of the resources the event names (from their ARNs), else of the
+    catalogue's resource types for the action, else "none". Of several, the type the
+    action's name names ("getobject" touches a bucket and an object: "s3:object")."""
+    action = ctx.actions[0].lower().partition(":")[2] if ctx.actions else ""
+    found = [t for t in map(arn_resource_type, ctx.resources) if t is not None]
+    if found:
+        kinds = tuple(t.partition(":")[2] for t in found)
+        return found[kinds.index(_named_type(action, kinds))]
     for classification in ctx.classifications:
         types = classification.entry.resource_types
         if types:
-            service = classification.action.split(":", 1)[0].lower()
-            return f"{service}:{types[0].rstrip('*').lower()}"
+            service, _, name = classification.action.lower().partition(":")
+            return f"{service}:{_named_type(name, types).lower()}"
     return NONE
+
+
+def _named_type(action_name: str, types: tuple[str, ...]) -> str:
+    """Of the types an action can touch (listed alphabetically by IAM), the one its name
+    names ("runinstances" -> "instance"), else the first."""
+    named = [t for t in types if t.replace("-", "").lower() in action_name]
+    return max(named, key=len) if named else types[0]
 
 
 @lru_cache(maxsize=65536)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from detector.baseline.counts import OverlayCounts
 from detector.baseline.groups import PRINCIPAL_LEVELS, group_chain, level
-from detector.baseline.surprisal import Counts
 from detector.core.policy import EventContext
 
 DEFAULT_CALLS = 5.0
@@ -27,12 +27,18 @@ def habit_calls(settings: Mapping[str, Any]) -> float:
     return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_CALLS
 
 
-def habitual(counts: Counts, ctx: EventContext, action: str, *, calls: float) -> bool:
+def habitual(counts: OverlayCounts, ctx: EventContext, action: str, *, calls: float) -> bool:
     """True when the event's role, user or service called `action` at least `calls` times
-    (decayed to the event's time)."""
+    (decayed to the event's time), in the fitted counts and what was learned online."""
     principal = next((g for g in group_chain(ctx) if level(g) in PRINCIPAL_LEVELS), None)
     if principal is None:
         return False
-    at = ctx.event.event_time.timestamp()
-    weight, _ = counts.value(principal, ACTION_FEATURE, action.lower(), at)
+    key = (principal, ACTION_FEATURE)
+    cell = counts.touched.cells.get(key)
+    if cell is None:
+        cell = counts.base.cells.get(key)
+    entry = cell.values.get(action.lower()) if cell is not None else None
+    if entry is None:
+        return False
+    weight = entry[0] * counts.base.scale(ctx.event.event_time.timestamp())
     return weight >= calls

@@ -12,6 +12,9 @@ through what the service uses of it, and checks the at-least-once contract:
 `check_sink` checks that a sink writes what it is given, and that writing the same records
 again, from the same instance or after a restart (redelivery), writes each of them once.
 
+`check_model` (from `model_conformance`) checks a trainable baseline model: fit, score,
+save, load, refusal of a tampered or unknown artifact, and its run-time's state.
+
 Each implementation's test module supplies a `SourceUnderTest` or a `SinkUnderTest`; see
 tests/contract/.
 """
@@ -32,6 +35,7 @@ from detector.sinks import Sink
 from detector.sinks.jsonl import record_key
 from detector.sources.base import Batch, CheckpointStore, ShardHooks, Source
 from detector.state.store import StateStore
+from detector.testing.model_conformance import check_model as check_model
 
 Publish = Callable[[Sequence[Mapping[str, Any]]], Awaitable[None]]
 
