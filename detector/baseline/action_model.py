@@ -221,7 +221,7 @@ class ActionFrequencyModel:
         text = json.dumps(saved, indent=2, sort_keys=True) + "\n"
         (directory / PARAMS_FILE).write_text(text, encoding="utf-8")
         return ModelEntry(
-            name=NAME,
+            name=self.name,
             schema_version=SCHEMA_VERSION,
             features=FEATURES,
             files=(COUNTS_FILE, PARAMS_FILE),

@@ -8,7 +8,8 @@ it is repeated. Nothing is buffered: findings come out of `observe`, `drain` has
 
 Settings (the `baseline:` section, keys this model reads): `default_time_zone`,
 `time_zones` and `networks` override what the model was trained with (keep them the same as
-at training); `half_life_days`, if given, must be the one it was trained with.
+at training); `half_life_days` sets how fast counts decay from the end of the training
+window on (default: the half-life it was trained with).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from detector.baseline.action_evidence import sentence, what
-from detector.baseline.action_model import NAME, ActionFrequencyModel, number_setting
+from detector.baseline.action_model import DAY, ActionFrequencyModel, number_setting
 from detector.baseline.counts import CountTable, OverlayCounts
 from detector.baseline.features import FEATURES, FeatureExtractor, parse_feature_config
 from detector.baseline.groups import group_chain
@@ -26,7 +27,6 @@ from detector.baseline.habits import habit_calls, habitual
 from detector.baseline.surprisal import SESSION, surprisals
 from detector.core.findings import Finding
 from detector.core.policy import EventContext, SeverityPolicy, make_finding, worst
-from detector.errors import ConfigError
 
 KIND = "novel-action"
 SNAPSHOT_VERSION = 1
@@ -44,17 +44,15 @@ class ActionFrequencyRuntime:
         *,
         source: str = "<settings>",
     ) -> None:
-        self._name = NAME
+        self._name = model.name
         self.model = model
         self.severity = policy.novel_action
-        wanted = settings.get("half_life_days")
-        if wanted is not None:
-            days = number_setting(wanted, 0.0, None, source, "baseline.half_life_days")
-            if days != model.half_life_days:
-                raise ConfigError(
-                    f"{source}: 'baseline.half_life_days' is {days:g} but the artifact was "
-                    f"trained with {model.half_life_days:g}: retrain, or drop the setting"
-                )
+        days = model.half_life_days
+        if settings.get("half_life_days") is not None:
+            days = number_setting(
+                settings["half_life_days"], 0.0, None, source, "baseline.half_life_days"
+            )
+        self.half_life = days * DAY
         features = (model.features.to_dict() if model.features else {}) | {
             key: settings[key] for key in FEATURE_KEYS if settings.get(key) is not None
         }
@@ -62,10 +60,21 @@ class ActionFrequencyRuntime:
             parse_feature_config(features, source=source, key="baseline")
         )
         self.thresholds: list[float] = [float(t) for t in model.thresholds_]
-        base = model.counts_
-        self.counts = OverlayCounts(base)
+        # A shipped prior is as fresh as the first event this runtime sees, however long ago
+        # it was trained; a baseline of the account's own trail ages from its window's end.
+        self.rebase = model.prior_only
         self.sessions: dict[str, CountTable] = {}
         self.habit_calls = habit_calls(settings)
+        self._bind(None if self.rebase else model.counts_.reference)
+
+    def _bind(self, reference: float | None, touched: CountTable | None = None) -> None:
+        """Read the fitted counts as of `reference`, decaying at this runtime's half-life
+        from then on (the fitted weights are the counts as of the reference)."""
+        fitted = self.model.counts_
+        self.reference = reference
+        view = CountTable(self.half_life, fitted.reference if reference is None else reference)
+        view.cells, view.groups = fitted.cells, fitted.groups
+        self.counts = OverlayCounts(view, touched)
 
     @property
     def name(self) -> str:
@@ -89,6 +98,8 @@ class ActionFrequencyRuntime:
         self, ctx: EventContext
     ) -> tuple[tuple[str, ...], tuple[str, ...], float, list[float]]:
         """Each feature's surprisal minus its threshold, with what it was computed from."""
+        if self.reference is None:
+            self._bind(ctx.event.event_time.timestamp())
         values = self.extractor.values(ctx)
         # Online, every lasting group learns, whatever the fitted model kept (a shipped
         # prior holds only agent kinds and the global counts; roles are learned here).
@@ -160,6 +171,7 @@ class ActionFrequencyRuntime:
     def snapshot(self) -> dict[str, Any]:
         return {
             "version": SNAPSHOT_VERSION,
+            "reference": self.reference,
             "learned": self.counts.touched.to_json(),
             "sessions": {sid: table.to_json() for sid, table in self.sessions.items()},
         }
@@ -168,9 +180,8 @@ class ActionFrequencyRuntime:
         if data.get("version") != SNAPSHOT_VERSION:
             # A state saved by another version of this model: start from the fitted counts.
             return
-        base = self.model.counts_
-        self.counts = OverlayCounts(base, CountTable.from_json(data["learned"], base.half_life))
+        self._bind(data["reference"], CountTable.from_json(data["learned"], self.half_life))
         self.sessions = {
-            sid: CountTable.from_json(table, base.half_life)
+            sid: CountTable.from_json(table, self.half_life)
             for sid, table in data["sessions"].items()
         }

@@ -125,7 +125,7 @@ def test_a_prior_keeps_only_agent_kinds_and_the_global_counts(events: list[Train
     assert prior.counts_.groups["global"][0] == len(events)
 
 
-def test_settings_are_checked_and_the_half_life_must_match_the_artifact(
+def test_settings_are_checked_and_the_runtime_may_decay_at_its_own_pace(
     model: ActionFrequencyModel,
 ) -> None:
     with pytest.raises(ConfigError, match=r"'baseline.quantile' must be a number above 0.5"):
@@ -137,9 +137,9 @@ def test_settings_are_checked_and_the_half_life_must_match_the_artifact(
     )
     assert built.half_life_days == 7.0 and built.features is not None
     assert built.features.time_zones == {"1": "Europe/Paris"}
-    with pytest.raises(ConfigError, match=r"'baseline.half_life_days' is 7 but the artifact"):
-        _runtime(model, half_life_days=7)
-    assert _runtime(model, half_life_days=30).name == "action-frequency"
+    with pytest.raises(ConfigError, match=r"'baseline.half_life_days' must be a number above 0"):
+        _runtime(model, half_life_days=0)
+    assert _runtime(model, half_life_days=7).half_life == 7 * 86400
     zoned = _runtime(model, default_time_zone="Asia/Tokyo")
     assert zoned.extractor.hour_zone("999") == "Asia/Tokyo"
 
@@ -149,3 +149,19 @@ def test_evidence_wording() -> None:
     assert span(GroupInfo(calls=1, first=0, last=14 * 86400 + 3600)) == "14 days"
     assert span(GroupInfo(calls=1, first=0, last=3 * 3600)) == "3 hours"
     assert span(GroupInfo(calls=1, first=0, last=0)) == "1 minute"
+
+
+def test_a_shipped_prior_is_as_fresh_as_the_first_event_it_sees(
+    events: list[TrainingEvent],
+) -> None:
+    """Trained years ago, a prior still speaks: its counts are read as of the service's
+    first event, and decay from there."""
+    prior = ActionFrequencyModel(prior_only=True).fit(events)
+    years_later = START + timedelta(days=3 * 365, hours=10)
+    usual = _one(call(DEPLOYER, "new", "sts:GetCallerIdentity", years_later))
+    novel = _one(call(DEPLOYER, "new", "kms:CreateGrant", years_later + timedelta(seconds=1)))
+    runtime = _runtime(prior)
+    assert runtime.observe(usual.ctx, usual.findings, learn=True) == []
+    assert runtime.snapshot()["reference"] == usual.ctx.event.event_time.timestamp()
+    [found] = runtime.observe(novel.ctx, novel.findings, learn=True)
+    assert "nothing else in the baseline did" in found.reason
