@@ -41,6 +41,7 @@ from detector.errors import ConfigError
 NAME = "action-frequency"
 SCHEMA_VERSION = 1
 DAY = 86400.0
+DEFAULT_HALF_LIFE_DAYS = 30.0
 COUNTS_FILE = "counts.npz"
 PARAMS_FILE = "params.json"
 # A shipped prior keeps what generalises beyond the accounts it was trained on.
@@ -72,7 +73,7 @@ class ActionFrequencyModel:
     def __init__(
         self,
         *,
-        half_life_days: float = 30.0,
+        half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
         quantile: float = 0.999,
         min_threshold_bits: float = 8.0,
         session_prior: float = 20.0,

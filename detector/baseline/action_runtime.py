@@ -9,7 +9,7 @@ it is repeated. Nothing is buffered: findings come out of `observe`, `drain` has
 Settings (the `baseline:` section, keys this model reads): `default_time_zone`,
 `time_zones` and `networks` override what the model was trained with (keep them the same as
 at training); `half_life_days` sets how fast counts decay from the end of the training
-window on (default: the half-life it was trained with).
+window on (default: the half-life it was trained with; 30 days for a shipped prior).
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ from dataclasses import replace
 from typing import Any
 
 from detector.baseline.action_evidence import sentence, what
-from detector.baseline.action_model import DAY, ActionFrequencyModel, number_setting
+from detector.baseline.action_model import (
+    DAY,
+    DEFAULT_HALF_LIFE_DAYS,
+    ActionFrequencyModel,
+    number_setting,
+)
 from detector.baseline.counts import CountTable, OverlayCounts
 from detector.baseline.features import FEATURES, FeatureExtractor, parse_feature_config
 from detector.baseline.groups import group_chain
@@ -47,7 +52,9 @@ class ActionFrequencyRuntime:
         self._name = model.name
         self.model = model
         self.severity = policy.novel_action
-        days = model.half_life_days
+        # A prior's half-life weighed the captures it was fitted on against each other; what
+        # the service learns online decays at the usual pace unless the settings say otherwise.
+        days = DEFAULT_HALF_LIFE_DAYS if model.prior_only else model.half_life_days
         if settings.get("half_life_days") is not None:
             days = number_setting(
                 settings["half_life_days"], 0.0, None, source, "baseline.half_life_days"

@@ -167,6 +167,8 @@ def save_artifact(
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
+        # mkdtemp makes it private; an artifact is read by the service's user as well.
+        staging.chmod(0o755)
         manifest = _write(staging, models, window=window, source_note=source_note)
         _swap(staging, directory)
     except BaseException:

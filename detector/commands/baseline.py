@@ -27,12 +27,19 @@ TRAIN_EPILOG = exit_codes(
 SHOW_EPILOG = exit_codes(
     "0  the artifact is sound (hashes, schema and versions checked)",
     "1  the artifact is refused: a changed or missing file, an unknown schema or version",
+    CONFIG_ERROR_LINE,
 )
 EXIT_NO_EVENTS = 5
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    group = commands.add_parser("baseline", help="train and inspect learned baselines")
+    group = subcommand(
+        commands,
+        "baseline",
+        help="train and inspect learned baselines",
+        epilog=exit_codes("0  done", "1  the command failed (see each one's help)",
+                          CONFIG_ERROR_LINE),
+    )  # fmt: skip
     actions = group.add_subparsers(title="baseline commands", metavar="COMMAND")
     train = subcommand(
         actions, "train", help="fit baseline models on CloudTrail history", epilog=TRAIN_EPILOG
@@ -72,7 +79,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         actions,
         "bench",
         help="training time, artifact size and scoring cost per event on the bundled data",
-        epilog=exit_codes("0  measured"),
+        epilog=exit_codes("0  measured", "1  an unexpected error", CONFIG_ERROR_LINE),
     )
     bench.add_argument("--repeat", type=int, default=5, metavar="N", help="passes over the events")
     bench.set_defaults(handler=run_bench)
@@ -167,7 +174,8 @@ def run_show(args: argparse.Namespace) -> int:
     for entry in manifest.models:
         thresholds = ", ".join(f"{k} {v:.1f}" for k, v in entry.thresholds.items())
         busiest = sorted(entry.counts.items(), key=lambda kv: -kv[1])[:5]
-        print(f"model {entry.name} (schema {entry.schema_version}): {len(entry.counts):,} groups")
+        groups = f"{len(entry.counts):,} group{'s' if len(entry.counts) != 1 else ''}"
+        print(f"model {entry.name} (schema {entry.schema_version}): {groups}")
         print(f"  features: {', '.join(entry.features)}")
         print(f"  thresholds (bits): {thresholds}")
         print("  busiest groups: " + ", ".join(f"{g} ({n:,})" for g, n in busiest))

@@ -201,3 +201,11 @@ def test_usage_errors_and_an_empty_history(trail: Path, tmp_path: Path) -> None:
     twice = run("train", "--output", str(again), str(trail))
     assert twice.returncode == 2 and "--force" in twice.stderr
     assert run("train", "--output", str(again), "--force", str(trail)).returncode == 0
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["show"], ["bench"]])
+def test_every_baseline_command_lists_its_exit_codes_in_help(command: list[str]) -> None:
+    done = run(*command, "--help")
+    assert done.returncode == 0
+    epilog = done.stdout.split("exit codes:", 1)[1]
+    assert "  0  " in epilog and "  2  " in epilog
