@@ -87,7 +87,7 @@ def run(sizes: Sequence[int], artifact: Path, out: IO[str] | Any) -> None:
         importlib.resources.as_file(demo) as demo_folder,
     ):
         scopes = demo_folder / "scopes.yaml"
-        out.write(f"baseline: {artifact}\n")
+        out.write(f"baseline: {_shown(artifact)}\n")
         out.write(
             f"{'events':>10} {'without ev/s':>13} {'with ev/s':>10} {'ratio':>6} "
             f"{'RSS without':>12} {'RSS with':>9} {'baseline findings':>18}\n"
@@ -111,3 +111,11 @@ def run(sizes: Sequence[int], artifact: Path, out: IO[str] | Any) -> None:
             "reading, the pipeline and writing JSONL; ratio = with / without; baseline findings\n"
             "= novel-action and anomalous-session findings the baseline added.\n"
         )
+
+
+def _shown(path: Path) -> str:
+    """The artifact's path relative to the working directory when it is under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
