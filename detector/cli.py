@@ -180,7 +180,8 @@ EXIT_NO_EVENTS = 5
 REPLAY_EXIT_CODES = """exit codes:
   0  done
   1  an unexpected error
-  2  bad usage or configuration (a path that does not exist, an invalid scope file)
+  2  bad usage or configuration (a path that does not exist, an invalid scope file,
+     a baseline artifact that does not load)
   3  --fail-on: a finding reached the severity
   4  --fail-on-rejects: a record or a whole file was rejected
   5  the inputs held no CloudTrail event at all (everything skipped, empty or rejected)
