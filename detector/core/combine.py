@@ -197,7 +197,8 @@ def step_down(
             changed.append(finding)
             continue
         floor = Severity.MEDIUM if tiers[action] == 0 else Severity.INFO
-        lowered = Severity(max(floor, finding.severity - 1))
+        # Never a raise: a tier 0 configured below medium stays where it is.
+        lowered = Severity(min(finding.severity, max(floor, finding.severity - 1)))
         if lowered == finding.severity:
             changed.append(finding)
             continue

@@ -273,6 +273,11 @@ def test_tier_0_never_goes_below_medium(tmp_path: Path) -> None:
     result = at_medium.process(_person("e2", "s3.amazonaws.com", "DeleteBucket"))
     (finding,) = result.findings
     assert finding.severity is Severity.MEDIUM and change_of(finding) is None
+    # A step-down never raises: tier 0 configured at low stays low.
+    at_low = _pipeline(tmp_path, habits, habitual_step_down=True, tier_0="low")
+    result = at_low.process(_person("e3", "s3.amazonaws.com", "DeleteBucket"))
+    (finding,) = result.findings
+    assert finding.severity is Severity.LOW and change_of(finding) is None
 
 
 def test_an_action_not_habitual_keeps_the_catalogue_severity(tmp_path: Path) -> None:
