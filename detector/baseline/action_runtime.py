@@ -22,14 +22,15 @@ from detector.baseline.action_evidence import sentence, what
 from detector.baseline.action_model import (
     DAY,
     DEFAULT_HALF_LIFE_DAYS,
+    PRIOR_LEVELS,
     ActionFrequencyModel,
     number_setting,
 )
 from detector.baseline.counts import CountTable, OverlayCounts
 from detector.baseline.features import FEATURES, FeatureExtractor, parse_feature_config
-from detector.baseline.groups import group_chain
+from detector.baseline.groups import group_chain, level
 from detector.baseline.habits import habit_calls, habitual
-from detector.baseline.surprisal import SESSION, surprisals
+from detector.baseline.surprisal import SESSION, clearly_usual, surprisals
 from detector.core.findings import Finding
 from detector.core.policy import EventContext, SeverityPolicy, make_finding, worst
 
@@ -67,8 +68,13 @@ class ActionFrequencyRuntime:
             parse_feature_config(features, source=source, key="baseline")
         )
         self.thresholds: list[float] = [float(t) for t in model.thresholds_]
+        # A value at least this likely is surely below its threshold (with a margin far
+        # above rounding), so `clearly_usual` can clear an event without the full back-off.
+        self.floors = [2.0**-t * (1 + 1e-9) for t in self.thresholds]
         # A shipped prior is as fresh as the first event this runtime sees, however long ago
         # it was trained; a baseline of the account's own trail ages from its window's end.
+        # Its thresholds were calibrated on its own (global) counts: what is learned online
+        # about roles, users and accounts makes their habits familiar, never novel.
         self.rebase = model.prior_only
         self.sessions: dict[str, CountTable] = {}
         self.habit_calls = habit_calls(settings)
@@ -90,43 +96,45 @@ class ActionFrequencyRuntime:
     def observe(
         self, ctx: EventContext, findings: Sequence[Finding], *, learn: bool
     ) -> list[Finding]:
-        chain, values, at, excess = self._excess(ctx)
-        if max(excess) > 0:
-            return [self._finding(ctx, chain, values, excess, at)]
+        chain, values, at = self._inputs(ctx)
+        base, touched = self.counts.base, self.counts.touched
+        if not clearly_usual(base, touched, chain, values, at, self.floors):
+            excess = self._excess(ctx, chain, values, at)
+            if max(excess) > 0:
+                return [self._finding(ctx, chain, values, excess, at)]
         if learn:
             self._learn(ctx.session.session_id, chain, values, at)
         return []
 
     def score(self, ctx: EventContext) -> float:
         """The event's score (largest excess over a threshold, in bits), learning nothing."""
-        return max(self._excess(ctx)[3])
+        return max(self._excess(ctx, *self._inputs(ctx)))
 
-    def _excess(
-        self, ctx: EventContext
-    ) -> tuple[tuple[str, ...], tuple[str, ...], float, list[float]]:
-        """Each feature's surprisal minus its threshold, with what it was computed from."""
+    def _inputs(self, ctx: EventContext) -> tuple[tuple[str, ...], tuple[str, ...], float]:
+        at = ctx.event.event_time.timestamp()
         if self.reference is None:
-            self._bind(ctx.event.event_time.timestamp())
-        values = self.extractor.values(ctx)
+            self._bind(at)
         # Online, every lasting group learns, whatever the fitted model kept (a shipped
         # prior holds only agent kinds and the global counts; roles are learned here).
-        chain = group_chain(ctx)[1:]
-        at = ctx.event.event_time.timestamp()
+        return group_chain(ctx)[1:], self.extractor.values(ctx), at
+
+    def _excess(
+        self, ctx: EventContext, chain: tuple[str, ...], values: tuple[str, ...], at: float
+    ) -> list[float]:
+        """Each feature's surprisal minus its threshold."""
         bits = surprisals(
             self.counts.base, self.counts.touched, chain, values, at,
             session=self.sessions.get(ctx.session.session_id),
             session_prior=self.model.session_prior,
+            familiar=tuple(level(g) not in PRIOR_LEVELS for g in chain) if self.rebase else None,
         )  # fmt: skip
-        return chain, values, at, [b - t for b, t in zip(bits, self.thresholds, strict=True)]
+        return [b - t for b, t in zip(bits, self.thresholds, strict=True)]
 
     def _learn(
         self, session_id: str, chain: Sequence[str], values: Sequence[str], at: float
     ) -> None:
         weight = self.counts.base.weight(at)
-        for group in chain:
-            self.counts.add_call(group, at)
-            for feature, value in enumerate(values):
-                self.counts.add(group, feature, value, weight)
+        self.counts.learn(chain, values, weight, at)
         own = self.sessions.get(session_id)
         if own is None:
             base = self.counts.base

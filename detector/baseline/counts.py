@@ -18,7 +18,7 @@ keeps the cells changed online apart, which is all a snapshot needs to hold.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +143,29 @@ class OverlayCounts:
             fitted = self.base.cells.get(key)
             cell = self.touched.cells[key] = fitted.copy() if fitted is not None else Cell()
         _count(cell, value, weight)
+
+    def learn(self, chain: Sequence[str], values: Sequence[str], weight: float, at: float) -> None:
+        """Count one call with `values` in every group of `chain` (`add` for each, inlined:
+        this runs for every event the model learns from)."""
+        cells, fitted = self.touched.cells, self.base.cells
+        for group in chain:
+            self.add_call(group, at)
+            for feature, value in enumerate(values):
+                key = (group, feature)
+                cell = cells.get(key)
+                if cell is None:
+                    original = fitted.get(key)
+                    cell = cells[key] = original.copy() if original is not None else Cell()
+                entry = cell.values.get(value)
+                if entry is None:
+                    cell.values[value] = [weight, 1.0]
+                    cell.distinct += 1
+                    cell.novel += weight
+                else:
+                    entry[0] += weight
+                    entry[1] += 1.0
+                cell.weight += weight
+                cell.calls += 1
 
     def add_call(self, group: str, at: float) -> None:
         if group not in self.touched.groups and group in self.base.groups:

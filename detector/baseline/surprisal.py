@@ -33,6 +33,7 @@ def surprisals(
     own: float = 0.0,
     session: CountTable | None = None,
     session_prior: float = 20.0,
+    familiar: Sequence[bool] | None = None,
 ) -> list[float]:
     """-log2 P(value) of each feature's value for the groups in `chain` (most specific
     first, "global" last), from the fitted `base` or, where they changed online, the cells
@@ -43,15 +44,19 @@ def surprisals(
     session   the session's own counts, mixed in last with a fixed prior weight. They only
               ever make a value more familiar: a session is narrow, and its first use of
               what its role does often is not news
+    familiar  per group of `chain`, True where the group's counts may only make a value
+              more familiar, never less: groups a shipped prior knows nothing of, whose
+              novelty its thresholds were not calibrated for
     """
     scale = base.scale(at)
     fitted = base.cells
     changed = touched.cells if touched is not None and touched.cells else None
     ordered = tuple(reversed(chain))
+    lenient = tuple(reversed(familiar)) if familiar is not None else (False,) * len(chain)
     found: list[float] = []
     for feature, value in enumerate(values):
         probability = -1.0
-        for group in ordered:
+        for group, only_familiar in zip(ordered, lenient, strict=True):
             key = (group, feature)
             cell = changed.get(key) if changed is not None else None
             if cell is None:
@@ -77,13 +82,45 @@ def surprisals(
             if novelty <= 0.0:
                 # Rounding can leave no novelty at all; a zero probability has no surprisal.
                 novelty = total * 1e-12
-            probability = (count + novelty * probability) / (total + novelty)
+            mixed = (count + novelty * probability) / (total + novelty)
+            probability = max(probability, mixed) if only_familiar else mixed
         if probability < 0:
             probability = 1.0
         if session is not None:
             probability = _familiar(session, feature, value, probability, scale, session_prior)
         found.append(-math.log2(probability))
     return found
+
+
+def clearly_usual(
+    base: CountTable,
+    touched: CountTable | None,
+    chain: Sequence[str],
+    values: Sequence[str],
+    at: float,
+    floors: Sequence[float],
+) -> bool:
+    """True when every feature's probability is surely at least its floor, judged from the
+    most specific group with history alone: a group's estimate is never below
+    count / (total + novelty), whatever its parents say (and a session only raises it).
+    Most events are this; only the others need `surprisals`."""
+    scale = base.scale(at)
+    fitted = base.cells
+    changed = touched.cells if touched is not None else {}
+    for feature, value in enumerate(values):
+        for group in chain:
+            key = (group, feature)
+            cell = changed.get(key) or fitted.get(key)
+            if cell is None or cell.weight * scale <= EMPTY:
+                continue
+            entry = cell.values.get(value)
+            novelty = cell.novel if cell.novel > 0.0 else cell.weight * 1e-12
+            if entry is None or entry[0] / (cell.weight + novelty) < floors[feature]:
+                return False
+            break
+        else:
+            return False
+    return True
 
 
 def _familiar(

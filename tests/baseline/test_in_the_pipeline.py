@@ -13,7 +13,7 @@ from detector.core.pipeline import Pipeline
 from detector.wiring import build_pipeline, severity_policy
 
 ROOT = Path(__file__).resolve().parents[2]
-CAPTURE = ROOT / "tests" / "data" / "cloudtrail" / "otrf_ec2_proxy_s3_exfiltration" / "events.jsonl"
+CAPTURE = ROOT / "tests" / "data" / "cloudtrail" / "zmallen_stratus_2022" / "events.jsonl"
 
 
 def _pipeline() -> Pipeline:
@@ -37,7 +37,7 @@ def test_the_prior_raises_novel_actions_and_resumes_from_a_snapshot() -> None:
     half = len(lines) // 2
     whole = _pipeline()
     found = _kinds(whole, lines)
-    assert any(found), "the capture holds calls the prior never saw"
+    assert any(found), "an attack the prior was not trained on holds calls it never saw"
     first = next(f for event in found for f in event)
     assert first["severity"] == "low" and str(first["reason"]).endswith(".")
 
