@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(handler=_cmd_bench)
     bench_modes = bench.add_subparsers(metavar="MODE")
+    from detector.commands import bench_baseline
+
+    bench_baseline.add_mode(bench_modes)
     detection = bench_modes.add_parser(
         "detection", help="per-technique results of attack captures injected as agent sessions"
     )
@@ -153,6 +156,12 @@ def _replay_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dead-letter", type=Path, help="write rejected records here (JSONL)")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="learned baseline artifact to score with (overrides baseline.path in --config)",
+    )
+    parser.add_argument(
         "--fail-on",
         type=_severity,
         metavar="SEVERITY",
@@ -171,7 +180,8 @@ EXIT_NO_EVENTS = 5
 REPLAY_EXIT_CODES = """exit codes:
   0  done
   1  an unexpected error
-  2  bad usage or configuration (a path that does not exist, an invalid scope file)
+  2  bad usage or configuration (a path that does not exist, an invalid scope file,
+     a baseline artifact that does not load)
   3  --fail-on: a finding reached the severity
   4  --fail-on-rejects: a record or a whole file was rejected
   5  the inputs held no CloudTrail event at all (everything skipped, empty or rejected)
@@ -218,10 +228,15 @@ def _run_replay(
     from detector.dead_letter import DeadLetterFile
     from detector.replay import replay
     from detector.sinks.jsonl import JsonlWriter
-    from detector.wiring import build_pipeline
+    from detector.wiring import build_pipeline, load_baselines
 
     settings = _settings(args.config)
-    pipeline = build_pipeline(settings, scopes_path=scopes_path)
+    baselines = load_baselines(settings, path=getattr(args, "baseline", None))
+    pipeline = build_pipeline(
+        settings,
+        scopes_path=scopes_path,
+        baselines=baselines.factory(settings) if baselines is not None else None,
+    )
     if getattr(args, "config", None) is not None:
         from detector.tasks.index import replay_task_index
 
@@ -236,6 +251,10 @@ def _run_replay(
             if fmt == "jsonl":
                 writer.write(result)
 
+        def on_drained(drained: Any) -> None:
+            if fmt == "jsonl":
+                writer.write(drained)
+
         def on_reject(origin: str, reason: str, raw: object) -> None:
             if dead_letter is not None:
                 dead_letter.add(origin=origin, error=reason, raw=raw)
@@ -248,6 +267,8 @@ def _run_replay(
                 on_reject=on_reject,
                 progress=progress,
                 skipped=skipped,
+                drain_every=baselines.settings.drain_every if baselines else 10_000,
+                on_drained=on_drained,
             )
         if fmt == "table":
             text = _TextOut(out)

@@ -14,7 +14,7 @@ import math
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -67,6 +67,12 @@ class SeveritySettings:
     burst_threshold: int = 5
     burst_window_seconds: int = 300
     learn_below: Severity = Severity.MEDIUM
+    novel_action: Severity = Severity.LOW
+    anomalous_session: Severity = Severity.MEDIUM
+    baseline_with_scope: Severity = Severity.CRITICAL
+    baseline_with_sequence: Severity = Severity.CRITICAL
+    baseline_unscoped_agent: Severity = Severity.CRITICAL
+    habitual_step_down: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,8 +154,8 @@ class Settings:
     # `trailguard task ...`: where STS is and the default role and duration of agent tasks;
     # validated in detector/tasks/settings.py with parse_section.
     tasks: Mapping[str, Any] = field(default_factory=dict)
-    # Learned baselines: the artifact to use and the models' own settings (time zones,
-    # networks, decay); each model reads its keys (detector/baseline/).
+    # Learned baselines: the artifact, how its models see events and their hyper-parameters;
+    # validated in detector/baseline/settings.py, each model reading its own keys.
     baseline: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -391,4 +397,15 @@ def _resolve_paths(settings: Settings, base: Path) -> dict[str, Any]:
         "scopes": resolve(settings.scopes) if settings.scopes else None,
         "catalog": CatalogSettings(overrides=tuple(resolve(p) for p in settings.catalog.overrides)),
         "state": dataclasses.replace(settings.state, path=resolve(settings.state.path)),
+        "baseline": _resolve_baseline(settings.baseline, resolve),
     }
+
+
+def _resolve_baseline(
+    section: Mapping[str, Any], resolve: Callable[[Path], Path]
+) -> Mapping[str, Any]:
+    """The artifact directory too is relative to the file; the rest is validated later."""
+    path = section.get("path")
+    if not isinstance(path, str) or not path:
+        return section
+    return types.MappingProxyType({**section, "path": str(resolve(Path(path)))})

@@ -40,7 +40,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from detector import __version__
-from detector.core.findings import FINDING_KINDS
+from detector.core.combine import CHANGES, change_of
+from detector.core.findings import FINDING_KINDS, Alert, Finding, Response
+from detector.core.learned import Drained
 from detector.core.pipeline import StepResult
 from detector.core.taxonomy import SessionKind, Severity
 from detector.sources.screen import SkipReason
@@ -340,6 +342,7 @@ class Metrics:
             for kind in FINDING_KINDS:
                 self._finding(kind, severity)
         self._init_responder_metrics()
+        self._init_baseline_metrics()
 
     # --- per event -------------------------------------------------------------------------
 
@@ -359,17 +362,25 @@ class Metrics:
         lag = (arrival - result.event.event_time).total_seconds()
         # Clock skew between AWS and this host can make arrival precede eventTime.
         children.lag.observe(lag if lag > 0.0 else 0.0)
-        for finding in result.findings:
+        self._decided(result.findings, result.alerts, result.responses)
+
+    def _decided(
+        self, findings: Iterable[Finding], alerts: Iterable[Alert], responses: Iterable[Response]
+    ) -> None:
+        for finding in findings:
             found = self._findings.get((finding.kind, finding.severity))
             if found is None:
                 found = self._finding(finding.kind, finding.severity)
             found.inc()
-        for alert in result.alerts:
+            change = change_of(finding)
+            if change is not None:
+                self._severity_changes[change].inc()
+        for alert in alerts:
             alerted = self._alerts.get(alert.severity)
             if alerted is None:
                 alerted = self._alert(alert.severity)
             alerted.inc()
-        for response in result.responses:
+        for response in responses:
             responded = self._responses.get((response.action, response.dry_run))
             if responded is None:
                 responded = self._response(response.action, response.dry_run)
@@ -521,7 +532,46 @@ class Metrics:
                 max(0.0, since_arrival)
             )
 
+    # --- learned baselines ------------------------------------------------------------------
 
+    def _init_baseline_metrics(self) -> None:
+        r = self.registry
+        self.baseline_drain_duration = Histogram(
+            f"{NAMESPACE}_baseline_drain_duration_seconds",
+            "Time to score the baselines' buffered work at the end of a batch.",
+            buckets=DRAIN_BUCKETS,
+            registry=r,
+        )
+        self.baseline_severity_changes = Counter(
+            f"{NAMESPACE}_baseline_severity_changes",
+            "Findings whose severity a combination or a habit changed, by the severity key "
+            "that set it (baseline_with_scope, baseline_with_sequence, "
+            "baseline_unscoped_agent, habitual_step_down).",
+            ["key"],
+            registry=r,
+        )
+        self.baseline_models = Gauge(
+            f"{NAMESPACE}_baseline_models",
+            "Learned baseline models running, by registry name (1 while loaded).",
+            ["model"],
+            registry=r,
+        )
+        self._severity_changes = {
+            key: self.baseline_severity_changes.labels(key=key) for key in CHANGES
+        }
+
+    def observe_drain(self, drained: Drained, *, seconds: float) -> None:
+        """One drain of the baselines: its duration, and what it found counted with the rest."""
+        self.baseline_drain_duration.observe(seconds)
+        self._decided(drained.findings, drained.alerts, drained.responses)
+
+    def baselines_loaded(self, models: Iterable[str]) -> None:
+        for model in models:
+            self.baseline_models.labels(model=model).set(1)
+
+
+# Scoring a batch's buffered rows: from nothing buffered to an IsolationForest over thousands.
+DRAIN_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 # CloudTrail's delivery delay (minutes) dominates time from eventTime; from arrival it is the
 # IAM calls and the read-back (seconds). Past an hour the response was held for approval.
 REVOKE_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from detector.core.findings import Finding, Response
+from detector.core.learned import Drained
 from detector.core.pipeline import Pipeline, StepResult
 from detector.core.session_view import SessionView
 from detector.core.taxonomy import Severity
@@ -89,22 +90,35 @@ class ReplayStats:
         if result.session is not None:
             self.sessions[result.session.session_id] = result.session
         for finding in result.findings:
-            self.findings[finding.severity] += 1
-            self.kinds[finding.kind] += 1
-            self.session_findings.setdefault(finding.session_id, Counter())[finding.severity] += 1
-            if finding.scope:
-                self.session_scopes[finding.session_id] = finding.scope
+            self._count(finding)
         if result.findings:
             # A step's findings all belong to its one event.
-            self.flagged_events += 1
-            flagged = FlaggedEvent(tuple(result.findings))
-            item = (int(flagged.severity), -next(self._sequence), flagged)
-            if len(self._top) < TOP_EVENTS:
-                heapq.heappush(self._top, item)
-            else:
-                heapq.heappushpop(self._top, item)
+            self._flag(FlaggedEvent(tuple(result.findings)))
         self.alerts += len(result.alerts)
         self.responses.extend(result.responses)
+
+    def add_drained(self, drained: Drained) -> None:
+        """Count what a drain of the baselines found; each finding is a row of its own."""
+        for finding in drained.findings:
+            self._count(finding)
+            self._flag(FlaggedEvent((finding,)))
+        self.alerts += len(drained.alerts)
+        self.responses.extend(drained.responses)
+
+    def _count(self, finding: Finding) -> None:
+        self.findings[finding.severity] += 1
+        self.kinds[finding.kind] += 1
+        self.session_findings.setdefault(finding.session_id, Counter())[finding.severity] += 1
+        if finding.scope:
+            self.session_scopes[finding.session_id] = finding.scope
+
+    def _flag(self, flagged: FlaggedEvent) -> None:
+        self.flagged_events += 1
+        item = (int(flagged.severity), -next(self._sequence), flagged)
+        if len(self._top) < TOP_EVENTS:
+            heapq.heappush(self._top, item)
+        else:
+            heapq.heappushpop(self._top, item)
 
 
 Reject = Callable[[str, str, object], None]
@@ -119,23 +133,46 @@ def replay(
     stdin: IO[bytes] | None = None,
     progress: Callable[[int], None] | None = None,
     skipped: Sequence[Skip] = (),
+    drain_every: int = 10_000,
+    on_drained: Callable[[Drained], None] | None = None,
 ) -> ReplayStats:
     """Run every record of every file through the pipeline, in order.
 
     Bad records are reported through `on_reject` and counted; they never stop the run. A
     file that cannot be read (or read to its end) is one rejection named after the file; the
     records read from it before the error are kept, and the next file is read.
+
+    With baselines, their buffered work is drained every `drain_every` events and at the
+    end; what a drain finds is counted and handed to `on_drained`. Drained findings do not
+    depend on when the drain runs, so the service (which drains per batch) finds the same.
     """
     stats = ReplayStats(files=len(files), skipped=list(skipped))
     for skip in skipped:
         logger.debug("skipped %s: %s", skip.name, skip.description)
+    drains = bool(pipeline.baselines)
+    every = max(1, drain_every)
     for source in files:
         items = _counted(stats, read_input(source, stdin=stdin, progress=progress))
         for _, event in parse_items(items, functools.partial(_reject, stats, on_reject)):
             result = pipeline.process(event)
             stats.add(result)
             on_result(result)
+            if drains and stats.events % every == 0:
+                _drain(pipeline, stats, on_drained)
+    if drains:
+        _drain(pipeline, stats, on_drained)
     return stats
+
+
+def _drain(
+    pipeline: Pipeline, stats: ReplayStats, on_drained: Callable[[Drained], None] | None
+) -> None:
+    drained = pipeline.drain()
+    if not drained.findings:
+        return
+    stats.add_drained(drained)
+    if on_drained is not None:
+        on_drained(drained)
 
 
 def _counted(stats: ReplayStats, items: Iterable[Record | BadInput]) -> Iterator[Record | BadInput]:

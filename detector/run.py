@@ -124,13 +124,25 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
     from detector.responders.build import build_dispatcher
     from detector.service import Service
     from detector.web.compose import people_parts, scopes_for
-    from detector.wiring import pipeline_factory
+    from detector.wiring import load_baselines, pipeline_factory
 
+    # Checked and loaded before anything connects: a tampered artifact stops the start.
+    baselines = load_baselines(settings)
     sources = build_sources(settings)
     if not sources:
         raise ConfigError(f"{settings.source}: sources: `trailguard run` needs at least one")
     names = sink_names(settings)
     metrics = Metrics(sources=[s.name for s in sources], sinks=names)
+    if baselines is not None:
+        metrics.baselines_loaded(baselines.names)
+        logger.info(
+            "baseline loaded",
+            extra={
+                "path": str(baselines.artifact.directory),
+                "models": list(baselines.names),
+                "manifest_sha256": baselines.artifact.manifest_sha256,
+            },
+        )
     store = open_store(settings)
     sinks = build_sinks(
         settings, store=store, metrics=AlertSinkMetrics(metrics.registry, sinks=names)
@@ -143,7 +155,11 @@ def run_service(settings: Settings, *, scopes_path: Path | None = None) -> int:
     dispatcher = build_dispatcher(settings, store, sinks=sinks, metrics=metrics, gate=people.gate)
     service = Service(
         settings,
-        pipeline_factory=pipeline_factory(settings, scopes_path=scopes_path),
+        pipeline_factory=pipeline_factory(
+            settings,
+            scopes_path=scopes_path,
+            baselines=baselines.factory(settings) if baselines is not None else None,
+        ),
         sources=sources,
         sinks=[*sinks, *people.sinks],
         store=store,

@@ -1,7 +1,8 @@
 """`trailguard run`: the same pipeline as replay, fed by streaming sources, with durable state.
 
 Order of work, fixed so that nothing is lost and nothing is alerted twice:
-  1. process a batch through the shard's pipeline;
+  1. process a batch through the shard's pipeline, then drain the baselines' buffered work
+     (what it finds belongs to this batch);
   2. hand its findings, alerts and responses to the sinks;
   3. at the flush interval (and at shutdown): flush the sinks, save each changed shard's state
      (with its fencing epoch), and only then acknowledge the batches to their sources.
@@ -271,6 +272,16 @@ class Service:
                     output.responses.extend(result.responses)
             if count % chunk == 0:
                 await asyncio.sleep(0)
+        if shard.pipeline.baselines:
+            # Before the batch's sink write, so drained findings are written, saved and
+            # acknowledged with the batch; a rollback re-applies the batch and its drain.
+            began = time.perf_counter()
+            drained = shard.pipeline.drain()
+            if metrics is not None:
+                metrics.observe_drain(drained, seconds=time.perf_counter() - began)
+            if not replaying:
+                output.records.extend(step_records(drained))
+                output.responses.extend(drained.responses)
         return output
 
     async def _send(self, records: list[dict[str, Any]]) -> None:

@@ -29,6 +29,7 @@ from detector.baseline.action_model import (
 from detector.baseline.counts import CountTable, OverlayCounts
 from detector.baseline.features import FEATURES, FeatureExtractor, parse_feature_config
 from detector.baseline.groups import group_chain, level
+from detector.baseline.habits import habit_calls, habitual
 from detector.baseline.surprisal import SESSION, clearly_usual, surprisals
 from detector.core.findings import Finding
 from detector.core.policy import EventContext, SeverityPolicy, make_finding, worst
@@ -76,6 +77,7 @@ class ActionFrequencyRuntime:
         # about roles, users and accounts makes their habits familiar, never novel.
         self.rebase = model.prior_only
         self.sessions: dict[str, CountTable] = {}
+        self.habit_calls = habit_calls(settings)
         self._bind(None if self.rebase else model.counts_.reference)
 
     def _bind(self, reference: float | None, touched: CountTable | None = None) -> None:
@@ -173,6 +175,10 @@ class ActionFrequencyRuntime:
 
     def drain(self) -> list[Finding]:
         return []
+
+    def habitual(self, ctx: EventContext, action: str) -> bool:
+        """`Habits`: the role, user or service called `action` often (see `habits`)."""
+        return habitual(self.counts, ctx, action, calls=self.habit_calls)
 
     def forget(self, session_id: str) -> None:
         self.sessions.pop(session_id, None)

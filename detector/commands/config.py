@@ -36,6 +36,10 @@ def check_file(args: argparse.Namespace) -> int:
     from detector.web.compose import check as check_approvals
 
     check_approvals(settings)
+    from detector.wiring import load_baselines
+
+    # Local files only: the artifact's hashes and schema are checked as `run` would.
+    baselines = load_baselines(settings)
     print(f"{args.file}: valid")
     if sources:
         print(f"  sources: {', '.join(s.name for s in sources)}")
@@ -47,6 +51,11 @@ def check_file(args: argparse.Namespace) -> int:
         mode = "enabled" if settings.responses.enabled else "dry run"
         print(f"  responders ({mode}): {', '.join(r.name for r in responders)}")
     print(f"  state: {settings.state.store}")
+    if baselines is not None:
+        print(
+            f"  baseline: {baselines.artifact.directory} ({', '.join(baselines.names)}; "
+            f"manifest sha256 {baselines.artifact.manifest_sha256})"
+        )
     if settings.route:
         print("  route: valid")
     if settings.scopes is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from detector.core.findings import Alert, Finding, Response
 from detector.core.policy import EventContext
@@ -48,6 +48,19 @@ class Baseline(Protocol):
     def snapshot(self) -> dict[str, Any]: ...
 
     def restore(self, data: Mapping[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Habits(Protocol):
+    """A baseline that can say what a group does habitually (the action model can).
+
+    `severity.habitual_step_down` asks it, before the event is observed, whether `action`
+    (as the catalogue names it, `iam:DeleteRole`) is habitual for the event's group (its
+    role or IAM user): common enough that the catalogue's severity overstates it. It must
+    not change the model's state.
+    """
+
+    def habitual(self, ctx: EventContext, action: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,11 +14,12 @@ from typing import Any
 from detector.core.actions import resolve_actions
 from detector.core.bursts import DeniedBurstDetector
 from detector.core.catalog import RiskCatalog
+from detector.core.combine import SessionSignals, combine, step_down
 from detector.core.decide import Decider
 from detector.core.dedup import EventIdWindow
 from detector.core.events import CloudTrailEvent
 from detector.core.findings import Alert, Finding, Response
-from detector.core.learned import Baseline, Drained
+from detector.core.learned import Baseline, Drained, Habits
 from detector.core.policy import EventContext, SeverityPolicy, judge, make_finding
 from detector.core.resources import extract_resources
 from detector.core.scope import Scope, ScopeSet, ScopeVerdict, stamp
@@ -77,6 +78,8 @@ class Pipeline:
         self._bindings: dict[str, tuple[SessionView, SessionView, Scope | None]] = {}
         self._task_of: dict[str, TaskBinding] = {}
         self._flagged_human_credentials: set[str] = set()
+        # What each session raised that makes its baseline findings page (core/combine.py).
+        self.signals = SessionSignals()
 
     def set_tasks(self, tasks: TaskIndex) -> None:
         """Use a fresh copy of the task registry (the service re-reads it at every flush)."""
@@ -118,10 +121,21 @@ class Pipeline:
         findings = judge(ctx, self.policy)
         findings.extend(self._session_findings(ctx))
         if self.baselines:
-            # What someone flagged is not normal: no baseline learns from it.
+            # What someone flagged is not normal: no baseline learns from it. Decided on the
+            # catalogue's own severities, so a step-down never changes what is learned.
             learn = not any(f.severity >= self.policy.learn_below for f in findings)
+            if self.policy.habitual_step_down:
+                findings = self._step_down(ctx, findings)
+            self.signals.observe(findings)
+            sid = session.session_id
             for baseline in self.baselines:
-                findings.extend(baseline.observe(ctx, tuple(findings), learn=learn))
+                found = [
+                    combine(f, self.signals.of(sid), self.policy)
+                    for f in baseline.observe(ctx, tuple(findings), learn=learn)
+                ]
+                self.signals.observe(found)
+                findings.extend(found)
+            self.signals.mark(event.event_id, sid)
         alerts, responses = self.decider.decide(
             findings, session, on_violation=scope.on_violation if scope else None
         )
@@ -137,7 +151,10 @@ class Pipeline:
         """Findings from the baselines' buffered work, decided like any other findings."""
         found: list[Finding] = []
         for baseline in self.baselines:
-            found.extend(baseline.drain())
+            found.extend(
+                combine(f, self.signals.at_event(f), self.policy) for f in baseline.drain()
+            )
+        self.signals.drained()
         if not found:
             return Drained()
         alerts: list[Alert] = []
@@ -156,6 +173,15 @@ class Pipeline:
             responses.extend(more_responses)
         return Drained(findings=tuple(found), alerts=tuple(alerts), responses=tuple(responses))
 
+    def _step_down(self, ctx: EventContext, findings: list[Finding]) -> list[Finding]:
+        """The catalogue's findings one step lower where a baseline finds the action habitual."""
+        habits = [b for b in self.baselines if isinstance(b, Habits)]
+        if not habits or not findings:
+            return findings
+        return step_down(
+            ctx, findings, lambda action: any(h.habitual(ctx, action) for h in habits), self.policy
+        )
+
     def evict_idle(self, before: datetime) -> int:
         """Forget sessions whose last event is older than `before`; returns how many."""
         count = self.tracker.evict_idle(before)
@@ -169,6 +195,7 @@ class Pipeline:
         self._flagged_human_credentials.discard(session_id)
         self.bursts.forget(session_id)
         self.decider.forget(session_id)
+        self.signals.forget(session_id)
         for baseline in self.baselines:
             baseline.forget(session_id)
 
@@ -275,6 +302,7 @@ class Pipeline:
             "dedup": self.dedup.snapshot(),
             "flagged_human_credentials": sorted(self._flagged_human_credentials),
             "baselines": {b.name: b.snapshot() for b in self.baselines},
+            "baseline_signals": self.signals.snapshot(),
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
@@ -292,6 +320,7 @@ class Pipeline:
         for baseline in self.baselines:
             if baseline.name in saved:
                 baseline.restore(saved[baseline.name])
+        self.signals.restore(data.get("baseline_signals", {}))
         self._bindings.clear()
         self._task_of.clear()
 

@@ -49,8 +49,17 @@ class SeverityPolicy:
     burst_window_seconds: int = 300
     # Baselines never learn from an event that raised a finding at or above this.
     learn_below: Severity = Severity.MEDIUM
-    # A novel-action finding alone: recorded, paging no one unless combined with others.
+    # Learned baselines (detector/core/combine.py): alone a baseline finding pages no one;
+    # with a scope finding or a suspicious sequence in the same session, or on an agent with
+    # no scope, it takes the combined severity.
     novel_action: Severity = Severity.LOW
+    anomalous_session: Severity = Severity.MEDIUM
+    baseline_with_scope: Severity = Severity.CRITICAL
+    baseline_with_sequence: Severity = Severity.CRITICAL
+    baseline_unscoped_agent: Severity = Severity.CRITICAL
+    # People and services: an action habitual for the group lowers the catalogue's severity
+    # by one step (never below medium for tier 0).
+    habitual_step_down: bool = False
 
     def out_of_scope(
         self, category: Category | None, tier: int | None, *, denied: bool

@@ -14,12 +14,15 @@ from typing import IO, Annotated, Any
 import orjson
 
 from detector.config import AT_LEAST_ONE, NON_EMPTY, Where, parse_adapter
+from detector.core.learned import Drained
 from detector.core.pipeline import StepResult
 from detector.sinks import SINKS, SinkContext
 
 
-def step_records(result: StepResult) -> list[dict[str, Any]]:
-    """Records for one step in contract order: findings, then alerts, then responses."""
+def step_records(result: StepResult | Drained) -> list[dict[str, Any]]:
+    """Records for one step, or for what a drain of the baselines' buffered work found, in
+    contract order: findings, then alerts, then responses. Drained findings are about the
+    events they name, so they are the same records as a step's."""
     records = [f.to_record() for f in result.findings]
     records.extend(a.to_record() for a in result.alerts)
     records.extend(r.to_record() for r in result.responses)
@@ -34,7 +37,7 @@ class JsonlWriter:
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
 
-    def write(self, result: StepResult) -> None:
+    def write(self, result: StepResult | Drained) -> None:
         for record in step_records(result):
             self._stream.write(orjson.dumps(record) + b"\n")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detector.config import Settings
+from detector.config import Settings, SeveritySettings
 from detector.core.findings import Finding
 from detector.core.policy import EventContext, make_finding
 from detector.core.taxonomy import Severity
@@ -52,10 +52,10 @@ class _Recording:
         self.learned = list(data["learned"])
 
 
-def _pipeline(tmp_path: Path, baseline: _Recording) -> Any:
+def _pipeline(tmp_path: Path, baseline: _Recording, settings: Settings | None = None) -> Any:
     path = tmp_path / "scopes.yaml"
     path.write_text(SCOPES)
-    pipeline = build_pipeline(Settings(), scopes_path=path)
+    pipeline = build_pipeline(settings or Settings(), scopes_path=path)
     pipeline.baselines = (baseline,)
     return pipeline
 
@@ -83,7 +83,9 @@ def test_a_baseline_sees_earlier_findings_and_does_not_learn_from_flagged_events
 
 def test_drained_findings_are_decided_and_a_drain_with_nothing_is_empty(tmp_path: Path) -> None:
     baseline = _Recording()
-    pipeline = _pipeline(tmp_path, baseline)
+    # Alone a novel-action is low and opens no alert; at medium it does.
+    settings = Settings(severity=SeveritySettings(novel_action=Severity.MEDIUM))
+    pipeline = _pipeline(tmp_path, baseline, settings)
     pipeline.process(
         _agent_event("e1", "PutObject", requestParameters={"bucketName": "docs-site", "key": "a"})
     )
