@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from detector.config import Settings, StateSettings
@@ -74,10 +75,17 @@ def _inbox(tmp_path: Path) -> Path:
     return inbox
 
 
-def _service(tmp_path: Path, sink: JsonlSink, metrics: Metrics | None = None) -> Service:
+def _service(
+    tmp_path: Path, sink: JsonlSink, metrics: Metrics | None = None, **settings: Any
+) -> Service:
     source = WatchSource(
         "inbox",
-        {"path": str(tmp_path / "inbox"), "poll_interval_seconds": 0.05, "settle_seconds": 0},
+        {
+            "path": str(tmp_path / "inbox"),
+            "poll_interval_seconds": 0.05,
+            "settle_seconds": 0,
+            **settings,
+        },
     )
     return Service(
         SETTINGS,
@@ -270,3 +278,46 @@ async def test_a_batch_counts_as_acked_only_once_it_is(tmp_path: Path) -> None:
     assert source.settled == ["ack 0"]
     assert _batches_of(metrics, "scripted", "acked") == 1
     store.close()
+
+
+def _events_of(metrics: Metrics, source: str) -> float:
+    for name, labels, value in metrics.samples():
+        if name == "trailguard_events_total" and labels == {"source": source}:
+            return value
+    return 0.0
+
+
+async def test_a_file_in_batches_resumes_after_the_batch_that_failed(tmp_path: Path) -> None:
+    """One file of 44 records read 10 at a time; the third batch's write fails for good.
+
+    The two batches before it were handed to the sink: they stay in the saved state (after
+    the rollback re-applies them) and in the file's position, so the restart processes
+    only what follows them, and the output is what a clean run makes, each record once.
+    """
+    clean = _clean_output()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    path = inbox / "incident.jsonl"
+    records = incident()
+    path.write_bytes(as_jsonl(records))
+    out = tmp_path / "out.jsonl"
+    settings = {"batch_records": 10}
+    metrics = Metrics(sources=["inbox"], sinks=["out"], runtime_collectors=False)
+    sink = FailingSink(out, fail_on=3, error=SinkDown("401"))
+    failed = _service(tmp_path, sink, metrics, **settings)
+    with pytest.raises(SinkDown):
+        await asyncio.wait_for(failed.run(asyncio.Event()), WAIT_SECONDS)
+    assert _batches(metrics, "acked") == 2
+    assert _batches(metrics, "nacked") == 1
+    store = SqliteStateStore(tmp_path / "state.db")
+    info = path.stat()
+    checkpoint = orjson.loads(store.checkpoint("files:inbox") or "{}")
+    assert checkpoint == {"incident.jsonl": [info.st_size, info.st_mtime_ns, 20]}
+    store.close()
+
+    again = Metrics(sources=["inbox"], sinks=["out"], runtime_collectors=False)
+    restarted = _service(tmp_path, JsonlSink("out", {"path": str(out)}), again, **settings)
+    await _run_until_written(restarted, out, len(clean))
+    written = read_output(out)
+    assert Counter(record_key(r) for r in written) == Counter(record_key(r) for r in clean)
+    assert _events_of(again, "inbox") == len(records) - 20
