@@ -67,32 +67,30 @@ def parse_items(
 
 
 class PackedItems(Sequence[Record | BadInput]):
-    """A batch's items with each record kept as its JSON text, decoded again when iterated.
+    """Items with each record kept as its JSON text, decoded again one at a time when iterated.
 
-    The service keeps a processed batch until its state is saved: to re-apply it after a
-    rollback, or for its source to deliver it again after a nack. A decoded record is a
-    tree of some thirty dicts, lists and strings that Python's garbage collector walks on
-    every full pass; bytes it does not track. A flush interval's worth of pending records
-    held decoded made those passes take seconds on a busy service; packed, each batch costs
-    the collector two lists.
+    A decoded record is a tree of dicts, lists and strings that Python's garbage collector
+    tracks; bytes it does not. Records that wait, decoded, in a queue or in a batch being
+    worked through live long enough to reach the oldest generation, and every full pass of
+    the collector then walks them, holding the event loop for as long. The watched directory
+    packs what it reads, so a record is decoded only for the moment the pipeline parses it;
+    the service packs the batches it keeps until the flush (to re-apply them after a
+    rollback, or for their source to deliver them again after a nack).
     """
 
     __slots__ = ("_origins", "_values")
 
-    def __init__(self, items: Iterable[Record | BadInput]) -> None:
+    def __init__(self, items: Iterable[Record | BadInput] = ()) -> None:
         self._origins: list[str] = []
         # bytes: a packed record's value; anything else is the item itself (BadInput, or a
         # record JSON cannot hold, such as an integer beyond 64 bits from a streamed file).
         self._values: list[bytes | Record | BadInput] = []
         for item in items:
-            self._origins.append(item.origin)
-            if isinstance(item, Record):
-                try:
-                    self._values.append(orjson.dumps(item.value))
-                    continue
-                except orjson.JSONEncodeError:
-                    pass
-            self._values.append(item)
+            self.append(item)
+
+    def append(self, item: Record | BadInput) -> None:
+        self._origins.append(item.origin)
+        self._values.append(_pack(item))
 
     def __len__(self) -> int:
         return len(self._values)
@@ -117,6 +115,15 @@ class PackedItems(Sequence[Record | BadInput]):
         if isinstance(value, bytes):
             return Record(self._origins[index], orjson.loads(value))
         return value
+
+
+def _pack(item: Record | BadInput) -> bytes | Record | BadInput:
+    if isinstance(item, Record):
+        try:
+            return orjson.dumps(item.value)
+        except orjson.JSONEncodeError:
+            return item
+    return item
 
 
 def packed(items: Sequence[Record | BadInput]) -> PackedItems:

@@ -38,7 +38,7 @@ from typing import Annotated, Any
 from detector.config import AT_LEAST_ONE, NON_EMPTY, POSITIVE, Check, Where, parse_adapter
 from detector.dead_letter import BufferedDeadLetter, InputDeadLetters, LazyDeadLetterFile
 from detector.errors import ConfigError, StateError
-from detector.records import BadInput, Record
+from detector.records import PackedItems
 from detector.sources.base import SOURCES, Batch, CheckpointStore, SourceBase
 from detector.sources.files import special_kind
 from detector.sources.polling import (
@@ -279,8 +279,11 @@ class WatchSource(SourceBase):
         finally:
             if step is None or not step.ended:
                 await asyncio.to_thread(reader.close)
-        if progress is not None and progress.finished:
-            self._end(progress)
+            if progress is not None:
+                # Also when the service stops taking batches (the generator is closed).
+                progress.abandoned = not progress.ended
+                if progress.finished:
+                    self._end(progress)
 
     def _begin(self, relative: str, stamp: Stamp, start: int) -> FileProgress:
         letter = self._dead_letter_for(relative, resume=start > 0)
@@ -288,7 +291,7 @@ class WatchSource(SourceBase):
         self._reads[relative] = progress
         return progress
 
-    def _batch(self, progress: FileProgress, part: Part, items: list[Record | BadInput]) -> Batch:
+    def _batch(self, progress: FileProgress, part: Part, items: PackedItems) -> Batch:
         batch = redeliverable_batch(
             self.name,
             items,

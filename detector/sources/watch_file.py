@@ -24,6 +24,7 @@ and is flushed before the position that covers it is saved.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from pathlib import Path
 import orjson
 
 from detector.dead_letter import BufferedDeadLetter, LazyDeadLetterFile
-from detector.records import BadInput, Record
+from detector.records import BadInput, PackedItems, Record
 from detector.sources.files import (
     READ_ERRORS,
     InputFile,
@@ -49,7 +50,7 @@ Positions = dict[str, tuple[Stamp, int]]  # relative path → stamp and position
 class Step:
     """One read of up to `batch_records` items."""
 
-    items: list[Record | BadInput]
+    items: PackedItems
     first: int  # the index in the file of the first item
     ended: bool  # nothing follows: the file was read to its end, or could not be
 
@@ -65,10 +66,17 @@ class FileReader:
         self._skip = start
         self._next = start
         self._size = batch_records
+        # A read left running by a cancelled await finishes before `close` closes the file.
+        self._lock = threading.Lock()
 
     def read(self) -> Step | None:
         """The next step, or None when the file vanished or changed since it was listed."""
-        items: list[Record | BadInput] = []
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> Step | None:
+        # Packed as they are read: each record is decoded again only when it is processed.
+        items = PackedItems()
         ended = False
         try:
             if self._skip:
@@ -78,7 +86,7 @@ class FileReader:
                 self._skip = 0
             # One by one, so what was read before an error is kept.
             for item in itertools.islice(self._items, self._size):
-                items.append(item)  # noqa: PERF402
+                items.append(item)
             ended = len(items) < self._size
         except FileNotFoundError:
             return None
@@ -97,11 +105,15 @@ class FileReader:
         step = Step(items, self._next, ended)
         self._next += len(items)
         if ended:
-            self.close()
+            self._close()
         return step
 
     def close(self) -> None:
         """Release the open file of a read that stops before its end."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         close = getattr(self._items, "close", None)
         if close is not None:
             close()
