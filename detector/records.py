@@ -124,8 +124,3 @@ def _pack(item: Record | BadInput) -> bytes | Record | BadInput:
         except orjson.JSONEncodeError:
             return item
     return item
-
-
-def packed(items: Sequence[Record | BadInput]) -> PackedItems:
-    """`items` packed, or themselves when they already are."""
-    return items if isinstance(items, PackedItems) else PackedItems(items)

@@ -55,6 +55,7 @@ from detector.sources.watch_file import (
     Stamp,
     Step,
     decode_checkpoint,
+    delete_unchanged,
     encode_checkpoint,
 )
 
@@ -259,8 +260,6 @@ class WatchSource(SourceBase):
                     # Gone, or changed while being read: it settles again first, and is
                     # then read from its start as a new file.
                     self._observed.pop(relative, None)
-                    if progress is not None:
-                        progress.abandoned = True
                     break
                 if progress is None:
                     self._observed.pop(relative, None)
@@ -274,13 +273,12 @@ class WatchSource(SourceBase):
                 while self._redeliver:
                     yield self._redeliver.popleft()
                 if self._stopping.is_set():
-                    progress.abandoned = True
                     break
         finally:
             if step is None or not step.ended:
                 await asyncio.to_thread(reader.close)
             if progress is not None:
-                # Also when the service stops taking batches (the generator is closed).
+                # Stopped before the end: changed, gone, stopping, or no longer taken.
                 progress.abandoned = not progress.ended
                 if progress.finished:
                     self._end(progress)
@@ -384,7 +382,8 @@ class WatchSource(SourceBase):
         if progress.complete:
             self._positions.pop(relative, None)
             self._done[relative] = progress.stamp
-            if self.delete_after and self._delete(progress.relative, progress.stamp):
+            deleted = self.delete_after and delete_unchanged(self.root / relative, progress.stamp)
+            if deleted:
                 del self._done[relative]
             self._save(keep=relative)
         elif progress.position > 0:
@@ -401,21 +400,6 @@ class WatchSource(SourceBase):
         if self._store is not None:
             value = encode_checkpoint(self._done, self._positions)
             self._store.save_checkpoint(self.checkpoint_name, value)
-
-    def _delete(self, relative: str, stamp: Stamp) -> bool:
-        """Delete a processed file unless it was rewritten since it was read."""
-        path = self.root / relative
-        try:
-            info = path.stat()
-            if (info.st_size, info.st_mtime_ns) != stamp:
-                return False
-            path.unlink()
-        except FileNotFoundError:
-            return True
-        except OSError as exc:
-            logger.warning("%s: cannot delete %s: %s", self.name, path, exc)
-            return False
-        return True
 
     def _load_checkpoint(self) -> tuple[dict[str, Stamp], Positions]:
         if self._store is None:

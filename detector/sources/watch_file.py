@@ -24,6 +24,7 @@ and is flushed before the position that covers it is saved.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -41,6 +42,8 @@ from detector.sources.files import (
     describe_read_error,
     read_file,
 )
+
+logger = logging.getLogger(__name__)
 
 Stamp = tuple[int, int]  # (size, mtime_ns): what "unchanged" means for a file
 Positions = dict[str, tuple[Stamp, int]]  # relative path → stamp and position
@@ -195,6 +198,21 @@ class FileProgress:
     def finished(self) -> bool:
         """Nothing more of this read will be handed over or settled."""
         return (self.ended or self.abandoned) and self.outstanding == 0
+
+
+def delete_unchanged(path: Path, stamp: Stamp) -> bool:
+    """Delete a processed file unless it was rewritten since it was read; True when gone."""
+    try:
+        info = path.stat()
+        if (info.st_size, info.st_mtime_ns) != stamp:
+            return False
+        path.unlink()
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        logger.warning("cannot delete %s: %s", path, exc)
+        return False
+    return True
 
 
 def encode_checkpoint(done: Mapping[str, Stamp], positions: Positions) -> str:

@@ -6,7 +6,7 @@ import gc
 
 import orjson
 
-from detector.records import BadInput, PackedItems, Record, packed
+from detector.records import BadInput, PackedItems, Record
 from tests.sources.test_watch import RECORDS
 
 
@@ -37,7 +37,8 @@ def test_packed_records_are_not_objects_the_collector_tracks() -> None:
     assert all(gc.is_tracked(record.value) for record in records)
 
 
-def test_packing_twice_is_packing_once() -> None:
-    box = PackedItems([Record("f:1", RECORDS[0])])
-    assert packed(box) is box
-    assert list(packed([Record("f:1", RECORDS[0])])) == list(box)
+def test_items_appended_one_by_one_are_kept_in_order() -> None:
+    box = PackedItems()
+    box.append(Record("f:1", RECORDS[0]))
+    box.append(BadInput("f:2", "invalid JSON", "{oops"))
+    assert list(box) == [Record("f:1", RECORDS[0]), BadInput("f:2", "invalid JSON", "{oops")]
