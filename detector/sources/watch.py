@@ -297,7 +297,8 @@ class WatchSource(SourceBase):
             requeue=partial(self._requeue, part),
             on_give_up=partial(self._lost, progress, part),
         )
-        batch.dead_letter = part.letter
+        if self.dead_letters is not None:
+            batch.dead_letter = part.letter
         return batch
 
     def _start_of(self, relative: str, stamp: Stamp) -> int:
@@ -315,9 +316,10 @@ class WatchSource(SourceBase):
         logger.info("%s: skipped %s: %s", self.name, found.path, SKIP_DESCRIPTIONS[reason])
 
     def _requeue(self, part: Part, batch: Batch) -> None:
-        # A fresh buffer: what the failed delivery rejected is not kept.
-        part.letter = BufferedDeadLetter()
-        batch.dead_letter = part.letter
+        if self.dead_letters is not None:
+            # A fresh buffer: what the failed delivery rejected is not kept.
+            part.letter = BufferedDeadLetter()
+            batch.dead_letter = part.letter
         self._redeliver.append(batch)
 
     def _dead_letter_for(self, relative: str, *, resume: bool) -> LazyDeadLetterFile | None:
