@@ -156,7 +156,8 @@ class FileProgress:
         return part
 
     def settle(self, part: Part) -> bool:
-        """Record `part` as acknowledged; True when the position moved."""
+        """Record `part` as acknowledged; True when the position moved (or, behind a lost
+        batch, the rejections held back were written): the checkpoint is to be saved."""
         part.settled = True
         moved = False
         while self._parts and self._parts[0].settled and not self._parts[0].lost:
