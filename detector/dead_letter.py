@@ -9,6 +9,7 @@ A whole file that could not be read has its name as `origin` and a null `record`
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -44,8 +45,12 @@ class DeadLetterFile:
         self.count = 0
 
     def add(self, *, origin: str, error: str, raw: Any) -> None:
-        self.count += 1
-        self._stream.write(encode(origin=origin, error=error, raw=raw))
+        self.write_lines([encode(origin=origin, error=error, raw=raw)])
+
+    def write_lines(self, lines: Sequence[bytes]) -> None:
+        """Lines made by `encode` (held back by `BufferedDeadLetter`)."""
+        self.count += len(lines)
+        self._stream.writelines(lines)
 
     def flush(self) -> None:
         self._stream.flush()
@@ -66,12 +71,17 @@ class LazyDeadLetterFile:
         self.count = 0
 
     def add(self, *, origin: str, error: str, raw: Any) -> None:
+        self.write_lines([encode(origin=origin, error=error, raw=raw)])
+
+    def write_lines(self, lines: Sequence[bytes]) -> None:
+        if not lines:
+            return
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("ab" if self._append else "wb")
             self._file = DeadLetterFile(self._handle)
-        self._file.add(origin=origin, error=error, raw=raw)
-        self.count += 1
+        self._file.write_lines(lines)
+        self.count += len(lines)
 
     def flush(self) -> None:
         if self._file is not None:
@@ -100,12 +110,15 @@ class InputDeadLetters:
         self._shared = None if self.per_file else LazyDeadLetterFile(self.path, append=True)
         self._open: dict[str, LazyDeadLetterFile] = {}
 
-    def for_delivery(self, relative: str) -> DeadLetter:
-        """The dead letter of one delivery of the input `relative`."""
+    def for_delivery(self, relative: str, *, resume: bool = False) -> LazyDeadLetterFile:
+        """The dead letter of one delivery of the input `relative`; `resume`: the delivery
+        goes on from a position part-way through the input, so what the earlier part
+        dead-lettered is kept."""
         if self._shared is not None:
             return self._shared
         self.settle(relative)
-        letter = LazyDeadLetterFile(self.path / f"{relative}.rejected.jsonl", append=False)
+        path = self.path / f"{relative}.rejected.jsonl"
+        letter = LazyDeadLetterFile(path, append=resume)
         self._open[relative] = letter
         return letter
 
@@ -116,3 +129,18 @@ class InputDeadLetters:
             letter.close()
         if self._shared is not None:
             self._shared.flush()
+
+
+class BufferedDeadLetter:
+    """A batch's rejections held as encoded lines until the batch is acknowledged.
+
+    A file read as several batches writes each batch's lines to the file's dead letter in
+    file order once the batch is settled, so a batch delivered again after a nack does not
+    leave its rejections twice.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def add(self, *, origin: str, error: str, raw: Any) -> None:
+        self.lines.append(encode(origin=origin, error=error, raw=raw))

@@ -9,9 +9,11 @@ a bad record is rejected with the same reason wherever it turns up.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
+
+import orjson
 
 from detector.core.events import CloudTrailEvent
 from detector.core.parse import parse_record
@@ -62,3 +64,63 @@ def parse_items(
             reject(Rejection(item.origin, exc.reason, item.value, undecodable=False))
             continue
         yield item, event
+
+
+class PackedItems(Sequence[Record | BadInput]):
+    """Items with each record kept as its JSON text, decoded again one at a time when iterated.
+
+    A decoded record is a tree of dicts, lists and strings that Python's garbage collector
+    tracks; bytes it does not. Records that wait, decoded, in a queue or in a batch being
+    worked through live long enough to reach the oldest generation, and every full pass of
+    the collector then walks them, holding the event loop for as long. The watched directory
+    packs what it reads, so a record is decoded only for the moment the pipeline parses it;
+    the service packs the batches it keeps until the flush (to re-apply them after a
+    rollback, or for their source to deliver them again after a nack).
+    """
+
+    __slots__ = ("_origins", "_values")
+
+    def __init__(self, items: Iterable[Record | BadInput] = ()) -> None:
+        self._origins: list[str] = []
+        # bytes: a packed record's value; anything else is the item itself (BadInput, or a
+        # record JSON cannot hold, such as an integer beyond 64 bits from a streamed file).
+        self._values: list[bytes | Record | BadInput] = []
+        for item in items:
+            self.append(item)
+
+    def append(self, item: Record | BadInput) -> None:
+        self._origins.append(item.origin)
+        self._values.append(_pack(item))
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    @overload
+    def __getitem__(self, index: int) -> Record | BadInput: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Record | BadInput]: ...
+
+    def __getitem__(self, index: int | slice) -> Record | BadInput | Sequence[Record | BadInput]:
+        if isinstance(index, slice):
+            return [self._unpack(i) for i in range(*index.indices(len(self)))]
+        return self._unpack(index)
+
+    def __iter__(self) -> Iterator[Record | BadInput]:
+        for origin, value in zip(self._origins, self._values, strict=True):
+            yield Record(origin, orjson.loads(value)) if isinstance(value, bytes) else value
+
+    def _unpack(self, index: int) -> Record | BadInput:
+        value = self._values[index]
+        if isinstance(value, bytes):
+            return Record(self._origins[index], orjson.loads(value))
+        return value
+
+
+def _pack(item: Record | BadInput) -> bytes | Record | BadInput:
+    if isinstance(item, Record):
+        try:
+            return orjson.dumps(item.value)
+        except orjson.JSONEncodeError:
+            return item
+    return item

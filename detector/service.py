@@ -34,7 +34,7 @@ from detector.core.task_index import TaskIndex
 from detector.dead_letter import DeadLetterFile
 from detector.errors import DetectorError
 from detector.metrics import BatchOutcome, Metrics, ParseErrorReason
-from detector.records import Rejection, parse_items
+from detector.records import PackedItems, Rejection, parse_items
 from detector.sinks import Sink
 from detector.sinks.jsonl import step_records
 from detector.sources.base import DEFAULT_SHARD, Batch, ShardHooks, Source
@@ -239,6 +239,10 @@ class Service:
             await self._send(output.records)
             if self.responders is not None and output.responses:
                 await self.responders.handle(output.responses, arrival=output.arrival)
+            # Kept until the flush for a rollback or a nack: packed, its records are not
+            # objects the garbage collector walks on every full pass.
+            if not isinstance(batch.items, PackedItems):
+                batch.items = await asyncio.to_thread(PackedItems, batch.items)
         except BaseException as exc:
             await self._fail(batch, exc, started)
             if isinstance(exc, DetectorError) and exc.retriable and self.stopping:

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from detector.config import ServiceSettings, Settings, StateSettings
 from detector.http_server import Health, HttpServer
@@ -86,7 +87,9 @@ def write_file(folder: Path, events: int) -> Path:
     return path
 
 
-async def process_while_probing(folder: Path, *, events: int, chunk_events: int) -> Run:
+async def process_while_probing(
+    folder: Path, *, events: int, chunk_events: int, **source_settings: Any
+) -> Run:
     """Run the service over `folder/inbox` holding one file of `events` events, probing it."""
     settings = Settings(
         state=StateSettings(flush_interval_seconds=60),
@@ -96,7 +99,12 @@ async def process_while_probing(folder: Path, *, events: int, chunk_events: int)
     store = SqliteStateStore(folder / "state.db")
     source = WatchSource(
         "inbox",
-        {"path": str(folder / "inbox"), "poll_interval_seconds": 0.05, "settle_seconds": 0},
+        {
+            "path": str(folder / "inbox"),
+            "poll_interval_seconds": 0.05,
+            "settle_seconds": 0,
+            **source_settings,
+        },
     )
     service = Service(
         settings,

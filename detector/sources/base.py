@@ -28,7 +28,8 @@ DEFAULT_SHARD = "default"
 class Batch:
     source: str  # the configured source name, for metrics and logs
     shard: str = DEFAULT_SHARD
-    items: list[Record | BadInput] = field(default_factory=list)
+    # A list as sources build it; the service packs it (`PackedItems`) once processed.
+    items: Sequence[Record | BadInput] = field(default_factory=list)
     ack: Callable[[], Awaitable[None]]
     nack: Callable[[BaseException], Awaitable[None]]
     # Where the batch's rejected records go when its source keeps its own dead letter (the

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from detector.records import BadInput, Record
 from detector.sources.base import Batch
@@ -26,7 +26,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 def redeliverable_batch(
     source: str,
-    items: list[Record | BadInput],
+    items: Sequence[Record | BadInput],
     *,
     on_ack: Callable[[], None],
     requeue: Callable[[Batch], None],
@@ -38,7 +38,9 @@ def redeliverable_batch(
     After REDELIVERIES failed deliveries the records come back as BadInput, so the runtime's
     ordinary handling dead-letters them and the ack still advances the position. A batch
     that cannot even be dead-lettered is dropped with an error, its position not advanced,
-    and `on_give_up` runs.
+    and `on_give_up` runs. The copy carries the batch's items as they are when it is nacked
+    (the service packs a processed batch's items), so nothing here holds the list the
+    source built.
     """
     settled = False
 
@@ -55,35 +57,36 @@ def redeliverable_batch(
             return
         settled = True
         attempt = failures + 1
-        again: list[Record | BadInput]
+        held = batch.items
+        again: Sequence[Record | BadInput]
         if attempt <= REDELIVERIES:
             logger.warning(
                 "%s: a batch of %d records failed (%s); delivering it again (%d of %d)",
                 source,
-                len(items),
+                len(held),
                 error,
                 attempt,
                 REDELIVERIES,
             )
-            again = items
+            again = held
         elif attempt == REDELIVERIES + 1:
             logger.error(
                 "%s: a batch of %d records failed %d times (%s); dead-lettering it",
                 source,
-                len(items),
+                len(held),
                 attempt,
                 error,
             )
             reason = f"batch failed {attempt} times: {error}"
             again = [
                 item if isinstance(item, BadInput) else BadInput(item.origin, reason, item.value)
-                for item in items
+                for item in held
             ]
         else:
             logger.error(
                 "%s: dropping a batch of %d records that could not be dead-lettered: %s",
                 source,
-                len(items),
+                len(held),
                 error,
             )
             if on_give_up is not None:
@@ -100,7 +103,8 @@ def redeliverable_batch(
             )
         )
 
-    return Batch(source=source, items=items, ack=ack, nack=nack)
+    batch = Batch(source=source, items=items, ack=ack, nack=nack)
+    return batch
 
 
 async def sleep_until_stopped(stopping: asyncio.Event, seconds: float) -> None:

@@ -13,10 +13,13 @@ file is read again) or a file (one JSONL file for every input, appended to). The
 is flushed before the file's ack records it as done.
 
 A file is read only after its size and modification time have stayed the same for
-`settle_seconds`, so a file still being written is not read half-way. Each file is one
-batch; its ack records the file as done (and deletes it with `delete_after`). Done files
-are remembered by size and modification time in the checkpoint `files:<name>`, so a
-restart does not read them again and a file rewritten in place is read again.
+`settle_seconds`, so a file still being written is not read half-way. A file is handed over
+as batches of at most `batch_records` items, each read in a worker thread as the service
+takes it (see `detector.sources.watch_file`); once every batch is acked the file is done
+(and deleted with `delete_after`). Done files are remembered by size and modification time
+in the checkpoint `files:<name>`, so a restart does not read them again and a file rewritten
+in place is read again; a file part-way through is remembered with its position, and a
+restart goes on from there.
 """
 
 from __future__ import annotations
@@ -32,31 +35,31 @@ from functools import partial
 from pathlib import Path, PurePath
 from typing import Annotated, Any
 
-import orjson
-
-from detector.config import NON_EMPTY, POSITIVE, Check, Where, parse_adapter
-from detector.dead_letter import DeadLetter, InputDeadLetters
+from detector.config import AT_LEAST_ONE, NON_EMPTY, POSITIVE, Check, Where, parse_adapter
+from detector.dead_letter import BufferedDeadLetter, InputDeadLetters, LazyDeadLetterFile
 from detector.errors import ConfigError, StateError
-from detector.records import BadInput, Record
+from detector.records import PackedItems
 from detector.sources.base import SOURCES, Batch, CheckpointStore, SourceBase
-from detector.sources.files import (
-    READ_ERRORS,
-    InputFile,
-    UnreadableFile,
-    describe_read_error,
-    read_file,
-    special_kind,
-)
+from detector.sources.files import special_kind
 from detector.sources.polling import (
     Sleep,
     redeliverable_batch,
     sleep_until_stopped,
 )
 from detector.sources.screen import SKIP_DESCRIPTIONS, SkipReason, is_hidden, screen
+from detector.sources.watch_file import (
+    FileProgress,
+    FileReader,
+    Part,
+    Positions,
+    Stamp,
+    Step,
+    decode_checkpoint,
+    delete_unchanged,
+    encode_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
-
-Stamp = tuple[int, int]  # (size, mtime_ns): what "unchanged" means for a file
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,8 @@ class WatchSettings:
     delete_after: bool = False
     # Where rejected records go: a directory (one file per input) or a file; none by default.
     dead_letter: str | None = None
+    # Items per batch: a large file is handed over in steps of this many records.
+    batch_records: Annotated[int, AT_LEAST_ONE] = 5000
 
 
 class WatchSource(SourceBase):
@@ -89,7 +94,7 @@ class WatchSource(SourceBase):
 
     `path` (required directory), `pattern` (glob under it, "**/*"), `poll_interval_seconds`
     (5), `settle_seconds` (2), `delete_after` (false), `dead_letter` (a directory, or a
-    file; none by default).
+    file; none by default), `batch_records` (5000).
     """
 
     def __init__(
@@ -120,6 +125,7 @@ class WatchSource(SourceBase):
         self.poll_interval = own.poll_interval_seconds
         self.settle = own.settle_seconds
         self.delete_after = own.delete_after
+        self.batch_records = own.batch_records
         # Checked here too, not only at start, so `config check` finds a mistyped path.
         if not self.root.is_dir():
             raise ConfigError(f"'{key}.path': {self.root} is not a directory")
@@ -136,9 +142,11 @@ class WatchSource(SourceBase):
         self._sleep = sleep or self._wait
         self._store: CheckpointStore | None = None
         self._done: dict[str, Stamp] = {}  # relative path → stamp when it was acked
+        # Files part-way through: stamp and position (items settled from the start).
+        self._positions: Positions = {}
         self._failed: dict[str, Stamp] = {}  # given up on until the file changes
         self._observed: dict[str, tuple[Stamp, float]] = {}  # stamp and when it was first seen
-        self._in_flight: set[str] = set()  # delivered, not yet settled
+        self._reads: dict[str, FileProgress] = {}  # being delivered, or not yet settled
         self._present: set[str] = set()  # files found by the latest scan
         self._redeliver: deque[Batch] = deque()
         self._stopping = asyncio.Event()
@@ -171,7 +179,7 @@ class WatchSource(SourceBase):
     async def start(self) -> None:
         if not await asyncio.to_thread(self.root.is_dir):
             raise ConfigError(f"sources.{self.name}.path: {self.root} is not a directory")
-        self._done = self._load_checkpoint()
+        self._done, self._positions = self._load_checkpoint()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -186,7 +194,7 @@ class WatchSource(SourceBase):
                 await self._sleep(self.poll_interval)
 
     async def scan(self) -> AsyncIterator[Batch]:
-        """One pass: batches to deliver again first, then one batch per settled new file."""
+        """One pass: batches to deliver again first, then the batches of each settled file."""
         while self._redeliver:
             yield self._redeliver.popleft()
         try:
@@ -203,7 +211,7 @@ class WatchSource(SourceBase):
         for relative, found in listing.items():
             stamp = found.stamp
             if (
-                relative in self._in_flight
+                relative in self._reads
                 or self._done.get(relative) == stamp
                 or self._failed.get(relative) == stamp
                 or self._skipped.get(relative) == stamp
@@ -230,37 +238,94 @@ class WatchSource(SourceBase):
             if found.skip is not None:
                 self._skip(relative, found, found.skip)
                 continue
-            outcome = await asyncio.to_thread(self._read, found)
+            async for batch in self._deliver(relative, found):
+                yield batch
+
+    async def _deliver(self, relative: str, found: _Found) -> AsyncIterator[Batch]:
+        """One file's batches, each read as the previous one was taken; batches nacked in
+        the meantime go first."""
+        reason = await asyncio.to_thread(screen, found.path)
+        if reason is not None:
             self._observed.pop(relative, None)
-            if outcome is None:
-                continue  # gone, or changed while being read: it settles again first
-            if isinstance(outcome, SkipReason):
-                self._skip(relative, found, outcome)
-                continue
-            self._in_flight.add(relative)
-            batch = redeliverable_batch(
-                self.name,
-                outcome,
-                on_ack=partial(self._finish, relative, found),
-                requeue=partial(self._requeue, relative),
-                on_give_up=partial(self._give_up, relative, found.stamp),
-            )
-            batch.dead_letter = self._dead_letter_for(relative)
-            yield batch
+            self._skip(relative, found, reason)
+            return
+        start = self._start_of(relative, found.stamp)
+        reader = FileReader(found.path, found.stamp, start=start, batch_records=self.batch_records)
+        progress: FileProgress | None = None
+        step: Step | None = None
+        try:
+            while True:
+                step = await asyncio.to_thread(reader.read)
+                if step is None:
+                    # Gone, or changed while being read: it settles again first, and is
+                    # then read from its start as a new file.
+                    self._observed.pop(relative, None)
+                    break
+                if progress is None:
+                    self._observed.pop(relative, None)
+                    progress = self._begin(relative, found.stamp, start)
+                if step.items:
+                    part = progress.add(step)
+                    yield self._batch(progress, part, step.items)
+                if step.ended:
+                    progress.ended = True
+                    break
+                while self._redeliver:
+                    yield self._redeliver.popleft()
+                if self._stopping.is_set():
+                    break
+        finally:
+            if step is None or not step.ended:
+                await asyncio.to_thread(reader.close)
+            if progress is not None:
+                # Stopped before the end: changed, gone, stopping, or no longer taken.
+                progress.abandoned = not progress.ended
+                if progress.finished:
+                    self._end(progress)
+
+    def _begin(self, relative: str, stamp: Stamp, start: int) -> FileProgress:
+        letter = self._dead_letter_for(relative, resume=start > 0)
+        progress = FileProgress(relative, stamp, start, letter)
+        self._reads[relative] = progress
+        return progress
+
+    def _batch(self, progress: FileProgress, part: Part, items: PackedItems) -> Batch:
+        batch = redeliverable_batch(
+            self.name,
+            items,
+            on_ack=partial(self._settled, progress, part),
+            requeue=partial(self._requeue, part),
+            on_give_up=partial(self._lost, progress, part),
+        )
+        if self.dead_letters is not None:
+            batch.dead_letter = part.letter
+        return batch
+
+    def _start_of(self, relative: str, stamp: Stamp) -> int:
+        """Where to start reading: the saved position when the file is unchanged since."""
+        saved = self._positions.get(relative)
+        if saved is not None and saved[0] == stamp:
+            return saved[1]
+        self._positions.pop(relative, None)
+        self._done.pop(relative, None)
+        return 0
 
     def _skip(self, relative: str, found: _Found, reason: SkipReason) -> None:
         self._skipped[relative] = found.stamp
         self._skips[reason] += 1
         logger.info("%s: skipped %s: %s", self.name, found.path, SKIP_DESCRIPTIONS[reason])
 
-    def _requeue(self, relative: str, batch: Batch) -> None:
-        batch.dead_letter = self._dead_letter_for(relative)
+    def _requeue(self, part: Part, batch: Batch) -> None:
+        if self.dead_letters is not None:
+            # A fresh buffer: what the failed delivery rejected is not kept.
+            part.letter = BufferedDeadLetter()
+            batch.dead_letter = part.letter
         self._redeliver.append(batch)
 
-    def _dead_letter_for(self, relative: str) -> DeadLetter | None:
+    def _dead_letter_for(self, relative: str, *, resume: bool) -> LazyDeadLetterFile | None:
         if self.dead_letters is None:
             return None
-        return self.dead_letters.for_delivery(relative)
+        return self.dead_letters.for_delivery(relative, resume=resume)
 
     def _settle_dead_letter(self, relative: str) -> None:
         if self.dead_letters is not None:
@@ -291,104 +356,70 @@ class WatchSource(SourceBase):
             listing[relative] = _Found(path, info.st_size, info.st_mtime_ns, skip)
         return listing
 
-    def _read(self, found: _Found) -> list[Record | BadInput] | SkipReason | None:
-        """Every record of the file, why it is skipped, or None when it vanished or changed
-        while being read."""
-        reason = screen(found.path)
-        if reason is not None:
-            return reason
-        name = str(found.path)
-        items: list[Record | BadInput] = []
-        try:
-            items.extend(read_file(InputFile(name, found.path, found.size)))
-        except FileNotFoundError:
-            return None
-        except READ_ERRORS as exc:
-            # A truncated gzip or an unreadable file: keep what was read, dead-letter the rest.
-            reason_text = f"cannot read the file: {describe_read_error(exc)}"
-            items.append(UnreadableFile(name, reason_text, None))
-        try:
-            info = found.path.stat()
-        except FileNotFoundError:
-            return None
-        if (info.st_size, info.st_mtime_ns) != found.stamp:
-            return None
-        return items
+    def _settled(self, progress: FileProgress, part: Part) -> None:
+        """A batch was acked: save the position it moved to, or the file as done."""
+        moved = progress.settle(part)
+        if progress.finished:
+            self._end(progress)
+        elif moved:
+            self._positions[progress.relative] = (progress.stamp, progress.position)
+            self._save()
 
-    def _finish(self, relative: str, found: _Found) -> None:
-        self._in_flight.discard(relative)
+    def _lost(self, progress: FileProgress, part: Part) -> None:
+        progress.lose(part)
+        if progress.finished:
+            self._end(progress)
+
+    def _end(self, progress: FileProgress) -> None:
+        """Nothing more of this read will be settled: the file is done, failed, or left
+        part-way (stopping, or changed since) at its saved position."""
+        relative = progress.relative
+        if self._reads.get(relative) is not progress:
+            return
+        del self._reads[relative]
         # What was dead-lettered is on disk before the file counts as done.
         self._settle_dead_letter(relative)
-        self._done[relative] = found.stamp
-        if self.delete_after and self._delete(found):
-            del self._done[relative]
+        if progress.lost:
+            self._failed[relative] = progress.stamp
+        if progress.complete:
+            self._positions.pop(relative, None)
+            self._done[relative] = progress.stamp
+            deleted = self.delete_after and delete_unchanged(self.root / relative, progress.stamp)
+            if deleted:
+                del self._done[relative]
+            self._save(keep=relative)
+        elif progress.position > 0:
+            self._positions[relative] = (progress.stamp, progress.position)
+            self._save()
+
+    def _save(self, *, keep: str | None = None) -> None:
         # Only files still there are remembered, so the checkpoint stays as small as the folder.
-        self._done = {
-            key: value
-            for key, value in self._done.items()
-            if key in self._present or key == relative
-        }
+        def present(key: str) -> bool:
+            return key in self._present or key == keep or key in self._reads
+
+        self._done = {key: stamp for key, stamp in self._done.items() if present(key)}
+        self._positions = {key: at for key, at in self._positions.items() if present(key)}
         if self._store is not None:
-            value = orjson.dumps(
-                {key: list(stamp) for key, stamp in self._done.items()},
-                option=orjson.OPT_SORT_KEYS,
-            )
-            self._store.save_checkpoint(self.checkpoint_name, value.decode())
+            value = encode_checkpoint(self._done, self._positions)
+            self._store.save_checkpoint(self.checkpoint_name, value)
 
-    def _delete(self, found: _Found) -> bool:
-        """Delete a processed file unless it was rewritten since it was read."""
-        try:
-            info = found.path.stat()
-            if (info.st_size, info.st_mtime_ns) != found.stamp:
-                return False
-            found.path.unlink()
-        except FileNotFoundError:
-            return True
-        except OSError as exc:
-            logger.warning("%s: cannot delete %s: %s", self.name, found.path, exc)
-            return False
-        return True
-
-    def _give_up(self, relative: str, stamp: Stamp) -> None:
-        self._in_flight.discard(relative)
-        self._settle_dead_letter(relative)
-        self._failed[relative] = stamp
-
-    def _load_checkpoint(self) -> dict[str, Stamp]:
+    def _load_checkpoint(self) -> tuple[dict[str, Stamp], Positions]:
         if self._store is None:
-            return {}
+            return {}, {}
         value = self._store.checkpoint(self.checkpoint_name)
         if value is None:
-            return {}
-        done = _decode_done(value)
-        if done is None:
+            return {}, {}
+        decoded = decode_checkpoint(value)
+        if decoded is None:
             raise StateError(
                 f"checkpoint {self.checkpoint_name!r} is not a JSON object of "
-                f"{{path: [size, mtime_ns]}}: {value[:200]!r}"
+                f"{{path: [size, mtime_ns]}} or {{path: [size, mtime_ns, position]}}: "
+                f"{value[:200]!r}"
             )
-        return done
+        return decoded
 
     async def _wait(self, seconds: float) -> None:
         await sleep_until_stopped(self._stopping, seconds)
-
-
-def _decode_done(value: str) -> dict[str, Stamp] | None:
-    try:
-        decoded = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(decoded, dict):
-        return None
-    done: dict[str, Stamp] = {}
-    for key, stamp in decoded.items():
-        if not (
-            isinstance(stamp, list)
-            and len(stamp) == 2
-            and all(isinstance(n, int) and not isinstance(n, bool) for n in stamp)
-        ):
-            return None
-        done[key] = (stamp[0], stamp[1])
-    return done
 
 
 SOURCES.register("files", WatchSource)

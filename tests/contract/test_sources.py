@@ -32,7 +32,9 @@ pytestmark = pytest.mark.integration
 load_adapters()
 
 
-async def test_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_records", [5000, 2], ids=["one-batch", "several-batches"])
+async def test_files(tmp_path: Path, batch_records: int) -> None:
+    """With `batch_records: 2` each published file of three records is two batches."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     written: list[Path] = []
@@ -44,7 +46,12 @@ async def test_files(tmp_path: Path) -> None:
         os.utime(path, ns=(1_000_000_000 * (len(written) + 1),) * 2)
         written.append(path)
 
-    settings = {"path": str(inbox), "poll_interval_seconds": 0.05, "settle_seconds": 0}
+    settings = {
+        "path": str(inbox),
+        "poll_interval_seconds": 0.05,
+        "settle_seconds": 0,
+        "batch_records": batch_records,
+    }
     await check_source(
         SourceUnderTest(make=lambda: SOURCES.get("files")("inbox", settings), publish=publish)
     )

@@ -7,26 +7,31 @@ failure is staged, by a subclass that raises on one of its writes.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import io
 import os
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from detector.config import Settings, StateSettings
 from detector.core.parse import parse_record
+from detector.dead_letter import DeadLetterFile
 from detector.errors import DetectorError, TransientError
 from detector.metrics import Metrics
 from detector.records import Record
 from detector.service import Service
 from detector.sinks.jsonl import JsonlSink, record_key, step_records
 from detector.sources.base import Batch, SourceBase
+from detector.sources.files import InputFile, UnreadableFile, read_input
 from detector.sources.watch import WatchSource
 from detector.state.sqlite import SqliteStateStore
 from detector.wiring import build_pipeline
-from tests.scenario import DEMO, as_jsonl, incident, read_output
+from tests.scenario import DEMO, as_jsonl, incident, read_output, scenario
 
 SETTINGS = Settings(state=StateSettings(flush_interval_seconds=60))
 WAIT_SECONDS = 30.0
@@ -74,10 +79,17 @@ def _inbox(tmp_path: Path) -> Path:
     return inbox
 
 
-def _service(tmp_path: Path, sink: JsonlSink, metrics: Metrics | None = None) -> Service:
+def _service(
+    tmp_path: Path, sink: JsonlSink, metrics: Metrics | None = None, **settings: Any
+) -> Service:
     source = WatchSource(
         "inbox",
-        {"path": str(tmp_path / "inbox"), "poll_interval_seconds": 0.05, "settle_seconds": 0},
+        {
+            "path": str(tmp_path / "inbox"),
+            "poll_interval_seconds": 0.05,
+            "settle_seconds": 0,
+            **settings,
+        },
     )
     return Service(
         SETTINGS,
@@ -270,3 +282,88 @@ async def test_a_batch_counts_as_acked_only_once_it_is(tmp_path: Path) -> None:
     assert source.settled == ["ack 0"]
     assert _batches_of(metrics, "scripted", "acked") == 1
     store.close()
+
+
+def _events_of(metrics: Metrics, source: str) -> float:
+    for name, labels, value in metrics.samples():
+        if name == "trailguard_events_total" and labels == {"source": source}:
+            return value
+    return 0.0
+
+
+async def test_a_file_in_batches_resumes_after_the_batch_that_failed(tmp_path: Path) -> None:
+    """One file of 44 records read 10 at a time; the third batch's write fails for good.
+
+    The two batches before it were handed to the sink: they stay in the saved state (after
+    the rollback re-applies them) and in the file's position, so the restart processes
+    only what follows them, and the output is what a clean run makes, each record once.
+    """
+    clean = _clean_output()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    path = inbox / "incident.jsonl"
+    records = incident()
+    path.write_bytes(as_jsonl(records))
+    out = tmp_path / "out.jsonl"
+    settings = {"batch_records": 10}
+    metrics = Metrics(sources=["inbox"], sinks=["out"], runtime_collectors=False)
+    sink = FailingSink(out, fail_on=3, error=SinkDown("401"))
+    failed = _service(tmp_path, sink, metrics, **settings)
+    with pytest.raises(SinkDown):
+        await asyncio.wait_for(failed.run(asyncio.Event()), WAIT_SECONDS)
+    assert _batches(metrics, "acked") == 2
+    assert _batches(metrics, "nacked") == 1
+    store = SqliteStateStore(tmp_path / "state.db")
+    info = path.stat()
+    checkpoint = orjson.loads(store.checkpoint("files:inbox") or "{}")
+    assert checkpoint == {"incident.jsonl": [info.st_size, info.st_mtime_ns, 20]}
+    store.close()
+
+    again = Metrics(sources=["inbox"], sinks=["out"], runtime_collectors=False)
+    restarted = _service(tmp_path, JsonlSink("out", {"path": str(out)}), again, **settings)
+    await _run_until_written(restarted, out, len(clean))
+    written = read_output(out)
+    assert Counter(record_key(r) for r in written) == Counter(record_key(r) for r in clean)
+    assert _events_of(again, "inbox") == len(records) - 20
+
+
+def _sample(metrics: Metrics, name: str, **labels: str) -> float:
+    for sample, found, value in metrics.samples():
+        if sample == name and found == {"source": "inbox", **labels}:
+            return value
+    return 0.0
+
+
+async def test_a_gzip_cut_after_several_batches_is_reported_once_and_loses_no_record(
+    tmp_path: Path,
+) -> None:
+    """The service's own dead letter and metrics for a file read 200 records at a time."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    whole = gzip.compress(as_jsonl(scenario(3000)))
+    path = inbox / "cut.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    readable = list(read_input(InputFile(str(path), path, path.stat().st_size)))
+    records = [item for item in readable if isinstance(item, Record)]
+    assert len(records) > 1000 and isinstance(readable[-1], UnreadableFile)
+    dead = io.BytesIO()
+    metrics = Metrics(sources=["inbox"], sinks=["out"], runtime_collectors=False)
+    sink = JsonlSink("out", {"path": str(tmp_path / "out.jsonl")})
+    service = _service(tmp_path, sink, metrics, batch_records=200)
+    service.dead_letter = DeadLetterFile(dead)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+    while _sample(metrics, "trailguard_parse_errors_total", reason="invalid-json") < 1:
+        assert not task.done(), "the service ended early"
+        assert asyncio.get_running_loop().time() < deadline, "the read error was not reported"
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, WAIT_SECONDS)
+    assert _sample(metrics, "trailguard_events_total") == len(records)
+    assert _sample(metrics, "trailguard_parse_errors_total", reason="invalid-json") == 1
+    assert _sample(metrics, "trailguard_dead_lettered_records_total") == 1
+    [letter] = [orjson.loads(line) for line in dead.getvalue().splitlines()]
+    assert letter["origin"] == str(path)
+    assert str(letter["error"]).startswith("cannot read the file: truncated gzip")
+    assert _batches(metrics, "acked") == -(-len(readable) // 200)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import orjson
 import pytest
 
 from detector.sinks.jsonl import record_key
+from detector.state.sqlite import SqliteStateStore
 from tests.scenario import DEMO, as_jsonl, scenario
 
 pytestmark = pytest.mark.integration
@@ -54,7 +56,7 @@ def expected(parts: list[Path]) -> list[dict[str, Any]]:
     return records
 
 
-def _config(tmp_path: Path) -> Path:
+def _config(tmp_path: Path, *, batch_records: int = 5000) -> Path:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     config = tmp_path / "trailguard.yaml"
@@ -67,6 +69,7 @@ sources:
     path: {inbox}
     poll_interval_seconds: 0.1
     settle_seconds: 0
+    batch_records: {batch_records}
 sinks:
   - type: jsonl
     path: {tmp_path / "out.jsonl"}
@@ -152,3 +155,63 @@ def test_sigkill_and_restart_lose_nothing_and_repeat_nothing(
     assert [k for k, n in keys.items() if n > 1] == []
     assert set(keys) == {record_key(r) for r in expected}
     assert len(got) == len(expected)
+
+
+def _position(state: Path) -> int | None:
+    """The saved position of the one file in the inbox, while it is part-way; else None."""
+    store = SqliteStateStore(state)
+    try:
+        value = store.checkpoint("files:inbox")
+    finally:
+        store.close()
+    entry = orjson.loads(value or "{}").get("trail.jsonl")
+    return entry[2] if entry is not None and len(entry) == 3 else None
+
+
+def _events_processed(log: Path) -> float:
+    """trailguard_events_total of the newest process writing to `log`."""
+    port = next(
+        entry["port"]
+        for entry in reversed([orjson.loads(line) for line in log.read_bytes().splitlines()])
+        if entry.get("message") == "HTTP server listening"
+    )
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        body = response.read().decode()
+    prefix = 'trailguard_events_total{source="inbox"} '
+    return float(next(line for line in body.splitlines() if line.startswith(prefix))[len(prefix) :])
+
+
+def test_sigkill_part_way_through_a_file_resumes_at_its_position(
+    tmp_path: Path, parts: list[Path], expected: list[dict[str, Any]]
+) -> None:
+    """The whole scenario as one file read 200 records at a time, killed part-way."""
+    config = _config(tmp_path, batch_records=200)
+    state, out, log = tmp_path / "state.db", tmp_path / "out.jsonl", tmp_path / "run.log"
+    trail = tmp_path / "trail.jsonl"
+    trail.write_bytes(b"".join(part.read_bytes() for part in parts))
+    total = len(_records(trail.read_bytes()))
+    process = _start(config, log)
+    shutil.move(trail, tmp_path / "inbox" / trail.name)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not (_position(state) or 0) >= 1000:
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "no position saved part-way through the file"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=WAIT_SECONDS)
+    position = _position(state)
+    assert position is not None and 0 < position < total
+
+    restarted = _start(config, log)
+    try:
+        got = _wait_for(out, len(expected), restarted)
+        time.sleep(1.0)  # anything emitted twice would show up now
+        got = _records(out.read_bytes())
+        # Only what follows the position was read again.
+        assert _events_processed(log) == total - position
+    finally:
+        assert _stop(restarted) == 0, log.read_text()[-3000:]
+    keys = Counter(record_key(r) for r in got)
+    assert [k for k, n in keys.items() if n > 1] == []
+    assert set(keys) == {record_key(r) for r in expected}
+    assert _position(state) is None  # done

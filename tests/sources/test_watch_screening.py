@@ -132,7 +132,9 @@ async def test_a_truncated_gzip_becomes_one_unreadable_file_after_its_records(
 # --- `trailguard run` end to end ---------------------------------------------------------------
 
 
-def _run(tmp_path: Path, dead_letter: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
+def _run(
+    tmp_path: Path, dead_letter: str, batch_records: int
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     config = tmp_path / "trailguard.yaml"
@@ -145,6 +147,7 @@ sources:
     poll_interval_seconds: 0.1
     settle_seconds: 0
     dead_letter: {dead_letter}
+    batch_records: {batch_records}
 sinks:
   - type: jsonl
     path: {tmp_path / "out.jsonl"}
@@ -180,11 +183,15 @@ def _letters(paths: list[Path]) -> list[dict[str, object]]:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("mode", ["directory", "file"])
-def test_run_dead_letters_rejected_records_and_unreadable_files(tmp_path: Path, mode: str) -> None:
+@pytest.mark.parametrize("batch_records", [5000, 100], ids=["one-batch", "several-batches"])
+def test_run_dead_letters_rejected_records_and_unreadable_files(
+    tmp_path: Path, mode: str, batch_records: int
+) -> None:
+    """With `batch_records: 100` the truncated gzip is cut after several batches."""
     dead = tmp_path / ("dead" if mode == "directory" else "dead.jsonl")
     if mode == "directory":
         dead.mkdir()
-    process, bad_utf8, log = _run(tmp_path, str(dead))
+    process, bad_utf8, log = _run(tmp_path, str(dead), batch_records)
     paths = (
         [dead / "a.jsonl.rejected.jsonl", dead / "b.json.gz.rejected.jsonl"]
         if mode == "directory"
@@ -200,6 +207,7 @@ def test_run_dead_letters_rejected_records_and_unreadable_files(tmp_path: Path, 
         assert process.wait(timeout=WAIT_SECONDS) == 0, log.read_text()[-3000:]
     letters = {str(letter["origin"]).rsplit("/", 1)[-1]: letter for letter in _letters(paths)}
     assert set(letters) == {"a.jsonl:line 2", "a.jsonl:line 3", "b.json.gz"}
+    assert len(_letters(paths)) == 3  # each once
     assert letters["a.jsonl:line 2"]["record"] == "{oops"
     utf8 = letters["a.jsonl:line 3"]
     assert utf8["error"] == "invalid UTF-8: byte 0xe9 at offset 16 of the line"
