@@ -20,11 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from detector.gate import report
-from detector.gate.aws_config import AwsProfile, parse_config
-from detector.gate.cli_index import IndexLookup
 from detector.gate.decide import Verdict, allow, block, decide
 from detector.gate.hooks import (
     MAX_INPUT_BYTES,
@@ -35,19 +33,43 @@ from detector.gate.hooks import (
     read_event,
 )
 from detector.gate.report import Who
-from detector.gate.scope_source import ScopePlaces, resolve
 from detector.gate.service import Service, ServiceError, configured, dumps
-from detector.gate.task import GateTask
+
+if TYPE_CHECKING:
+    from detector.gate.aws_config import AwsProfile
+    from detector.gate.awscli import Lookup
+    from detector.gate.cli_index import ServiceOperations
+    from detector.gate.task import GateTask
+
+# Imported when a line holds an AWS call (see `_decide`): the scope file, the task registry,
+# the service and the operation index matter only then, and most lines hold none.
 
 JOURNAL_NAME = "gate.jsonl"
 # The process environment the decision sees: only what says where and as whom a call goes.
 AWS_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, with the terminal measured by `os`: argparse asks shutil,
+    whose import loads the compression modules, on every start-up for a width only --help
+    uses."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            width = int(os.environ["COLUMNS"])
+        except (KeyError, ValueError):
+            try:
+                width = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                width = 80
+        super().__init__(prog, width=max(width - 2, 20))
+
+
 def add_parser(commands: Any) -> None:
     """Register `trailguard gate` on the top-level subcommands."""
     gate = commands.add_parser(
         "gate",
+        formatter_class=_Formatter,
         help="check an agent's AWS call against its task scope before it runs (exit 0/2)",
         description="Reads a PreToolUse hook event on stdin (claude-code, kiro) or takes the "
         "command line after -- (generic); exit 0 allows, exit 2 blocks with the reason on "
@@ -186,6 +208,14 @@ def _decide(
             return _Answer(verdict=event)
         call: ToolCall = event
         line, tool_name = call.line, call.tool_name
+    # Only AWS calls need a scope: a line without any is decided without finding one, so
+    # the scope file, the registry and the service are read only for the calls that matter.
+    lookup = _index()
+    unscoped = decide(line, scope=None, env=_aws_env(environ), at=now, lookup=lookup)
+    if not any(c.kind in ("aws", "tool") for c in unscoped.calls):
+        return _Answer(verdict=unscoped, tool_name=tool_name, line=line)
+    from detector.gate.scope_source import ScopePlaces, resolve
+
     places = ScopePlaces(
         scopes_path=args.scopes or _path(environ.get("TRAILGUARD_SCOPES")),
         scope_name=args.scope or environ.get("TRAILGUARD_SCOPE"),
@@ -194,11 +224,6 @@ def _decide(
         service=service,
         service_problem=service_problem,
     )
-    # Only AWS calls need a scope: a line without any is decided without finding one, so
-    # the scope file, the registry and the service are read only for the calls that matter.
-    unscoped = decide(line, scope=None, env=_aws_env(environ), at=now, lookup=IndexLookup())
-    if not any(c.kind in ("aws", "tool") for c in unscoped.calls):
-        return _Answer(verdict=unscoped, tool_name=tool_name, line=line)
     resolved = resolve(places, environ=environ, at=now)
     if resolved.scope is None:
         verdict = block(resolved.problem or "no task scope", scope=places.scope_name)
@@ -210,7 +235,7 @@ def _decide(
         scope=scope,
         env=_aws_env(environ),
         at=now,
-        lookup=IndexLookup(),
+        lookup=lookup,
         account=account,
         profiles=_aws_profiles(environ),
     )
@@ -275,8 +300,24 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+def _index() -> Lookup:
+    """The operation index, read when a line first names an AWS service."""
+    loaded: list[Lookup] = []
+
+    def look(service: str) -> ServiceOperations | None:
+        if not loaded:
+            from detector.gate.cli_index import IndexLookup
+
+            loaded.append(IndexLookup())
+        return loaded[0](service)
+
+    return look
+
+
 def _aws_profiles(environ: Mapping[str, str]) -> dict[str, AwsProfile]:
     """The AWS CLI config's profiles (regions, accounts); none when it cannot be read."""
+    from detector.gate.aws_config import parse_config
+
     home = Path(environ.get("HOME") or Path.home())
     path = Path(environ.get("AWS_CONFIG_FILE") or home / ".aws" / "config")
     try:
@@ -318,7 +359,7 @@ def _journal(
 def main(argv: list[str] | None = None) -> int:
     """`trailguard-gate ...`, the same as `trailguard gate ...` without loading the rest of
     the command line: it starts in about half the time, and it runs before every tool call."""
-    parser = argparse.ArgumentParser(prog="trailguard-gate")
+    parser = argparse.ArgumentParser(prog="trailguard-gate", formatter_class=_Formatter)
     commands = parser.add_subparsers()
     add_parser(commands)
     args = parser.parse_args(["gate", *(sys.argv[1:] if argv is None else argv)])

@@ -18,8 +18,6 @@ from typing import Any
 from detector.gate.service import Service, ServiceError
 
 LOOKUP_TIMEOUT_SECONDS = 2.0
-# The registry's fixed-width UTC text (detector/state/sqlite_tasks.py).
-_SQLITE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 class TaskLookupError(Exception):
@@ -81,8 +79,8 @@ def from_registry(path: Path, task_id: str) -> GateTask | None:
             owner=row[2],
             scope=row[3],
             status=row[4],
-            expires_at=_sqlite_time(row[5]),
-            ended_at=_sqlite_time(row[6]) if row[6] else None,
+            expires_at=_iso_time(row[5]),
+            ended_at=_iso_time(row[6]) if row[6] else None,
         )
     except (TypeError, ValueError) as exc:
         raise TaskLookupError(f"task {task_id} in {path} is damaged ({exc})") from None
@@ -121,11 +119,9 @@ def from_service(service: Service, task_id: str) -> GateTask | None:
         raise unreadable from None
 
 
-def _sqlite_time(text: str) -> datetime:
-    return datetime.strptime(text, _SQLITE_TIME).replace(tzinfo=UTC)
-
-
 def _iso_time(text: str) -> datetime:
+    # fromisoformat, not strptime: strptime imports its own module (calendar, locale) on
+    # first use, and the registry's fixed-width "....000000Z" text is ISO 8601.
     moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
