@@ -1,7 +1,6 @@
 """The gate's calls to the TrailGuard service: one JSON request each, with the standard
 library and a short timeout (the gate runs before every tool call and must answer quickly
-either way). urllib is imported only when a service is configured; it costs more start-up
-than the rest of the gate's imports together.
+either way); see `detector.gate.http_client` for how the request is made.
 """
 
 from __future__ import annotations
@@ -48,8 +47,7 @@ def configured(url: str | None, token_file: Path | None) -> tuple[Service | None
 def request_json(
     method: str, url: str, token: str, body: Mapping[str, Any] | None, timeout: float
 ) -> Any:
-    import urllib.error
-    import urllib.request
+    from detector.gate.http_client import HttpError, request
 
     if not url.startswith(("http://", "https://")):
         raise ServiceError("the service URL must start with http:// or https://")
@@ -58,18 +56,14 @@ def request_json(
     if body is not None:
         data = dumps(body)
         headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-        url, data=data, method=method, headers=headers
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
-            return json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
+        return json.loads(request(method, url, headers, data, timeout))
+    except HttpError as exc:
         try:
-            detail = json.loads(exc.read()).get("error", "")
-        except (ValueError, AttributeError, OSError):
+            detail = json.loads(exc.body).get("error", "")
+        except (ValueError, AttributeError):
             detail = ""
-        raise ServiceError(f"HTTP {exc.code} {detail}".strip()) from None
+        raise ServiceError(f"HTTP {exc.status} {detail}".strip()) from None
     except (OSError, ValueError) as exc:
         raise ServiceError(f"{type(exc).__name__}: {exc}") from None
 

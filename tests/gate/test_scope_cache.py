@@ -97,10 +97,10 @@ def test_a_json_scope_file_is_read_directly(tmp_path: Path) -> None:
     assert not (tmp_path / "cache").exists()
 
 
-def _gate_imports(tmp_path: Path, command: str) -> str:
+def _gate_imports(tmp_path: Path, command: str, **extra: str) -> str:
     """The modules a fresh `trailguard-gate` process imports for one Bash event."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAILGUARD_", "AWS_"))}
-    env.update(PYTHONPATH=str(ROOT), AWS_REGION="us-east-1", **_env(tmp_path))
+    env.update(PYTHONPATH=str(ROOT), AWS_REGION="us-east-1", **_env(tmp_path), **extra)
     event = json.dumps({"tool_name": "Bash", "tool_input": {"command": command}})
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "detector.commands.gate", "--hook",
@@ -123,3 +123,17 @@ def test_the_gate_imports_yaml_only_to_fill_the_cache(tmp_path: Path) -> None:
     plain = _gate_imports(tmp_path, "git status && pytest -q").split()
     assert "detector.gate.decide" in plain
     assert not {"detector.core.scope", "detector.gate.awscli", "yaml"} & set(plain)
+
+
+def test_sending_a_verdict_to_an_http_service_imports_no_urllib(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = tmp_path / "token"
+    token.write_text("t\n")
+    service = {"TRAILGUARD_URL": f"http://127.0.0.1:{port}", "TRAILGUARD_TOKEN_FILE": str(token)}
+    modules = set(_gate_imports(tmp_path, "git status", **service).split())
+    assert "detector.gate.http_client" in modules and "socket" in modules
+    assert not {"urllib.request", "http.client", "email", "ssl"} & modules

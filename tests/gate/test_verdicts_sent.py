@@ -171,7 +171,7 @@ def _answering(status: int, body: bytes, *, hang: bool = False) -> Iterator[str]
 @pytest.mark.parametrize(
     ("where", "says"),
     [
-        ("closed", "URLError"),
+        ("closed", "ConnectionRefusedError"),
         ("html", "JSONDecodeError"),
         ("error", "HTTP 500"),
         ("hang", "timed out"),
