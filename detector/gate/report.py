@@ -73,6 +73,8 @@ def send(service: Service, record: dict[str, Any]) -> str | None:
         answer = service.call("POST", "/v1/gate/verdicts", record, timeout=SEND_TIMEOUT_SECONDS)
     except ServiceError as exc:
         return str(exc)
+    except Exception as exc:  # noqa: BLE001 - the verdict stands whatever the send did
+        return f"{type(exc).__name__}: {exc}"
     stored = answer.get("verdict") if isinstance(answer, dict) else None
     if not isinstance(stored, dict) or stored.get("id") != record["id"]:
         return "the service answered without the verdict"

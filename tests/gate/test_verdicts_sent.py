@@ -212,3 +212,22 @@ def test_no_service_sends_nothing_and_says_nothing(tmp_path: Path) -> None:
     outcome = run_gate(ARGS, bash(READ), environ={"AWS_REGION": "us-east-1"}, journal=journal)
     assert outcome.code == 0 and outcome.stderr == ""
     assert "sent" not in _journal(journal)[0]
+
+
+def test_an_unexpected_failure_while_sending_changes_no_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the network stack fell over")
+
+    monkeypatch.setattr(Service, "call", broken)
+    token = tmp_path / "token"
+    token.write_text("tok\n")
+    env = _env("http://127.0.0.1:9", token)
+    blocked = run_gate(ARGS, bash(DELETE), environ=env)
+    allowed = run_gate(ARGS, bash(READ), environ=env)
+    assert (blocked.code, allowed.code) == (2, 0)
+    assert (
+        "not sent" in allowed.stderr
+        and "RuntimeError: the network stack fell over" in allowed.stderr
+    )
