@@ -105,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
     _bench_detection_options(detection)
     detection.set_defaults(handler=_cmd_bench_detection)
     bench_gate = bench_modes.add_parser("gate", help="start-up and decision time of the gate")
+    bench_gate.add_argument("--runs", type=int, default=15, help="fresh processes per figure")
+    bench_gate.add_argument(
+        "--against",
+        type=Path,
+        metavar="DIR",
+        help="also time the gate of another checkout (DIR holds its detector package), "
+        "interleaved run by run",
+    )
     bench_gate.set_defaults(handler=_cmd_bench_gate)
 
     run = commands.add_parser("run", help="run the always-on service (sources from the config)")
@@ -354,7 +362,11 @@ def _cmd_bench_detection(args: argparse.Namespace) -> int:
 def _cmd_bench_gate(args: argparse.Namespace) -> int:
     from detector.gate.bench import run as run_gate_bench
 
-    run_gate_bench(sys.stdout)
+    if args.runs < 1:
+        raise ConfigError("bench gate: --runs must be at least 1")
+    if args.against is not None and not (args.against / "detector" / "__init__.py").is_file():
+        raise ConfigError(f"bench gate: --against {args.against}: no detector package there")
+    run_gate_bench(sys.stdout, runs=args.runs, against=args.against)
     return EXIT_OK
 
 

@@ -648,3 +648,26 @@ class ApprovalMetrics:
         if outcome not in APPROVAL_OUTCOMES:
             raise ValueError(f"unknown approval outcome {outcome!r}")
         self.approvals.labels(outcome=outcome).inc()
+
+
+GATE_VERDICTS = ("allow", "block")
+
+
+class GateVerdictMetrics:
+    """Verdicts of the pre-flight gate received by the service, by verdict (allow or block).
+    A retried send of a verdict already stored is not counted again."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.verdicts = Counter(
+            f"{NAMESPACE}_gate_verdicts",
+            "Pre-flight gate verdicts received from agents' hooks, by verdict.",
+            ["verdict"],
+            registry=metrics.registry,
+        )
+        for verdict in GATE_VERDICTS:
+            self.verdicts.labels(verdict=verdict)
+
+    def verdict(self, verdict: str) -> None:
+        if verdict not in GATE_VERDICTS:
+            raise ValueError(f"unknown gate verdict {verdict!r}")
+        self.verdicts.labels(verdict=verdict).inc()

@@ -7,12 +7,11 @@ ConfigError that names the file and, for syntax errors, the line.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from detector.core.scope import ScopeSet, parse_scopes
 from detector.errors import ConfigError
@@ -21,33 +20,38 @@ JSON_SUFFIXES = frozenset({".json"})
 YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses repeated mapping keys, which PyYAML would silently let the
-    last one win (a second `allow:` in a scope would quietly replace the first)."""
+@functools.cache
+def _unique_key_loader() -> type[Any]:
+    """A SafeLoader that refuses repeated mapping keys, which PyYAML would silently let the
+    last one win (a second `allow:` in a scope would quietly replace the first). Built on
+    first use: PyYAML is imported only when a YAML file is read (the gate reads JSON)."""
+    import yaml
 
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if not isinstance(key, Hashable):
-            continue  # construct_mapping reports unhashable keys itself
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                f"found duplicate key {key!r}",
-                key_node.start_mark,
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
+    def construct_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        loader.flatten_mapping(node)
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node)
+            if not isinstance(key, Hashable):
+                continue  # construct_mapping reports unhashable keys itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return loader.construct_mapping(node)
 
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
+    UniqueKeyLoader.add_constructor(
+        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+        construct_mapping,
+    )
+    return UniqueKeyLoader
 
 
 def load_scopes(path: Path) -> ScopeSet:
@@ -79,8 +83,10 @@ def decode(text: str, *, source: str, suffix: str = "") -> Any:
             raise ConfigError(
                 f"{source}: JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
+    import yaml
+
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

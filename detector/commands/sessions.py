@@ -16,6 +16,7 @@ from detector.commands import CONFIG_ERROR_LINE, exit_codes, subcommand
 if TYPE_CHECKING:
     from detector.config import Settings
     from detector.session_list import SessionSummary
+    from detector.state.gate_verdicts import GateVerdictRow
 
 EPILOG = exit_codes(
     "0  sessions listed (or the one --session shown)",
@@ -26,7 +27,9 @@ DESCRIPTION_NOTE = (
     "With PATHs, the inputs are replayed (as `trailguard replay` reads them) and every\n"
     "count is exact. Without, the state store of --config is read: it keeps who each live\n"
     "session is and when it was last seen, not its events, so counts, first seen and the\n"
-    "timeline are unknown (-) there, and the worst severity is that of its open alerts."
+    "timeline are unknown (-) there, and the worst severity is that of its open alerts.\n"
+    "With --config and --session, the pre-flight gate's verdicts on the session (or on the\n"
+    "task it is) follow; a task id the gate reported under is a session there too."
 )
 
 
@@ -67,9 +70,12 @@ def run(args: argparse.Namespace) -> int:
         summaries = _from_store(settings, scopes_path)
     out = sys.stdout
     fmt = args.format or ("table" if out.isatty() else "jsonl")
+    verdicts: list[GateVerdictRow] = []
     if args.session is not None:
         found = [s for s in summaries if s.view.session_id == args.session]
-        if not found:
+        if not args.paths:
+            verdicts = _gate_verdicts(settings, args.session, found)
+        if not found and not verdicts:
             near = ", ".join(s.view.session_id for s in summaries[:5]) or "none"
             print(
                 f"trailguard: no session {args.session!r} ({len(summaries)} found: {near}"
@@ -84,10 +90,15 @@ def run(args: argparse.Namespace) -> int:
             if args.session is not None:
                 for entry in summary.timeline:
                     _jsonl(out, entry.to_record(summary.view.session_id))
+        for verdict in reversed(verdicts):
+            _jsonl(out, verdict.to_record())
         return EXIT_OK
-    _table(out, summaries)
-    if args.session is not None:
+    if summaries or args.session is None:
+        _table(out, summaries)
+    if args.session is not None and summaries:
         _timeline(out, summaries[0], from_store=not args.paths)
+    if verdicts:
+        _verdicts(out, args.session, verdicts)
     return EXIT_OK
 
 
@@ -137,6 +148,31 @@ def _from_store(settings: Settings, scopes_path: Path | None) -> list[SessionSum
     finally:
         store.close()
     return summaries
+
+
+def _gate_verdicts(
+    settings: Settings, session_id: str, found: Sequence[SessionSummary]
+) -> list[GateVerdictRow]:
+    """The gate's verdicts on the session and its task, newest first."""
+    from detector.run import open_store
+    from detector.web.session_gate import linked_task, session_verdicts
+
+    store = open_store(settings)
+    try:
+        task = linked_task(store, session_id, None, found[0].view if found else None)
+        return session_verdicts(store, session_id, task, limit=1000)
+    finally:
+        store.close()
+
+
+def _verdicts(out: IO[str], session_id: str, verdicts: Sequence[GateVerdictRow]) -> None:
+    out.write(f"\nPre-flight gate on {session_id} (oldest first):\n")
+    for v in reversed(verdicts):
+        what = "blocked before it ran" if v.blocked else "allowed"
+        out.write(f"  {_when(v.decided_at)}  {what}: {v.command or '(no command line)'}\n")
+        if v.blocked:
+            for line in v.reason.splitlines():
+                out.write(f"      {line}\n")
 
 
 def _jsonl(out: IO[str], record: dict[str, Any]) -> None:

@@ -166,14 +166,27 @@ def _start(args: argparse.Namespace) -> int:
 def _exec(args: argparse.Namespace) -> int:
     from detector.cli import _settings
     from detector.run import open_store
-    from detector.tasks.output import child_environment
+    from detector.tasks.output import GATE_VARIABLES, child_environment, gate_variables
 
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not argv:
         raise ConfigError("task exec needs a command after --")
     row, credentials, own = _mint(args)
+    settings = _settings(args.config)
     try:
         env = child_environment(os.environ, row, credentials, own)
+        for name in GATE_VARIABLES:
+            env.pop(name, None)
+        env.update(
+            gate_variables(
+                row,
+                scopes=args.scopes or settings.scopes,
+                # The gate reads an embedded store's registry itself; a shared one it asks
+                # the service about.
+                state=Path(settings.state.path) if settings.state.store == "sqlite" else None,
+                service_url=os.environ.get("TRAILGUARD_URL") or settings.http.public_url,
+            )
+        )
         # Running the caller's own command line is the point of `task exec`.
         done = subprocess.run(argv, env=env, check=False)  # noqa: S603
         code = done.returncode if done.returncode >= 0 else 128 - done.returncode
@@ -181,7 +194,7 @@ def _exec(args: argparse.Namespace) -> int:
         print(f"trailguard: {argv[0]}: command not found", file=sys.stderr)
         code = 127
     finally:
-        store = open_store(_settings(args.config))
+        store = open_store(settings)
         try:
             store.end_task(row.task_id, at=datetime.now(UTC))
         finally:

@@ -11,10 +11,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detector.core.scope_schema import ScopeSpec, read_document
-from detector.core.session_view import SessionView
+
+if TYPE_CHECKING:
+    # Only named in signatures: the pre-flight gate checks calls without sessions and
+    # imports this module on every start-up.
+    from detector.core.session_view import SessionView
 
 VIOLATION_KINDS = (
     "out-of-scope-action",

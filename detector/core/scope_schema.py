@@ -8,7 +8,6 @@ found is the one reported.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -248,6 +247,8 @@ def _check_keys(
     for key in mapping:
         if key in valid:
             continue
+        import difflib  # only for the message: the gate reads valid scopes on every start-up
+
         close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(valid)}"
         raise where.error(path, f"unknown key {key!r} ({hint})")

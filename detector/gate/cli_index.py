@@ -89,16 +89,30 @@ def index_version(text: str) -> str:
 
 
 class IndexLookup:
-    """Reads the shipped index once, on the first lookup, and parses only services asked for."""
+    """Reads the shipped index once, on the first lookup, and parses only services asked for.
+
+    The index is searched as bytes and only the service's line is decoded: decoding all of
+    it (400 kB) would cost a gate start-up more than the search."""
 
     def __init__(self, path: Path = INDEX_PATH) -> None:
         self._path = path
-        self._text: str | None = None
+        self._data: bytes | None = None
         self._cache: dict[str, ServiceOperations | None] = {}
 
     def __call__(self, cli_name: str) -> ServiceOperations | None:
         if cli_name not in self._cache:
-            if self._text is None:
-                self._text = "\n" + self._path.read_text(encoding="utf-8")
-            self._cache[cli_name] = find_service(self._text, cli_name)
+            if self._data is None:
+                self._data = b"\n" + self._path.read_bytes()
+            self._cache[cli_name] = self._find(self._data, cli_name)
         return self._cache[cli_name]
+
+    @staticmethod
+    def _find(data: bytes, cli_name: str) -> ServiceOperations | None:
+        if not cli_name or not cli_name.isascii() or any(c.isspace() for c in cli_name):
+            return None
+        start = data.find(b"\n" + cli_name.encode() + b" ")
+        if start < 0:
+            return None
+        end = data.find(b"\n", start + 1)
+        line = data[start + 1 : end if end >= 0 else len(data)]
+        return parse_line(line.decode("utf-8"))

@@ -4,6 +4,9 @@ Pure: the environment, the time and the operation index come in as arguments. Ev
 CLI call and infrastructure-tool destroy in the line is checked with the scope engine the
 detector uses (`Scope.evaluate`); one call out of scope blocks the whole line, and so does
 anything the gate cannot read. Commands that are neither pass: they are not AWS calls.
+
+The AWS CLI reader and the scope engine are imported when a line holds an AWS call: most
+lines an agent runs hold none, and the gate starts for every one of them.
 """
 
 from __future__ import annotations
@@ -12,15 +15,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from detector.core.resources import partition_for
-from detector.core.scope import Scope, glob_regex, global_only
 from detector.gate import iac
-from detector.gate.aws_config import AwsProfile
-from detector.gate.awscli import AwsCall, Lookup, parse_call
 from detector.gate.shell import ShellSyntaxError
 from detector.gate.unwrap import Invocation, invocations, program_name
+
+if TYPE_CHECKING:
+    from detector.core.scope import Scope
+    from detector.gate.aws_config import AwsProfile
+    from detector.gate.awscli import AwsCall, Lookup
 
 Decision = Literal["allow", "block"]
 AWS_PROGRAMS = frozenset({"aws", "aws2"})
@@ -162,6 +166,8 @@ def _check(run: Invocation, *, scope: Scope | None, context: _Context) -> Checke
         )
     merged = {**context.env, **dict(run.env)}
     if program in AWS_PROGRAMS:
+        from detector.gate.awscli import parse_call
+
         call = parse_call(
             words,
             env=merged,
@@ -185,6 +191,8 @@ def _check(run: Invocation, *, scope: Scope | None, context: _Context) -> Checke
 def _check_aws(
     call: AwsCall, scope: Scope | None, at: datetime, via: tuple[str, ...]
 ) -> CheckedCall:
+    from detector.core.scope import global_only
+
     base = CheckedCall(
         kind="aws",
         command=call.command,
@@ -227,6 +235,8 @@ def _check_aws(
 def _check_tool(
     use: iac.ToolUse, scope: Scope | None, account: str, at: datetime, via: tuple[str, ...]
 ) -> CheckedCall:
+    from detector.core.resources import partition_for
+
     base = CheckedCall(kind="tool", command=use.command, decision="allow", actions=use.destroys,
                        region=use.region, via=via)  # fmt: skip
     if not use.destroys:
@@ -289,6 +299,8 @@ def _limits_resources(scope: Scope) -> bool:
 
 def _denies_a_delete(pattern: str) -> bool:
     """True when a deny glob could match some delete or terminate action."""
+    from detector.core.scope import glob_regex
+
     name = pattern.split(":", 1)[-1]
     if name.lower().startswith(_DELETE_VERBS):
         return True

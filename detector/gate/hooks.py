@@ -13,11 +13,10 @@ under whatever name the agent gives MCP tools (`mcp__<server>__call_aws` in Clau
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 from detector.gate.decide import Verdict, allow, block
 
@@ -45,9 +44,15 @@ def read_event(protocol: str, raw: bytes) -> ToolCall | Verdict:
     """The command line in a PreToolUse event, or the verdict when there is none to check."""
     if len(raw) > MAX_INPUT_BYTES:
         return block(f"the hook input is larger than {MAX_INPUT_BYTES} bytes")
+    # The standard library's json, not orjson: importing orjson costs more start-up than
+    # decoding one small event saves.
     try:
-        event: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        event: Any = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return block(f"the hook input is not JSON (not UTF-8: {exc.reason} at byte {exc.start})")
+    except RecursionError:
+        return block("the hook input is not JSON the gate reads (nested too deeply)")
+    except ValueError as exc:
         return block(f"the hook input is not JSON ({exc})")
     if not isinstance(event, dict):
         return block("the hook input is not a JSON object")

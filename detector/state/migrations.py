@@ -119,6 +119,30 @@ POSTGRES: Final[tuple[str, ...]] = (
     CREATE INDEX tasks_created ON {schema}.tasks (created_at);
     CREATE INDEX tasks_access_key ON {schema}.tasks (access_key_id);
     """,
+    # 5: the pre-flight gate's verdicts as the gate sent them, one row per verdict id (a
+    # retried send is stored once), linked to the agent's session, task and credentials.
+    """
+    CREATE TABLE {schema}.gate_verdicts (
+        verdict_id    text PRIMARY KEY,
+        session_id    text NOT NULL,
+        task_id       text,
+        access_key_id text,
+        agent         text,
+        owner         text,
+        scope         text,
+        decision      text NOT NULL,
+        reason        text NOT NULL,
+        command       text,
+        tool_name     text,
+        hook          text,
+        decided_at    timestamptz NOT NULL,
+        received_at   timestamptz NOT NULL,
+        sent_by       text,
+        detail        jsonb NOT NULL
+    );
+    CREATE INDEX gate_verdicts_session ON {schema}.gate_verdicts (session_id, decided_at);
+    CREATE INDEX gate_verdicts_task ON {schema}.gate_verdicts (task_id, decided_at);
+    """,
 )
 
 # The same tables for the embedded store. Times are ISO-8601 UTC text.
@@ -221,5 +245,28 @@ SQLITE: Final[tuple[str, ...]] = (
     );
     CREATE INDEX tasks_created ON tasks (created_at);
     CREATE INDEX tasks_access_key ON tasks (access_key_id);
+    """,
+    # 5: the pre-flight gate's verdicts.
+    """
+    CREATE TABLE gate_verdicts (
+        verdict_id    TEXT PRIMARY KEY,
+        session_id    TEXT NOT NULL,
+        task_id       TEXT,
+        access_key_id TEXT,
+        agent         TEXT,
+        owner         TEXT,
+        scope         TEXT,
+        decision      TEXT NOT NULL,
+        reason        TEXT NOT NULL,
+        command       TEXT,
+        tool_name     TEXT,
+        hook          TEXT,
+        decided_at    TEXT NOT NULL,
+        received_at   TEXT NOT NULL,
+        sent_by       TEXT,
+        detail        TEXT NOT NULL
+    );
+    CREATE INDEX gate_verdicts_session ON gate_verdicts (session_id, decided_at);
+    CREATE INDEX gate_verdicts_task ON gate_verdicts (task_id, decided_at);
     """,
 )

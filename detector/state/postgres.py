@@ -21,9 +21,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
 from detector.errors import ConfigError, StateError, TransientError
-from detector.state import migrations, postgres_tasks
+from detector.state import migrations, postgres_gate, postgres_tasks
 from detector.state import postgres_approvals as rows
 from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
+from detector.state.gate_verdicts import GateVerdictRow
 from detector.state.store import (
     NO_CHECKPOINTS,
     FencedError,
@@ -67,7 +68,12 @@ class PostgresStateStore:
         self._conn: Connection | None = None
         self._closed = False
         ident = sql.Identifier(schema)
-        statements = {**_STATEMENTS, **rows.STATEMENTS, **postgres_tasks.STATEMENTS}
+        statements = {
+            **_STATEMENTS,
+            **rows.STATEMENTS,
+            **postgres_tasks.STATEMENTS,
+            **postgres_gate.STATEMENTS,
+        }
         self._sql = {name: sql.SQL(text).format(schema=ident) for name, text in statements.items()}
         try:
             self._run(self._migrate)
@@ -345,6 +351,49 @@ class PostgresStateStore:
             return None if found is None else postgres_tasks.task_row(found)
 
         return self._run(op)
+
+    # -- gate verdicts ------------------------------------------------------------------------
+
+    def record_gate_verdict(
+        self, row: GateVerdictRow, *, cap: int, summary: SessionSummary | None = None
+    ) -> tuple[GateVerdictRow, bool]:
+        def op(conn: Connection) -> tuple[GateVerdictRow, bool]:
+            with conn.transaction():
+                params = postgres_gate.verdict_params(row)
+                created = conn.execute(self._sql["verdict_put"], params).rowcount == 1
+                if created and summary is not None:
+                    put = self._sql["summary_put"]
+                    conn.execute(put, rows.summary_params([summary])[0])
+                if created:
+                    prune = {"session": row.session_id, "cap": cap}
+                    conn.execute(self._sql["verdicts_prune"], prune)
+                found = conn.execute(self._sql["verdict_by_id"], (row.verdict_id,)).fetchone()
+            return (row if found is None else postgres_gate.verdict_row(found)), created
+
+        return self._run(op)
+
+    def gate_verdict(self, verdict_id: str) -> GateVerdictRow | None:
+        def op(conn: Connection) -> GateVerdictRow | None:
+            found = conn.execute(self._sql["verdict_by_id"], (verdict_id,)).fetchone()
+            return None if found is None else postgres_gate.verdict_row(found)
+
+        return self._run(op)
+
+    def gate_verdicts(
+        self,
+        *,
+        session_id: str | None = None,
+        task_id: str | None = None,
+        decision: str | None = None,
+        limit: int = 100,
+    ) -> list[GateVerdictRow]:
+        args = {"session": session_id, "task": task_id, "decision": decision, "limit": limit}
+        return self._run(
+            lambda conn: [
+                postgres_gate.verdict_row(r)
+                for r in conn.execute(self._sql["verdicts"], args).fetchall()
+            ]
+        )
 
     def __enter__(self) -> Self:
         return self

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from detector.errors import StateError, TransientError
-from detector.state import migrations, sqlite_tasks
+from detector.state import migrations, sqlite_gate, sqlite_tasks
 from detector.state import sqlite_approvals as rows
 from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
+from detector.state.gate_verdicts import GateVerdictRow
 from detector.state.store import (
     NO_CHECKPOINTS,
     FencedError,
@@ -316,6 +317,32 @@ class SqliteStateStore:
 
     def end_task(self, task_id: str, *, at: datetime) -> TaskRow | None:
         return self._write(lambda conn: sqlite_tasks.end_task(conn, task_id, at))
+
+    # -- gate verdicts ------------------------------------------------------------------------
+
+    def record_gate_verdict(
+        self, row: GateVerdictRow, *, cap: int, summary: SessionSummary | None = None
+    ) -> tuple[GateVerdictRow, bool]:
+        return self._write(
+            lambda conn: sqlite_gate.record_verdict(conn, row, cap=cap, summary=summary)
+        )
+
+    def gate_verdict(self, verdict_id: str) -> GateVerdictRow | None:
+        return self._run(lambda conn: sqlite_gate.verdict(conn, verdict_id))
+
+    def gate_verdicts(
+        self,
+        *,
+        session_id: str | None = None,
+        task_id: str | None = None,
+        decision: str | None = None,
+        limit: int = 100,
+    ) -> list[GateVerdictRow]:
+        return self._run(
+            lambda conn: sqlite_gate.verdicts(
+                conn, session_id=session_id, task_id=task_id, decision=decision, limit=limit
+            )
+        )
 
     def __enter__(self) -> Self:
         return self

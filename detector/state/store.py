@@ -21,6 +21,7 @@ import orjson
 
 from detector.errors import StateError
 from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
+from detector.state.gate_verdicts import GateVerdictRow
 from detector.state.tasks import TaskRow
 
 # Level 1: snapshots are written on every checkpoint interval, so speed matters more than the
@@ -189,6 +190,29 @@ class StateStore(Protocol):
     def end_task(self, task_id: str, *, at: datetime) -> TaskRow | None:
         """Mark an active task ended at `at`; a task ended earlier keeps its first end. The
         row as stored afterwards, None if unknown."""
+        ...
+
+    # -- the pre-flight gate's verdicts (migration 5) --------------------------------------
+
+    def record_gate_verdict(
+        self, row: GateVerdictRow, *, cap: int, summary: SessionSummary | None = None
+    ) -> tuple[GateVerdictRow, bool]:
+        """Store the verdict unless one with its id is stored; (the stored row, whether it was
+        new). A new verdict also upserts `summary` and keeps the session's newest `cap`
+        verdicts, in the same transaction."""
+        ...
+
+    def gate_verdict(self, verdict_id: str) -> GateVerdictRow | None: ...
+
+    def gate_verdicts(
+        self,
+        *,
+        session_id: str | None = None,
+        task_id: str | None = None,
+        decision: str | None = None,
+        limit: int = 100,
+    ) -> list[GateVerdictRow]:
+        """Newest first, filtered by session, task and decision (all that are given)."""
         ...
 
 

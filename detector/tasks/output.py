@@ -16,6 +16,16 @@ from detector.tasks.mint import Credentials
 from detector.tasks.settings import TaskSettings
 
 TASK_VARIABLE = "TRAILGUARD_TASK"
+# What the pre-flight gate reads in a hook started inside `task exec`; a caller's own values
+# of these would describe another task.
+GATE_VARIABLES = (
+    "TRAILGUARD_SCOPES",
+    "TRAILGUARD_SCOPE",
+    "TRAILGUARD_STATE",
+    "TRAILGUARD_AGENT",
+    "TRAILGUARD_OWNER",
+    "TRAILGUARD_SESSION",
+)
 
 
 def credential_variables(
@@ -90,3 +100,21 @@ def child_environment(
     env["AWS_CONFIG_FILE"] = os.devnull
     env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
     return env
+
+
+def gate_variables(
+    row: TaskRow, *, scopes: Path | None, state: Path | None, service_url: str | None
+) -> dict[str, str]:
+    """What a `trailguard-gate` hook run by the child needs to check calls against the task
+    with no options of its own: the scope file and the scope, the task registry's file (an
+    embedded store) and the service, who the agent is and whom it acts for."""
+    variables = {"TRAILGUARD_SCOPE": row.scope, "TRAILGUARD_AGENT": row.agent}
+    if scopes is not None:
+        variables["TRAILGUARD_SCOPES"] = str(scopes.resolve())
+    if state is not None:
+        variables["TRAILGUARD_STATE"] = str(state.resolve())
+    if row.owner:
+        variables["TRAILGUARD_OWNER"] = row.owner
+    if service_url:
+        variables["TRAILGUARD_URL"] = service_url
+    return variables

@@ -34,6 +34,7 @@ from detector.state.store import StateStore
 from detector.web import pages
 from detector.web.auth import Auth, Viewer, csrf_ok
 from detector.web.revoke import manual_revocation
+from detector.web.session_gate import linked_task, session_verdicts
 
 logger = logging.getLogger(__name__)
 
@@ -229,22 +230,28 @@ class PeopleApi:
         if viewer is None:
             return _html(pages.login_page(next_path=_session_path(session_id)), status=401)
 
+        live = self.live(session_id)  # on the loop: the pipeline's state belongs to it
+
         def read() -> pages.SessionPage:
             summary = self.store.session_summary(session_id)
+            task = linked_task(self.store, session_id, summary, live)
+            scope_name = (summary.scope if summary else None) or (task.scope if task else None)
             return pages.SessionPage(
                 session_id=session_id,
                 summary=summary,
                 live=None,
                 may_revoke=self.may_revoke(viewer),
-                scope=self.scopes.get(summary.scope) if summary and summary.scope else None,
+                scope=self.scopes.get(scope_name) if scope_name else None,
                 entries=self.store.timeline(session_id),
                 approvals=self.store.approvals(session_id=session_id, limit=MAX_LISTED),
                 viewer=viewer,
+                verdicts=session_verdicts(self.store, session_id, task, limit=MAX_LISTED),
+                task=task,
             )
 
         page = await asyncio.to_thread(read)
-        live = self.live(session_id)  # on the loop: the pipeline's state belongs to it
-        if page.summary is None and live is None and not page.approvals:
+        known = page.approvals or page.verdicts or page.task is not None
+        if page.summary is None and live is None and not known:
             message = f"No agent session {session_id} with findings is known here."
             return _html(pages.error_page(404, message, back="/sessions", viewer=viewer), 404)
         page = pages.SessionPage(
@@ -258,6 +265,8 @@ class PeopleApi:
             entries=page.entries,
             approvals=page.approvals,
             viewer=viewer,
+            verdicts=page.verdicts,
+            task=page.task,
         )
         return _html(pages.session_page(page))
 

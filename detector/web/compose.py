@@ -18,12 +18,13 @@ from detector.approvals.tokens import load_tokens
 from detector.config import Settings
 from detector.core.scope import ScopeSet
 from detector.http_server import RouteInstaller
-from detector.metrics import ApprovalMetrics, Metrics
+from detector.metrics import ApprovalMetrics, GateVerdictMetrics, Metrics
 from detector.sinks import Sink
 from detector.state.store import StateStore
 from detector.tasks.starter import TaskStarter
 from detector.web.app import PeopleApi, SessionLookup
 from detector.web.auth import Auth
+from detector.web.gate_verdicts import GateVerdictsApi
 from detector.web.tasks import TasksApi
 from detector.web.timeline import TimelineRecorder
 
@@ -36,12 +37,15 @@ class PeopleParts:
     api: PeopleApi
     sinks: list[Sink] = field(default_factory=list)
     tasks: TasksApi | None = None
+    verdicts: GateVerdictsApi | None = None
 
     @property
     def routes(self) -> list[RouteInstaller]:
         routes: list[RouteInstaller] = [self.api.install]
         if self.tasks is not None:
             routes.append(self.tasks.install)
+        if self.verdicts is not None:
+            routes.append(self.verdicts.install)
         return routes
 
 
@@ -90,9 +94,18 @@ def people_parts(
     if gate.required or gate.scopes:
         sinks.append(ApprovalRequests(gate))
     tasks = TasksApi(
-        auth=auth, store=store, starter=TaskStarter(settings, scopes=scopes, store=store)
+        auth=auth,
+        store=store,
+        starter=TaskStarter(settings, scopes=scopes, store=store),
+        scopes=scopes,
     )
-    return PeopleParts(gate=gate, api=people, sinks=sinks, tasks=tasks)
+    verdicts = GateVerdictsApi(
+        auth=auth,
+        store=store,
+        cap=api.timeline_entries,
+        metrics=GateVerdictMetrics(metrics) if metrics is not None else None,
+    )
+    return PeopleParts(gate=gate, api=people, sinks=sinks, tasks=tasks, verdicts=verdicts)
 
 
 def session_url(settings: Settings, session_id: str) -> str | None:

@@ -14,8 +14,10 @@ from detector.approvals.decisions import same_person
 from detector.core.scope import Scope
 from detector.core.session_view import SessionView
 from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry, iso
+from detector.state.gate_verdicts import GateVerdictRow
+from detector.state.tasks import TaskRow
 from detector.web.auth import Viewer
-from detector.web.timeline_html import severity_summary, timeline_html
+from detector.web.timeline_html import gate_summary, severity_summary, timeline_html
 
 _STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
@@ -45,6 +47,7 @@ form.inline{display:inline;margin-right:8px}input[type=text],input[type=password
 td ul{margin:2px 0 2px 18px;padding:0}tr.out-row td{background:#fff8f7}
 tr.response td{background:#fff4e0;border-top:2px solid #d97706}
 tr.approval td{background:#f0f6ff}.summary{font-size:16px;font-weight:600}
+tr.gate.blocked td{background:#fff8f7}code.cmd{white-space:pre-wrap;word-break:break-all}
 """
 
 
@@ -60,6 +63,10 @@ class SessionPage:
     # The viewer may revoke the session from here (`api.revokers`) and it can be targeted.
     may_revoke: bool = False
     dry_run: bool = True
+    # The pre-flight gate's verdicts for the session (and its task), newest first.
+    verdicts: Sequence[GateVerdictRow] = ()
+    # The registered task the session is, or runs under.
+    task: TaskRow | None = None
 
 
 def credential_origin(live: SessionView | None, summary: SessionSummary | None) -> str:
@@ -75,11 +82,24 @@ def credential_origin(live: SessionView | None, summary: SessionSummary | None) 
     return ""
 
 
+def session_origin(
+    live: SessionView | None, summary: SessionSummary | None, task: TaskRow | None
+) -> str:
+    """As `credential_origin`, for any session page: a session only the gate has reported
+    (no CloudTrail entries yet) says nothing about its credentials, unless it is a task's,
+    whose credentials were minted for it."""
+    if live is None and (summary is None or not summary.entries):
+        return "delegated" if task is not None else ""
+    return credential_origin(live, summary)
+
+
 def session_page(page: SessionPage) -> str:
-    s, live = page.summary, page.live
-    agent = (live.agent if live else None) or (s.agent if s else None) or "unidentified agent"
+    s, live, task = page.summary, page.live, page.task
+    agent = (live.agent if live else None) or (s.agent if s else None)
+    agent = agent or (task.agent if task else None) or "unidentified agent"
     human = (live.human if live else None) or (s.human if s else None)
-    origin = credential_origin(live, s)
+    human = human or (task.owner if task else None)
+    origin = session_origin(live, s, task)
     title = f"Agent {agent}" + (f" acting for {human}" if human else "")
     body = [f"<h1>{_e(title)}</h1>"]
     if origin == "inherited":
@@ -91,11 +111,15 @@ def session_page(page: SessionPage) -> str:
     elif origin == "delegated":
         body.append("<p>Delegated credentials: the agent has its own session for this person.</p>")
     body.append(f'<p class="summary">{_e(severity_summary(page.entries))}</p>')
+    if gated := gate_summary(page.verdicts):
+        body.append(f'<p class="summary">{_e(gated)}</p>')
     body.append(_approvals_block(page))
     body.append(_revoke_block(page, human))
     body.append(_facts(page, agent, human, origin))
-    body.append(_scope_block(page.scope, s.scope if s else None))
-    body.append(timeline_html(page.entries, page.approvals))
+    body.append(
+        _scope_block(page.scope, (s.scope if s else None) or (task.scope if task else None))
+    )
+    body.append(timeline_html(page.entries, page.approvals, page.verdicts))
     return _document(title, page.viewer, "".join(body))
 
 
@@ -116,7 +140,7 @@ def sessions_page(
             "<tr>"
             f'<td><a href="{_e(link)}">{_e(s.agent or "unidentified")}</a>{hold}</td>'
             f"<td>{_e(s.human or '')}</td>"
-            f"<td>{_e(credential_origin(live.get(s.session_id), s))}</td>"
+            f"<td>{_e(session_origin(live.get(s.session_id), s, None))}</td>"
             f"<td>{_e(s.scope or 'no scope')}</td>"
             f"<td>{_e(iso(s.last_at))}</td><td>{s.entries}</td><td>{_e(status)}</td>"
             "</tr>"
@@ -239,6 +263,10 @@ def _facts(page: SessionPage, agent: str, human: str | None, origin: str) -> str
     ]
     if live is not None and live.evidence:
         rows.append(("Why an agent", "; ".join(live.evidence)))
+    if page.task is not None:
+        t = page.task
+        state = f"{t.status}, credentials until {iso(t.expires_at)}"
+        rows.append(("Task", f"{t.task_id} ({state})"))
     if s is not None:
         rows.append(("Last activity", iso(s.last_at)))
     items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in rows)

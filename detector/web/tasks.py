@@ -1,6 +1,10 @@
-"""`POST /v1/tasks`, `GET /v1/tasks`, `POST /v1/tasks/{id}/end`: the task registry over HTTP,
-behind the same bearer tokens as the approval API. A task started here is owned by the
-person whose token asked (unless the body names an `owner`)."""
+"""`POST /v1/tasks`, `GET /v1/tasks`, `GET /v1/tasks/{id}`, `POST /v1/tasks/{id}/end`: the task
+registry over HTTP, behind the same bearer tokens as the approval API. A task started here is
+owned by the person whose token asked (unless the body names an `owner`).
+
+`GET /v1/tasks/{id}` also answers with the task's scope as the scope file defines it
+(`scope_document`), which is what the pre-flight gate checks an agent's calls against when it
+runs under the task and cannot read the registry itself."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from detector.core.scope import ScopeSet
+from detector.core.scope_document import scope_document
 from detector.errors import ConfigError, DetectorError
 from detector.state.store import StateStore
 from detector.state.tasks import TASK_STATUSES, TaskRow
@@ -30,16 +36,19 @@ class TasksApi:
         auth: Auth,
         store: StateStore,
         starter: Starter,
+        scopes: ScopeSet | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.auth = auth
         self.store = store
         self.starter = starter
+        self.scopes = scopes or ScopeSet()
         self._clock = clock
 
     def install(self, app: web.Application) -> None:
         app.router.add_post("/v1/tasks", self._start)
         app.router.add_get("/v1/tasks", self._list)
+        app.router.add_get("/v1/tasks/{id}", self._one)
         app.router.add_post("/v1/tasks/{id}/end", self._end)
 
     async def _start(self, request: web.Request) -> web.Response:
@@ -85,6 +94,16 @@ class TasksApi:
             return _error(400, f"status must be one of {', '.join(TASK_STATUSES)}")
         rows = await asyncio.to_thread(self.store.tasks, status=status, limit=200)
         return web.json_response({"tasks": [r.to_dict() for r in rows]})
+
+    async def _one(self, request: web.Request) -> web.Response:
+        if self.auth.viewer(request) is None:
+            return _unauthorized()
+        row = await asyncio.to_thread(self.store.task, request.match_info["id"])
+        if row is None:
+            return _error(404, "no such task")
+        scope = self.scopes.get(row.scope)
+        document = scope_document(scope) if scope is not None else None
+        return web.json_response({"task": row.to_dict(), "scope": document})
 
     async def _end(self, request: web.Request) -> web.Response:
         viewer = self.auth.viewer(request)

@@ -1,6 +1,7 @@
 """The session page's timeline: one row per CloudTrail event (its findings together, in or
-out of scope, the alerts it raised), one per response, and the approval's request and
-decision, in time order."""
+out of scope, the alerts it raised), one per response, the approval's request and decision,
+and the pre-flight gate's verdicts on AWS calls (blocked before they ran, or allowed), in
+time order."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import datetime
 
 from detector.core.taxonomy import Severity
 from detector.state.approvals import ApprovalRow, TimelineEntry
+from detector.state.gate_verdicts import GateVerdictRow
 
 OUT_OF_SCOPE_KINDS = frozenset(
     {
@@ -48,7 +50,23 @@ def severity_summary(entries: Sequence[TimelineEntry]) -> str:
     return f"{len(groups)} events with findings: {counts}; {out} out of scope."
 
 
-def timeline_html(entries: Sequence[TimelineEntry], approvals: Sequence[ApprovalRow]) -> str:
+def gate_summary(verdicts: Sequence[GateVerdictRow]) -> str:
+    """ "Pre-flight gate: 2 calls blocked before they ran, 5 allowed." """
+    checked = [v for v in verdicts if v.blocked or _checked_aws(v)]
+    if not checked:
+        return ""
+    blocked = sum(1 for v in checked if v.blocked)
+    return (
+        f"Pre-flight gate: {blocked} command line(s) blocked before they ran, "
+        f"{len(checked) - blocked} with AWS calls allowed."
+    )
+
+
+def timeline_html(
+    entries: Sequence[TimelineEntry],
+    approvals: Sequence[ApprovalRow],
+    verdicts: Sequence[GateVerdictRow] = (),
+) -> str:
     groups = event_groups(entries)
     alerts = [e for e in entries if e.kind == "alert"]
     lines: list[tuple[datetime, int, str]] = []
@@ -63,6 +81,10 @@ def timeline_html(entries: Sequence[TimelineEntry], approvals: Sequence[Approval
     for entry in entries:
         if entry.kind == "response":
             lines.append((entry.at, len(lines), _response_row(entry, approvals)))
+    for v in verdicts:
+        # Lines without AWS calls (git, ls, ...) are journaled and stored, not shown.
+        if v.blocked or _checked_aws(v):
+            lines.append((v.decided_at, len(lines), _verdict_row(v)))
     for a in approvals:
         lines.append((a.requested_at, len(lines), _approval_row(a, decided=False)))
         if a.decided_at is not None:
@@ -133,6 +155,31 @@ def _approval_row(a: ApprovalRow, *, decided: bool) -> str:
     return (
         f'<tr class="approval"><td class="t">{_e(_time(at))}</td><td></td><td>{badge}</td>'
         f"<td>{_e(detail)}</td></tr>"
+    )
+
+
+def _verdict_row(v: GateVerdictRow) -> str:
+    if v.blocked:
+        badge, row = '<span class="b out">blocked before it ran</span>', "gate blocked"
+    else:
+        badge, row = '<span class="b in">checked before it ran</span>', "gate allowed"
+    actions = sorted({a for c in v.detail.get("calls", ()) for a in c.get("actions", ())})
+    reasons = "".join(f"<li>{_e(line)}</li>" for line in v.reason.splitlines() if line.strip())
+    detail = f'<code class="cmd">{_e(v.command or "(no command line)")}</code><ul>{reasons}</ul>'
+    where = ", ".join(x for x in (v.tool_name, f"task {v.task_id}" if v.task_id else "") if x)
+    if actions:
+        detail += f'<div class="muted">{_e(", ".join(actions))}</div>'
+    if where:
+        detail += f'<div class="muted">{_e(where)}</div>'
+    return (
+        f'<tr class="{row}"><td class="t">{_e(_time(v.decided_at))}</td>'
+        f"<td>{_e(v.scope or '')}</td><td>{badge}</td><td>{detail}</td></tr>"
+    )
+
+
+def _checked_aws(v: GateVerdictRow) -> bool:
+    return any(
+        c.get("kind") in ("aws", "tool") and c.get("actions") for c in v.detail.get("calls", ())
     )
 
 

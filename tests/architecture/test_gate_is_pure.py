@@ -43,7 +43,8 @@ def test_the_gate_path_imports_no_heavy_libraries() -> None:
     code = (
         "import sys, detector.commands.gate; "
         "print(','.join(m for m in ('numpy', 'sklearn', 'boto3', 'botocore', 'aiobotocore', "
-        "'kafka', 'prometheus_client', 'psycopg') if m in sys.modules))"
+        "'kafka', 'prometheus_client', 'psycopg', 'yaml', 'orjson', 'sqlite3', "
+        "'urllib.request', 'http.client') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
     assert result.stdout.decode().strip() == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 ENVIRON = {"AWS_REGION": "us-east-1"}
 # Keep the machine's own ~/.aws/config out of the tests unless a test gives one.
 NO_CONFIG = "/nonexistent/aws-config"
+# The scope cache of the gates these tests run, away from the user's own cache.
+CACHE = tempfile.mkdtemp(prefix="trailguard-gate-tests-")
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,11 @@ def run_gate(
         stdin=io.BytesIO(stdin),
         stdout=out,
         stderr=err,
-        environ={"AWS_CONFIG_FILE": NO_CONFIG, **(ENVIRON if environ is None else environ)},
+        environ={
+            "AWS_CONFIG_FILE": NO_CONFIG,
+            "XDG_CACHE_HOME": CACHE,
+            **(ENVIRON if environ is None else environ),
+        },
         now=NOW,
     )
     return Outcome(code=code, stdout=out.getvalue(), stderr=err.getvalue())

@@ -72,7 +72,7 @@ def test_no_scope_blocks_aws_calls_but_not_other_commands() -> None:
     assert run_gate(["--hook", "claude-code"], bash("ls -la"), environ={}).code == 0
     task = run_gate(["--hook", "claude-code"], bash("aws s3 ls"),
                     environ={"TRAILGUARD_TASK": "t-42"})  # fmt: skip
-    assert task.code == 2 and "task registry is not available yet" in task.stderr
+    assert task.code == 2 and "task t-42: the gate cannot look it up" in task.stderr
 
 
 @pytest.mark.parametrize(

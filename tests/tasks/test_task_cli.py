@@ -235,6 +235,11 @@ def test_exec_passes_the_task_credentials_and_nothing_of_the_caller(
         "AWS_CONFIG_FILE",
         "AWS_SHARED_CREDENTIALS_FILE",
         "TRAILGUARD_TASK",
+        # What a gate hook inside needs (tests/tasks/test_gate_under_task.py).
+        "TRAILGUARD_SCOPES",
+        "TRAILGUARD_SCOPE",
+        "TRAILGUARD_STATE",
+        "TRAILGUARD_AGENT",
     }
     assert seen["aws"]["AWS_SECRET_ACCESS_KEY"] != CALLER["AWS_SECRET_ACCESS_KEY"]
     assert seen["aws"]["AWS_CONFIG_FILE"] == os.devnull

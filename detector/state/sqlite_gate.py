@@ -1,0 +1,121 @@
+"""The SQLite store's gate verdicts (migration 5), as functions of a connection;
+`SqliteStateStore` runs them under its lock and transaction rules."""
+
+# The statements are built from this module's own column list; every value is a parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from detector.state import sqlite_approvals
+from detector.state.approvals import SessionSummary
+from detector.state.gate_verdicts import GateVerdictRow
+
+# Fixed-width UTC text so that comparing strings compares times.
+_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+COLUMNS = (
+    "verdict_id, session_id, task_id, access_key_id, agent, owner, scope, decision, reason, "
+    "command, tool_name, hook, decided_at, received_at, sent_by, detail"
+)
+
+
+def record_verdict(
+    conn: sqlite3.Connection, row: GateVerdictRow, *, cap: int, summary: SessionSummary | None
+) -> tuple[GateVerdictRow, bool]:
+    created = (
+        conn.execute(
+            f"INSERT INTO gate_verdicts ({COLUMNS}) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (verdict_id) DO NOTHING",
+            (
+                row.verdict_id,
+                row.session_id,
+                row.task_id,
+                row.access_key_id,
+                row.agent,
+                row.owner,
+                row.scope,
+                row.decision,
+                row.reason,
+                row.command,
+                row.tool_name,
+                row.hook,
+                _text(row.decided_at),
+                _text(row.received_at),
+                row.sent_by,
+                orjson.dumps(dict(row.detail)).decode(),
+            ),
+        ).rowcount
+        == 1
+    )
+    if created:
+        if summary is not None:
+            sqlite_approvals.record_timeline(conn, (), (summary,), cap=cap)
+        # Keep the newest `cap` verdicts of the session.
+        conn.execute(
+            "DELETE FROM gate_verdicts WHERE session_id = ? AND rowid NOT IN ("
+            "SELECT rowid FROM gate_verdicts WHERE session_id = ? "
+            "ORDER BY decided_at DESC, rowid DESC LIMIT ?)",
+            (row.session_id, row.session_id, cap),
+        )
+    stored = verdict(conn, row.verdict_id)
+    # Pruned at once only when it is older than the session's newest `cap`: report it as sent.
+    return (stored if stored is not None else row), created
+
+
+def verdict(conn: sqlite3.Connection, verdict_id: str) -> GateVerdictRow | None:
+    found = conn.execute(
+        f"SELECT {COLUMNS} FROM gate_verdicts WHERE verdict_id = ?", (verdict_id,)
+    ).fetchone()
+    return None if found is None else _row(found)
+
+
+def verdicts(
+    conn: sqlite3.Connection,
+    *,
+    session_id: str | None,
+    task_id: str | None,
+    decision: str | None,
+    limit: int,
+) -> list[GateVerdictRow]:
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM gate_verdicts WHERE (? IS NULL OR session_id = ?) "
+        "AND (? IS NULL OR task_id = ?) AND (? IS NULL OR decision = ?) "
+        "ORDER BY decided_at DESC, rowid DESC LIMIT ?",
+        (session_id, session_id, task_id, task_id, decision, decision, limit),
+    ).fetchall()
+    return [_row(r) for r in rows]
+
+
+def _row(r: Sequence[Any]) -> GateVerdictRow:
+    return GateVerdictRow(
+        verdict_id=r[0],
+        session_id=r[1],
+        task_id=r[2],
+        access_key_id=r[3],
+        agent=r[4],
+        owner=r[5],
+        scope=r[6],
+        decision=r[7],
+        reason=r[8],
+        command=r[9],
+        tool_name=r[10],
+        hook=r[11],
+        decided_at=_time(r[12]),
+        received_at=_time(r[13]),
+        sent_by=r[14],
+        detail=orjson.loads(r[15]),
+    )
+
+
+def _text(value: datetime) -> str:
+    return value.astimezone(UTC).strftime(_FORMAT)
+
+
+def _time(text: str) -> datetime:
+    return datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)
