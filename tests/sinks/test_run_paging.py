@@ -47,6 +47,11 @@ def _start(config: Path, tmp_path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
 
 
+def _log(tmp_path: Path) -> str:
+    path = tmp_path / "trailguard.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
 async def _until(what: str, done: Any, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
@@ -96,8 +101,12 @@ async def test_a_receiver_that_is_down_delays_the_page_but_it_goes_out_once(
         await asyncio.sleep(1.0)
         assert await _stop(process) == 0
         # Restarted: the file was acknowledged only once delivered; nothing is sent again.
+        runs = _log(tmp_path).count("trailguard running")
         process = _start(config, tmp_path)
-        await asyncio.sleep(2.0)
+        # Stop only once it is running: a signal before its handlers exist would kill it.
+        await _until("the restart", lambda: _log(tmp_path).count("trailguard running") > runs,
+                     process)  # fmt: skip
+        await asyncio.sleep(1.0)
         assert await _stop(process) == 0
     finally:
         await _stop(process)
