@@ -238,6 +238,8 @@ class Service:
             await self._send(output.records)
             if self.responders is not None and output.responses:
                 await self.responders.handle(output.responses, arrival=output.arrival)
+            if self.metrics is not None:
+                self.metrics.observe_decision(time.monotonic() - batch.arrived)
         except BaseException as exc:
             await self._fail(batch, exc, started)
             if isinstance(exc, DetectorError) and exc.retriable and self.stopping:
