@@ -120,20 +120,20 @@ def run(out: IO[str], *, rate: int, seconds: float, bootstrap: str | None = None
             producer.flush()
             wait_for_count([service], 1, timeout=WAIT_SECONDS)
             before = Buckets.scrape(service.samples() or {})
-            started = time.monotonic()
+            started = time.time()
             sent = 1
             for line in paced(lines, rate, seconds):
                 producer.send(topic, line)
                 sent += 1
             producer.flush()
-            produced = (sent - 1) / (time.monotonic() - started)
+            produced = (sent - 1) / (time.time() - started)
             progress = wait_for_count([service], sent, timeout=WAIT_SECONDS)
             after = Buckets.scrape(service.samples() or {})
         finally:
             producer.close()
             stop_all([service])
         window = after.since(before)
-        consumed = (sent - 1) / (progress.last - started)
+        consumed = (sent - 1) / (progress.finished - started)
         kept_up = "yes" if consumed >= KEPT_UP * rate else "no: batches queued behind it"
         out.write(
             f"target {rate:,} ev/s for {seconds:g} s: produced {produced:,.0f} ev/s, "

@@ -9,7 +9,8 @@ First one instance reads the whole topic in a consumer group of its own, then tw
 start together in another group over the same topic and a shared SQLite state file; the
 ratio is the pair's combined rate over the single instance's.
 
-Rates run from the first counted event to the last (summed over the pair). A rebalance
+Rates run from the first partition assignment to the last event counted (summed over the
+pair). A rebalance
 during the pair's run (when the second member joins after the first was assigned every
 partition) is part of what is measured, and is printed.
 """

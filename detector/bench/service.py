@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -32,6 +33,8 @@ from detector.bench.workloads import DEMO
 SCRAPE_SECONDS: Final = 0.25
 STOP_SECONDS: Final = 120.0
 EVENTS: Final = "trailguard_events_total"
+# What the Kafka source logs once the group gave it partitions (detector/sources/kafka.py).
+ASSIGNED: Final = b'"message":"partitions assigned: '
 
 
 class BenchError(RuntimeError):
@@ -143,6 +146,20 @@ class ServiceProcess:
             self._log = None
         return status
 
+    def assigned_at(self) -> float | None:
+        """When the Kafka source first logged partitions assigned to it (epoch seconds)."""
+        if not self.log.exists():
+            return None
+        with self.log.open("rb") as log:
+            for line in log:
+                if ASSIGNED not in line:
+                    continue
+                entry = orjson.loads(line)
+                if str(entry.get("message", "")).endswith("[]"):
+                    continue  # a rebalance that left this member nothing
+                return datetime.fromisoformat(entry["time"]).timestamp()
+        return None
+
     def tail(self, characters: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-characters:] if self.log.exists() else ""
 
@@ -181,20 +198,22 @@ def parse_exposition(text: str) -> dict[str, list[tuple[dict[str, str], float]]]
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Two scrapes of a group of services' counter: the first that saw it above zero and
-    the one that saw it reach the target; the rate is the count between them over the time
-    between them, so start-up and the consumer group's join are left out."""
+    """How far a group of services got, and when (wall-clock seconds): from the first
+    partition assignment any of them logged to the scrape that saw the target reached.
 
-    first: float
-    first_count: float
-    last: float
+    Timing from the assignment leaves out start-up and the consumer group's join, which
+    say nothing about throughput, and keeps the first fetch in, as the consume-only
+    reader's timing does."""
+
+    started: float
+    finished: float
     count: float
     per_instance: tuple[float, ...]
 
     @property
     def rate(self) -> float:
-        moved = self.count - self.first_count
-        return moved / (self.last - self.first) if self.last > self.first else 0.0
+        elapsed = self.finished - self.started
+        return self.count / elapsed if elapsed > 0 else 0.0
 
 
 def wait_for_count(
@@ -206,19 +225,19 @@ def wait_for_count(
 ) -> Progress:
     """Scrape until the services' `metric` sums to at least `target`."""
     deadline = time.monotonic() + timeout
-    first: tuple[float, float] | None = None
     while True:
-        now = time.monotonic()
+        now = time.time()
         counts = tuple(service.total(metric) for service in services)
         total = sum(counts)
-        if total > 0 and first is None:
-            first = (now, total)
-        if total >= target and first is not None:
-            return Progress(first[0], first[1], now, total, counts)
+        if total >= target:
+            assigned = [at for s in services if (at := s.assigned_at()) is not None]
+            if not assigned:
+                raise BenchError(f"no service logged a partition assignment:\n{services[0].tail()}")
+            return Progress(min(assigned), now, total, counts)
         for service in services:
             if not service.alive:
                 raise BenchError(f"{service.name} exited early:\n{service.tail()}")
-        if now > deadline:
+        if time.monotonic() > deadline:
             logs = "\n".join(f"--- {s.name}\n{s.tail()}" for s in services)
             raise BenchError(
                 f"the services counted {total:.0f} of {target} events in {timeout:.0f} s\n{logs}"

@@ -120,6 +120,8 @@ def add_modes(modes: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _measure(call: Any) -> int:
+    from kafka.errors import KafkaError
+
     from detector.bench.service import BenchError
     from detector.bench.tansu import BrokerError
 
@@ -130,6 +132,9 @@ def _measure(call: Any) -> int:
         call()
     except (BenchError, BrokerError) as exc:
         print(f"trailguard bench: could not measure: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KafkaError as exc:
+        print(f"trailguard bench: could not measure: Kafka: {exc}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK
 
