@@ -37,15 +37,15 @@ def test_bench_memory_prints_bytes_per_session() -> None:
     done = _bench("memory", "--sessions", "300")
     assert done.returncode == 0, done.stderr
     row = re.search(
-        rf"^\s+300\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+({NUMBER})\s+{NUMBER}\s+{NUMBER}$",
+        rf"^\s+(\d+)\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+({NUMBER})\s+{NUMBER}\s+{NUMBER}$",
         done.stdout,
         re.MULTILINE,
     )
     assert row is not None, done.stdout
-    live, per_session = row.groups()
-    # The warm-up's sessions are live too.
-    assert int(live) > 300
-    assert "bytes/session" in done.stdout
+    added, live, per_session = row.groups()
+    # It ends holding exactly the sessions asked for; the first tenth were the warm-up.
+    assert (int(added), int(live)) == (270, 300)
+    assert "bytes/session" in done.stdout and "evicted" not in done.stdout
     assert float(per_session.replace(",", "")) >= 0
 
 
