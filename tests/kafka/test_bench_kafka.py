@@ -92,7 +92,9 @@ def test_bench_scale_prints_the_ratio_of_two_instances_to_one(kafka_broker: Tans
         re.M,
     )
     ratio = re.search(r"^ratio 2/1: (\d+\.\d\d)$", done.stdout, re.M)
-    assert one and two and ratio, done.stdout
+    routing = re.search(rf"^routing alone .*: ({NUMBER}) ev/s in one process$", done.stdout, re.M)
+    assert one and two and ratio and routing, done.stdout
+    assert _number(routing.group(1)) > 0
     # Both instances did part of the work, and together all of it.
     first, second = _number(two.group(2)), _number(two.group(3))
     assert first > 0 and second > 0
