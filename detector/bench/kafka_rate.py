@@ -171,7 +171,8 @@ def run(
 
 
 def service_rate(folder: Path, name: str, kafka: KafkaInput, expected: int) -> float:
-    """Events per second `trailguard run` puts through, from its first event to the last."""
+    """Events per second `trailguard run` puts through, from its partition assignment to
+    its last event."""
     service = ServiceProcess(folder, name, kafka, state=sqlite_state(folder / f"{name}.db"))
     service.start()
     try:

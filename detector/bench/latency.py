@@ -85,6 +85,15 @@ class Buckets:
             lower, below = bound, cumulative
         return lower
 
+    def milliseconds(self, q: float) -> str:
+        """The quantile for printing; past the last finite bucket only a bound is known."""
+        value = self.quantile(q) * 1000
+        finite = [b for b in self.bounds if not math.isinf(b)]
+        rank = q * self.count
+        if finite and self.count and self.cumulative[len(finite) - 1] < rank:
+            return f"> {value:.0f} ms"
+        return f"{value:.1f} ms"
+
 
 def paced(lines: Iterator[bytes], rate: int, seconds: float) -> Iterator[bytes]:
     """The lines, released no faster than `rate` per second, for `seconds`."""
@@ -134,12 +143,12 @@ def run(out: IO[str], *, rate: int, seconds: float, bootstrap: str | None = None
             stop_all([service])
         window = after.since(before)
         consumed = (sent - 1) / (progress.finished - started)
-        kept_up = "yes" if consumed >= KEPT_UP * rate else "no: batches queued behind it"
+        kept_up = "yes" if consumed >= KEPT_UP * produced else "no: batches queued behind it"
         out.write(
             f"target {rate:,} ev/s for {seconds:g} s: produced {produced:,.0f} ev/s, "
             f"the service took {consumed:,.0f} ev/s (kept up: {kept_up})\n"
             f"decision latency over {window.count:,.0f} batches of {sent - 1:,} events: "
-            f"p50 {window.quantile(0.5) * 1000:.1f} ms, p99 {window.quantile(0.99) * 1000:.1f} ms, "
+            f"p50 {window.milliseconds(0.5)}, p99 {window.milliseconds(0.99)}, "
             f"mean {window.total / window.count * 1000 if window.count else math.nan:.1f} ms\n"
             f"(from {HISTOGRAM}: batch arrival to results handed to sinks and responders)\n"
         )

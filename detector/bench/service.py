@@ -32,6 +32,8 @@ from detector.bench.workloads import DEMO
 # service next to nothing.
 SCRAPE_SECONDS: Final = 0.25
 STOP_SECONDS: Final = 120.0
+# Events per second below which a service is taken as stuck rather than slow.
+SLOWEST: Final = 100.0
 EVENTS: Final = "trailguard_events_total"
 # What the Kafka source logs once the group gave it partitions (detector/sources/kafka.py).
 ASSIGNED: Final = b'"message":"partitions assigned: '
@@ -223,8 +225,9 @@ def wait_for_count(
     timeout: float,
     metric: str = EVENTS,
 ) -> Progress:
-    """Scrape until the services' `metric` sums to at least `target`."""
-    deadline = time.monotonic() + timeout
+    """Scrape until the services' `metric` sums to at least `target`, giving up after
+    `timeout` or, for a large target, once the rate has been below SLOWEST on average."""
+    deadline = time.monotonic() + max(timeout, target / SLOWEST)
     while True:
         now = time.time()
         counts = tuple(service.total(metric) for service in services)

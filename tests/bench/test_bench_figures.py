@@ -91,6 +91,8 @@ def test_quantiles_interpolate_within_buckets_as_promql_does() -> None:
 
 def test_quantiles_past_the_last_bucket_and_of_nothing() -> None:
     assert _buckets([5.0], (0.01, 1.0)).quantile(0.99) == 1.0
+    assert _buckets([5.0], (0.01, 1.0)).milliseconds(0.99) == "> 1000 ms"
+    assert _buckets([0.5], (0.01, 1.0)).milliseconds(0.99) == "990.1 ms"
     assert math.isnan(_buckets([], (0.01,)).quantile(0.5))
 
 
