@@ -120,7 +120,9 @@ def run(out: IO[str], *, rate: int, seconds: float, bootstrap: str | None = None
         producer = KafkaProducer(
             bootstrap_servers=servers, acks=1, linger_ms=5, enable_idempotence=False
         )
-        lines = (line.rstrip(b"\n") for line in mixed_events(10**12))
+        # Made before the clock starts, so the paced loop does nothing but send.
+        total = int(rate * seconds) + 1
+        lines = iter([line.rstrip(b"\n") for line in mixed_events(total)])
         service.start()
         try:
             # One event first: the service has joined its group and reads the topic once it
