@@ -165,10 +165,6 @@ class ServiceProcess:
     def tail(self, characters: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-characters:] if self.log.exists() else ""
 
-    def output_types(self) -> dict[str, int]:
-        """How many contract records of each type the JSONL sink wrote."""
-        return count_types(self.output)
-
 
 def count_types(path: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
