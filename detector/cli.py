@@ -114,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
         "interleaved run by run",
     )
     bench_gate.set_defaults(handler=_cmd_bench_gate)
+    from detector.commands import bench as bench_command
+
+    bench_command.add_modes(bench_modes)
 
     run = commands.add_parser("run", help="run the always-on service (sources from the config)")
     run.add_argument("--config", type=Path, required=True, help="configuration file")

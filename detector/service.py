@@ -239,6 +239,8 @@ class Service:
             await self._send(output.records)
             if self.responders is not None and output.responses:
                 await self.responders.handle(output.responses, arrival=output.arrival)
+            if self.metrics is not None:
+                self.metrics.observe_decision(time.monotonic() - batch.arrived)
             # Kept until the flush for a rollback or a nack: packed, its records are not
             # objects the garbage collector walks on every full pass.
             if not isinstance(batch.items, PackedItems):

@@ -12,6 +12,7 @@ so the instance that owns the partition owns its sessions; other sources use DEF
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,6 +37,9 @@ class Batch:
     # `files` source's `dead_letter`); None: the service's. The source makes what was written
     # durable before its ack settles the batch.
     dead_letter: DeadLetter | None = None
+    # time.monotonic() when the source made the batch: decision latency counts from here,
+    # so time spent queued behind a busy service is part of it.
+    arrived: float = field(default_factory=time.monotonic)
 
 
 class CheckpointStore(Protocol):
