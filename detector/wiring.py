@@ -35,6 +35,20 @@ def severity_policy(settings: Settings) -> SeverityPolicy:
         burst_threshold=s.burst_threshold,
         burst_window_seconds=s.burst_window_seconds,
         learn_below=s.learn_below,
+        sequence_recreate=s.sequence_recreate,
+        agent_sequence_recreate=s.agent_sequence_recreate,
+        sequence_privilege_use=s.sequence_privilege_use,
+        agent_sequence_privilege_use=s.agent_sequence_privilege_use,
+        sequence_recon_write=s.sequence_recon_write,
+        agent_sequence_recon_write=s.agent_sequence_recon_write,
+        sequence_logging_off_write=s.sequence_logging_off_write,
+        agent_sequence_logging_off_write=s.agent_sequence_logging_off_write,
+        agent_sequence_destroy=s.agent_sequence_destroy,
+        sequence_window_seconds=s.sequence_window_seconds,
+        sequence_lateness_seconds=s.sequence_lateness_seconds,
+        recon_distinct_reads=s.recon_distinct_reads,
+        recon_denied_calls=s.recon_denied_calls,
+        recon_window_seconds=s.recon_window_seconds,
     )
 
 

@@ -22,6 +22,7 @@ from detector.core.learned import Baseline, Drained
 from detector.core.policy import EventContext, SeverityPolicy, judge, make_finding
 from detector.core.resources import extract_resources
 from detector.core.scope import Scope, ScopeSet, ScopeVerdict, stamp
+from detector.core.sequences import SequenceDetector, SequenceSettings, sequence_finding
 from detector.core.session_view import SessionView
 from detector.core.sessions import SessionTracker
 from detector.core.task_index import REGISTRY, TaskBinding, TaskIndex
@@ -72,6 +73,15 @@ class Pipeline:
         self.dedup = EventIdWindow(dedup_capacity)
         self.bursts = DeniedBurstDetector(
             threshold=policy.burst_threshold, window_seconds=policy.burst_window_seconds
+        )
+        self.sequences = SequenceDetector(
+            SequenceSettings(
+                window_seconds=policy.sequence_window_seconds,
+                lateness_seconds=policy.sequence_lateness_seconds,
+                recon_distinct_reads=policy.recon_distinct_reads,
+                recon_denied_calls=policy.recon_denied_calls,
+                recon_window_seconds=policy.recon_window_seconds,
+            )
         )
         # session_id -> (the view the binding was computed for, bound scope or None)
         self._bindings: dict[str, tuple[SessionView, SessionView, Scope | None]] = {}
@@ -168,6 +178,7 @@ class Pipeline:
         self._task_of.pop(session_id, None)
         self._flagged_human_credentials.discard(session_id)
         self.bursts.forget(session_id)
+        self.sequences.forget(session_id)
         self.decider.forget(session_id)
         for baseline in self.baselines:
             baseline.forget(session_id)
@@ -263,6 +274,7 @@ class Pipeline:
                     "session still retrying."
                 )
                 found.append(_session_finding(ctx, "access-denied-burst", severity, reason))
+        found.extend(sequence_finding(ctx, m, self.policy) for m in self.sequences.observe(ctx))
         return found
 
     def snapshot(self) -> dict[str, Any]:
@@ -272,6 +284,7 @@ class Pipeline:
             "sessions": self.tracker.snapshot(),
             "decisions": self.decider.snapshot(),
             "bursts": self.bursts.snapshot(),
+            "sequences": self.sequences.snapshot(),
             "dedup": self.dedup.snapshot(),
             "flagged_human_credentials": sorted(self._flagged_human_credentials),
             "baselines": {b.name: b.snapshot() for b in self.baselines},
@@ -286,6 +299,8 @@ class Pipeline:
         )
         self.decider.restore(data["decisions"])
         self.bursts.restore(data["bursts"])
+        # Snapshots from before sequences hold none: start with empty per-session state.
+        self.sequences.restore(data.get("sequences", {}))
         self.dedup.restore(data["dedup"])
         self._flagged_human_credentials = set(data["flagged_human_credentials"])
         saved = data.get("baselines", {})  # snapshots from before baselines hold none
