@@ -274,7 +274,9 @@ class Pipeline:
                     "session still retrying."
                 )
                 found.append(_session_finding(ctx, "access-denied-burst", severity, reason))
-        found.extend(sequence_finding(ctx, m, self.policy) for m in self.sequences.observe(ctx))
+        matches = self.sequences.observe(ctx)
+        if matches:
+            found.extend(sequence_finding(ctx, match, self.policy) for match in matches)
         return found
 
     def snapshot(self) -> dict[str, Any]:

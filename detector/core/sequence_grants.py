@@ -25,6 +25,9 @@ class GrantIndex:
         # identity key -> sessions that act as it, oldest first
         self._holders: dict[str, list[str]] = {}
 
+    def __bool__(self) -> bool:
+        return bool(self._grants)
+
     def add(self, grant: Step) -> None:
         for key in grant.grant.keys if grant.grant else ():
             self._grants.setdefault(key, []).append((grant.session_id, grant))
@@ -36,6 +39,10 @@ class GrantIndex:
                 entries[:] = [(s, g) for s, g in entries if g is not grant]
                 if not entries:
                     del self._grants[key]
+
+    def any_for(self, *keys: tuple[str, ...]) -> bool:
+        grants = self._grants
+        return any(key in grants for group in keys for key in group)
 
     def grants_for(self, key: str) -> tuple[tuple[str, Step], ...]:
         return tuple(self._grants.get(key, ()))
@@ -84,7 +91,7 @@ def uses_of(state: SessionState, key: str) -> list[Step]:
     """The steps of a session that may use a privilege given to `key`."""
     if key.startswith(("assume:", "login:")):
         return [s for s in state.calls if key in s.uses]
-    found = [*state.writes, *state.reads.values()]
+    found = [*state.writes, *state.read_steps()]
     if state.first is not None:
         found.append(state.first)  # a new key's first call is its first use
     return found

@@ -28,7 +28,7 @@ change, and the evidence names both.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,6 +57,9 @@ LOGGING_OFF_WRITE = "logging-off-write"
 PATTERNS = (RECREATE, PRIVILEGE_USE, RECON_WRITE, LOGGING_OFF_WRITE)
 
 SNAPSHOT_VERSION = 1
+NONE: tuple[Match, ...] = ()
+_AGENT = SessionKind.AGENT  # an enum member looked up on its class is slow
+PRUNE_EVERY = timedelta(minutes=5)
 SAMPLE = 5  # reconnaissance calls named in a recon-write's evidence
 
 
@@ -105,41 +108,49 @@ class SequenceDetector:
         """The state kept per session, for inspection."""
         return list(self._sessions.values())
 
-    def observe(self, ctx: EventContext) -> list[Match]:
-        """The sequences this event completes (usually none)."""
+    def observe(self, ctx: EventContext) -> Sequence[Match]:
+        """The sequences this event completes (usually none). Allocates as little as it can:
+        it runs for every event, and what it allocates the garbage collector walks."""
         step = step_of(ctx)
         if step is None:
-            return []
+            return NONE
         state = self._sessions.get(step.session_id)
         if state is None:
-            state = SessionState(high=step.at, identities=session_identities(ctx.session))
+            state = SessionState.start(step.at, session_identities(ctx.session))
             self._sessions[step.session_id] = state
             for key in state.identities:
                 self._grants.hold(key, step.session_id)
         elif step.at < state.high - self.lateness:
             self.late_events += 1
-            return []
-        state.high = max(state.high, step.at)
-        agent = ctx.session.kind is SessionKind.AGENT
+            return NONE
+        if step.at > state.high:
+            state.high = step.at
+        agent = ctx.session.kind is _AGENT
+        marks = step.marks
         found: list[Match] = []
-        if step.has(Mark.CREATE):
+        # Each check only when the session holds what it looks for: most events end here.
+        if marks & Mark.CREATE and state.destroys:
             found.extend(self._recreated(state, step, agent))
-        if step.has(Mark.DESTROY):
+        if marks & Mark.DESTROY and state.creates:
             found.extend(self._recreated_late(state, step, agent))
-        if step.has(Mark.WRITE):
+        if marks & Mark.WRITE and (state.blinds or state.bursts):
             found.extend(self._written_after(state, step, agent))
-        if step.has(Mark.READ | Mark.DENIED):
-            found.extend(self._read(state, step, agent))
-        found.extend(self._used(state, step, agent))
-        if step.has(Mark.BLIND) and not self._own(state, step):
+        if marks & (Mark.READ | Mark.DENIED):
+            recon = self._read(state, step, agent)
+            if recon is not None:
+                found.append(recon)
+        if self._grants and self._grants.any_for(state.identities, step.uses):
+            found.extend(self._used(state, step, agent))
+        if marks & Mark.BLIND and not self._own(state, step):
             found.extend(self._blinded_late(state, step, agent))
-            keep(state.blinds, step, MAX_ANCHORS)
-        if step.has(Mark.GRANT) and self._counts_as_grant(state, step, agent):
+            state.blinds = keep(state.blinds, step, MAX_ANCHORS)
+        if marks & Mark.GRANT and self._counts_as_grant(state, step, agent):
             found.extend(self._granted_late(state, step, agent))
             self._store_grant(state, step)
         self._store(state, step)
-        self._prune(state)
-        return found
+        if step.at >= state.pruned + PRUNE_EVERY:
+            self._prune(state)
+        return found or NONE
 
     def forget(self, session_id: str) -> None:
         state = self._sessions.pop(session_id, None)
@@ -207,11 +218,13 @@ class SequenceDetector:
         )
         return _match(LOGGING_OFF_WRITE, (blind, write), story, agent)
 
-    def _read(self, state: SessionState, read: Step, agent: bool) -> Iterator[Match]:
-        if read.has(Mark.READ):
+    def _read(self, state: SessionState, read: Step, agent: bool) -> Match | None:
+        if state.bursts and state.extend_burst(read.at, self.recon_window):
+            return None  # judged when the burst was found
+        if read.marks & Mark.READ:
             state.keep_read(read)
-        if read.has(Mark.DENIED):
-            keep(state.denied, read, MAX_DENIED)
+        if read.marks & Mark.DENIED:
+            state.denied = keep(state.denied, read, MAX_DENIED)
         settings = self.settings
         burst = state.burst_at(
             read.at,
@@ -220,12 +233,13 @@ class SequenceDetector:
             denied_calls=settings.recon_denied_calls,
         )
         if burst is None:
-            return
+            return None
         # Reads that arrived after the write they precede complete the sequence now.
         write = first_after(state.writes, burst.reached, burst.end + self.window)
-        if write is not None:
-            burst.spent = True
-            yield self._recon_match(burst, write, agent)
+        if write is None:
+            return None
+        burst.spent = True
+        return self._recon_match(burst, write, agent)
 
     def _recon_match(self, burst: Burst, write: Step, agent: bool) -> Match:
         calls = burst.sample
@@ -298,7 +312,7 @@ class SequenceDetector:
 
     def _store_grant(self, state: SessionState, grant: Step) -> None:
         assert grant.grant is not None
-        keep(state.grants, grant, MAX_ANCHORS, dropped=self._grants.remove)
+        state.grants = keep(state.grants, grant, MAX_ANCHORS, dropped=self._grants.remove)
         self._grants.add(grant)
 
     # --- state ---------------------------------------------------------------------------
@@ -310,36 +324,50 @@ class SequenceDetector:
         return any(state.created_before(key, step.at, same_second=True) for key in keys)
 
     def _store(self, state: SessionState, step: Step) -> None:
-        if state.first is None or step.at < state.first.at:
+        if state.long_term_key and (state.first is None or step.at < state.first.at):
             state.first = step
-        if step.has(Mark.WRITE):
-            keep(state.writes, step, MAX_WRITES)
-        if step.has(Mark.DESTROY) and step.keys:
-            keep(state.destroys, step, MAX_ANCHORS)
-        if step.has(Mark.CREATE):
-            keep(state.creates, step, MAX_ANCHORS)
+        marks = step.marks
+        if not marks & (Mark.WRITE | Mark.CREATE) and not step.uses:
+            return
+        if marks & Mark.WRITE:
+            state.writes = keep(state.writes, step, MAX_WRITES)
+        if marks & Mark.DESTROY and step.keys:
+            state.destroys = keep(state.destroys, step, MAX_ANCHORS)
+        if marks & Mark.CREATE:
+            state.creates = keep(state.creates, step, MAX_ANCHORS)
             state.remember_created((*step.keys, _noun_key(step)), step.at)
         if step.uses:
-            keep(state.calls, step, MAX_ANCHORS)
+            state.calls = keep(state.calls, step, MAX_ANCHORS)
             for key in step.uses:
                 self._grants.hold(key, step.session_id)
 
     def _prune(self, state: SessionState) -> None:
-        cutoff = state.high - self.window - self.lateness
-        for steps in (state.destroys, state.creates, state.blinds, state.writes, state.denied):
-            drop_before(steps, cutoff)
-        drop_before(state.calls, cutoff)
-        if state.grants and state.grants[0].at < cutoff:
-            for grant in [g for g in state.grants if g.at < cutoff]:
+        """Drop what no event within the lateness can match any more. Done every few minutes
+        of event time rather than every event: every check bounds its window itself, so what
+        is kept a little longer changes nothing found.
+
+        Anchors (destroys, blindings, grants, bursts) wait a whole window for what follows
+        them. The calls that can only follow a late anchor (writes, creates, sign-ins) and
+        the reads that can only make a late burst need keeping for the lateness alone."""
+        state.pruned = state.high
+        anchors = state.high - self.window - self.lateness
+        followers = state.high - self.lateness - self.recon_window
+        state.destroys = drop_before(state.destroys, anchors)
+        state.blinds = drop_before(state.blinds, anchors)
+        if state.grants and state.grants[0].at < anchors:
+            for grant in [g for g in state.grants if g.at < anchors]:
                 self._grants.remove(grant)
-            drop_before(state.grants, cutoff)
-        reads_cutoff = state.high - self.recon_window - self.lateness
-        while state.reads and next(iter(state.reads.values())).at < reads_cutoff:
-            state.reads.popitem(last=False)
-        if state.bursts and state.bursts[0].end < cutoff:
-            state.bursts[:] = [b for b in state.bursts if b.end >= cutoff]
-        for key in [k for k, at in state.raised.items() if at < cutoff]:
-            del state.raised[key]
+            state.grants = drop_before(state.grants, anchors)
+        if state.bursts and state.bursts[0].end < anchors:
+            state.bursts = [b for b in state.bursts if b.end >= anchors]
+        if state.raised:
+            for key in [k for k, at in state.raised.items() if at < anchors]:
+                del state.raised[key]
+        state.creates = drop_before(state.creates, followers)
+        state.writes = drop_before(state.writes, followers)
+        state.calls = drop_before(state.calls, followers)
+        state.denied = drop_before(state.denied, followers)
+        state.reads = drop_before(state.reads, followers)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -353,7 +381,7 @@ class SequenceDetector:
         """State from `snapshot`; an empty mapping (a snapshot from before sequences) resets."""
         self.late_events = int(data.get("late_events", 0))
         self._sessions = {
-            sid: SessionState.from_dict(raw) for sid, raw in data.get("sessions", {}).items()
+            sid: SessionState.from_dict(sid, raw) for sid, raw in data.get("sessions", {}).items()
         }
         self._grants = GrantIndex()
         self._grants.restore(data, self._sessions)

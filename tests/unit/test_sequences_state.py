@@ -11,6 +11,7 @@ import pytest
 
 from detector.config import Settings, StateSettings, load_settings
 from detector.core.parse import parse_record
+from detector.core.pipeline import Pipeline
 from detector.core.sequence_state import MAX_ANCHORS, MAX_READS, MAX_WRITES
 from detector.core.taxonomy import Severity
 from detector.errors import ConfigError
@@ -175,14 +176,17 @@ def test_a_snapshot_from_before_sequences_restores(tmp_path: Path) -> None:
 
 
 def test_state_per_session_is_capped(tmp_path: Path) -> None:
-    p = pipeline(tmp_path)
+    from detector.config import SeveritySettings
+
+    # No burst, so that every distinct read is kept (a burst's own reads are not).
+    p = pipeline(tmp_path, severity=SeveritySettings(recon_distinct_reads=1000))
     for index in range(300):
         when = f"2025-12-08T10:{index // 60:02d}:{index % 60:02d}Z"
         p.process(call(f"d{index}", "sqs:DeleteQueue", when, params={"queueName": f"q{index}"}))
         p.process(call(f"r{index}", f"ec2:DescribeThing{index}", when))
     [state] = p.sequences.states()
     assert len(state.destroys) == MAX_ANCHORS and len(state.writes) == MAX_WRITES
-    assert len(state.reads) == min(MAX_READS, 300)
+    assert len(list(state.read_steps())) == min(MAX_READS, 300)
 
 
 def test_old_steps_are_pruned_in_event_time(tmp_path: Path) -> None:
@@ -190,8 +194,8 @@ def test_old_steps_are_pruned_in_event_time(tmp_path: Path) -> None:
     p.process(call("d1", "sqs:DeleteQueue", at(0, hour=8), params={"queueName": "q"}))
     p.process(call("r1", "s3:ListBuckets", at(0, hour=10)))
     [state] = p.sequences.states()
-    assert state.destroys == [] and state.writes == []
-    assert list(state.reads) == ["s3:ListAllMyBuckets"]
+    assert not state.destroys and not state.writes
+    assert [s.action for s in state.read_steps()] == ["s3:ListAllMyBuckets"]
 
 
 def test_forgotten_sessions_take_their_sequences_with_them(tmp_path: Path) -> None:
@@ -290,3 +294,46 @@ def test_the_incident_inside_ordinary_traffic_raises_the_same() -> None:
     ]
     # The background's people survey and then write now and then: recorded, never paging.
     assert {f["severity"] for f in mixed if f["event_id"] not in ids} == {"low"}
+
+
+def test_steps_of_every_kind_survive_the_snapshot_exactly() -> None:
+    from detector.core.sequence_steps import Grant, Mark, Step
+
+    when = parse_record(_later()).event_time
+    kinds = [
+        Step(event_id="r", at=when, session_id="s", action="s3:ListAllMyBuckets",
+             resource=None, marks=Mark.READ, actions=("s3:ListAllMyBuckets",)),
+        Step(event_id="c", at=when, session_id="s", action="s3:GetObject", resource="arn:x",
+             marks=Mark.READ, actions=("s3:GetObject", "s3:PutObject")),
+        Step(event_id="l", at=when, session_id="s", action="signin:ConsoleLogin",
+             resource=None, marks=0, uses=("login:1:bob",), actions=("signin:ConsoleLogin",)),
+        Step(event_id="g", at=when, session_id="s", action="iam:PutUserPolicy",
+             resource="arn:u", marks=Mark.WRITE | Mark.GRANT, keys=("arn:u",), noun="UserPolicy",
+             actions=("iam:PutUserPolicy",),
+             grant=Grant(keys=("user:1:bob",), actions=("s3:*",), label="user bob")),
+        Step(event_id="k", at=when, session_id="s", action="iam:CreateAccessKey",
+             resource=None, marks=Mark.WRITE | Mark.GRANT, actions=("iam:CreateAccessKey",),
+             grant=Grant(keys=("key:AKIA1",), actions=None, label="access key AKIA1")),
+    ]  # fmt: skip
+    for step in kinds:
+        raw = orjson.loads(orjson.dumps(step.to_list()))
+        assert Step.from_list(raw, "s") == step
+
+
+@pytest.mark.parametrize("cut", [400, 1100, 1900, 2600])
+def test_a_restart_anywhere_in_a_real_capture_changes_no_sequence(cut: int) -> None:
+    """The Invictus capture: Terraform, a Stratus run, people and services in one account."""
+    from tests.conftest import CLOUDTRAIL, read_jsonl
+
+    records = list(read_jsonl(CLOUDTRAIL / "invictus_aws_dataset" / "events.jsonl"))
+
+    def found(p: Pipeline, part: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [f.to_record() for r in part for f in sequences(p.process(parse_record(r)))]
+
+    whole = found(build_pipeline(Settings(), scopes_path=None), records)
+    before = build_pipeline(Settings(), scopes_path=None)
+    first = found(before, records[:cut])
+    after = build_pipeline(Settings(), scopes_path=None)
+    after.restore(orjson.loads(orjson.dumps(before.snapshot())))
+    assert first + found(after, records[cut:]) == whole
+    assert whole  # the capture holds sequences to resume
