@@ -17,7 +17,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 
@@ -73,6 +73,20 @@ class SeveritySettings:
     baseline_with_sequence: Severity = Severity.CRITICAL
     baseline_unscoped_agent: Severity = Severity.CRITICAL
     habitual_step_down: bool = False
+    sequence_recreate: Severity = Severity.LOW
+    agent_sequence_recreate: Severity = Severity.CRITICAL
+    sequence_privilege_use: Severity = Severity.MEDIUM
+    agent_sequence_privilege_use: Severity = Severity.HIGH
+    sequence_recon_write: Severity = Severity.LOW
+    agent_sequence_recon_write: Severity = Severity.HIGH
+    sequence_logging_off_write: Severity = Severity.MEDIUM
+    agent_sequence_logging_off_write: Severity = Severity.CRITICAL
+    agent_sequence_destroy: Severity = Severity.CRITICAL
+    sequence_window_seconds: Annotated[int, POSITIVE] = 3600
+    sequence_lateness_seconds: int = 900
+    recon_distinct_reads: Annotated[int, AT_LEAST_ONE] = 10
+    recon_denied_calls: Annotated[int, AT_LEAST_ONE] = 5
+    recon_window_seconds: Annotated[int, POSITIVE] = 300
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

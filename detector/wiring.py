@@ -50,6 +50,20 @@ def severity_policy(settings: Settings) -> SeverityPolicy:
         baseline_with_sequence=s.baseline_with_sequence,
         baseline_unscoped_agent=s.baseline_unscoped_agent,
         habitual_step_down=s.habitual_step_down,
+        sequence_recreate=s.sequence_recreate,
+        agent_sequence_recreate=s.agent_sequence_recreate,
+        sequence_privilege_use=s.sequence_privilege_use,
+        agent_sequence_privilege_use=s.agent_sequence_privilege_use,
+        sequence_recon_write=s.sequence_recon_write,
+        agent_sequence_recon_write=s.agent_sequence_recon_write,
+        sequence_logging_off_write=s.sequence_logging_off_write,
+        agent_sequence_logging_off_write=s.agent_sequence_logging_off_write,
+        agent_sequence_destroy=s.agent_sequence_destroy,
+        sequence_window_seconds=s.sequence_window_seconds,
+        sequence_lateness_seconds=s.sequence_lateness_seconds,
+        recon_distinct_reads=s.recon_distinct_reads,
+        recon_denied_calls=s.recon_denied_calls,
+        recon_window_seconds=s.recon_window_seconds,
     )
 
 

@@ -23,6 +23,7 @@ from detector.core.learned import Baseline, Drained, Habits
 from detector.core.policy import EventContext, SeverityPolicy, judge, make_finding
 from detector.core.resources import extract_resources
 from detector.core.scope import Scope, ScopeSet, ScopeVerdict, stamp
+from detector.core.sequences import SequenceDetector, SequenceSettings, sequence_finding
 from detector.core.session_view import SessionView
 from detector.core.sessions import SessionTracker
 from detector.core.task_index import REGISTRY, TaskBinding, TaskIndex
@@ -73,6 +74,15 @@ class Pipeline:
         self.dedup = EventIdWindow(dedup_capacity)
         self.bursts = DeniedBurstDetector(
             threshold=policy.burst_threshold, window_seconds=policy.burst_window_seconds
+        )
+        self.sequences = SequenceDetector(
+            SequenceSettings(
+                window_seconds=policy.sequence_window_seconds,
+                lateness_seconds=policy.sequence_lateness_seconds,
+                recon_distinct_reads=policy.recon_distinct_reads,
+                recon_denied_calls=policy.recon_denied_calls,
+                recon_window_seconds=policy.recon_window_seconds,
+            )
         )
         # session_id -> (the view the binding was computed for, bound scope or None)
         self._bindings: dict[str, tuple[SessionView, SessionView, Scope | None]] = {}
@@ -194,6 +204,7 @@ class Pipeline:
         self._task_of.pop(session_id, None)
         self._flagged_human_credentials.discard(session_id)
         self.bursts.forget(session_id)
+        self.sequences.forget(session_id)
         self.decider.forget(session_id)
         self.signals.forget(session_id)
         for baseline in self.baselines:
@@ -290,6 +301,9 @@ class Pipeline:
                     "session still retrying."
                 )
                 found.append(_session_finding(ctx, "access-denied-burst", severity, reason))
+        matches = self.sequences.observe(ctx)
+        if matches:
+            found.extend(sequence_finding(ctx, match, self.policy) for match in matches)
         return found
 
     def snapshot(self) -> dict[str, Any]:
@@ -299,6 +313,7 @@ class Pipeline:
             "sessions": self.tracker.snapshot(),
             "decisions": self.decider.snapshot(),
             "bursts": self.bursts.snapshot(),
+            "sequences": self.sequences.snapshot(),
             "dedup": self.dedup.snapshot(),
             "flagged_human_credentials": sorted(self._flagged_human_credentials),
             "baselines": {b.name: b.snapshot() for b in self.baselines},
@@ -314,6 +329,8 @@ class Pipeline:
         )
         self.decider.restore(data["decisions"])
         self.bursts.restore(data["bursts"])
+        # Snapshots from before sequences hold none: start with empty per-session state.
+        self.sequences.restore(data.get("sequences", {}))
         self.dedup.restore(data["dedup"])
         self._flagged_human_credentials = set(data["flagged_human_credentials"])
         saved = data.get("baselines", {})  # snapshots from before baselines hold none

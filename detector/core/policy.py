@@ -60,6 +60,22 @@ class SeverityPolicy:
     # People and services: an action habitual for the group lowers the catalogue's severity
     # by one step (never below medium for tier 0).
     habitual_step_down: bool = False
+    # Suspicious sequences (detector/core/sequences.py): people and services, then agents.
+    sequence_recreate: Severity = Severity.LOW
+    agent_sequence_recreate: Severity = Severity.CRITICAL
+    sequence_privilege_use: Severity = Severity.MEDIUM
+    agent_sequence_privilege_use: Severity = Severity.HIGH
+    sequence_recon_write: Severity = Severity.LOW
+    agent_sequence_recon_write: Severity = Severity.HIGH
+    sequence_logging_off_write: Severity = Severity.MEDIUM
+    agent_sequence_logging_off_write: Severity = Severity.CRITICAL
+    # An agent's sequence whose last call destroys something, whatever the pattern.
+    agent_sequence_destroy: Severity = Severity.CRITICAL
+    sequence_window_seconds: int = 3600
+    sequence_lateness_seconds: int = 900
+    recon_distinct_reads: int = 10
+    recon_denied_calls: int = 5
+    recon_window_seconds: int = 300
 
     def out_of_scope(
         self, category: Category | None, tier: int | None, *, denied: bool
@@ -94,6 +110,27 @@ class SeverityPolicy:
     def catalogue(self, tier: int, *, denied: bool) -> Severity:
         base = self.tier_severity.get(tier, Severity.INFO)
         return _lower(base) if denied else base
+
+    def sequence(
+        self, pattern: str, *, agent: bool, in_scope: bool, ends_in_destroy: bool
+    ) -> Severity:
+        """Severity of a suspicious sequence. An agent's sequence that stays inside its task
+        scope is what the task allowed (`in_scope_risky`); one that ends in a destroy is
+        `agent_sequence_destroy` unless its pattern is rated higher."""
+        person, for_agent = {
+            "delete-recreate": (self.sequence_recreate, self.agent_sequence_recreate),
+            "privilege-use": (self.sequence_privilege_use, self.agent_sequence_privilege_use),
+            "recon-write": (self.sequence_recon_write, self.agent_sequence_recon_write),
+            "logging-off-write": (
+                self.sequence_logging_off_write,
+                self.agent_sequence_logging_off_write,
+            ),
+        }[pattern]
+        if not agent:
+            return person
+        if in_scope:
+            return self.in_scope_risky
+        return max(for_agent, self.agent_sequence_destroy) if ends_in_destroy else for_agent
 
 
 def _lower(severity: Severity) -> Severity:
@@ -255,6 +292,11 @@ def make_finding(
         credentials=session.credentials,
         delegated_by=session.delegated_by,
     )
+
+
+def describe_session(session: SessionView) -> str:
+    """Who made a session's calls, as the reasons name them: "agent kiro (on alice's ...)"."""
+    return _who(session)
 
 
 def _who(session: SessionView) -> str:

@@ -53,6 +53,11 @@ def expected(parts: list[Path]) -> list[dict[str, Any]]:
     done = subprocess.run(command, capture_output=True, check=True)
     records = _records(done.stdout)
     assert any(r["type"] == "response" for r in records)
+    # The incident's delete and recreate; after a restart between its steps the service must
+    # still raise it, from the saved state.
+    findings = [r for r in records if r["type"] == "finding"]
+    sequences = [r for r in findings if r["kind"] == "suspicious-sequence"]
+    assert "critical" in {r["severity"] for r in sequences}
     return records
 
 
