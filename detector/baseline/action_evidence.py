@@ -36,6 +36,8 @@ def what(feature: int, value: str, zone: str) -> str:
         return f"acted between {hour:02d}:00 and {(hour + 1) % 24:02d}:00 {zone}"
     if name == "network":
         return f"called from {value} addresses"
+    if name == "client":
+        return f"used {value}"
     return "succeeded" if value == NONE else f"got {value}"
 
 

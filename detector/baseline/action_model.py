@@ -1,5 +1,5 @@
 """The action model: how often each group uses each action, service, resource type, region,
-hour, network and error code, and how surprising a new event is against that history.
+hour, network, error code and client, and how surprising a new event is against that history.
 
 Groups come from `groups.group_chain` (role or user, agent kind, scope, account, global;
 the session is added at run time) and back off from specific to general (`surprisal`), so a
@@ -39,7 +39,8 @@ from detector.core.policy import SeverityPolicy
 from detector.errors import ConfigError
 
 NAME = "action-frequency"
-SCHEMA_VERSION = 1
+# 2: the client feature (a version-1 artifact counts one feature fewer).
+SCHEMA_VERSION = 2
 DAY = 86400.0
 DEFAULT_HALF_LIFE_DAYS = 30.0
 COUNTS_FILE = "counts.npz"

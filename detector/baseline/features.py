@@ -1,5 +1,6 @@
 """What a baseline counts about one event: its action, service, resource type, region, hour
-of day in the account's time zone, source network and error code.
+of day in the account's time zone, source network, error code and client (the calling
+tool's family, from the user agent).
 
 Pure: the values come from the `EventContext` the pipeline built and from `FeatureConfig`
 (time zones and named networks, validated once). Every value is a short string, so the
@@ -9,6 +10,7 @@ models can count them; a feature that does not apply has the value "none".
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,6 +30,7 @@ FEATURES: tuple[str, ...] = (
     "hour",
     "network",
     "error",
+    "client",
 )
 NONE = "none"
 AWS_INTERNAL = "aws-internal"
@@ -143,6 +146,7 @@ class FeatureExtractor:
             f"{hour:02d}",
             self.network(event.source_ip, event.actor.invoked_by),
             event.error_code or NONE,
+            client(event.user_agent, event.actor.invoked_by),
         )
 
     def network(self, source_ip: str | None, invoked_by: str | None) -> str:
@@ -211,3 +215,51 @@ def arn_resource_type(arn: str) -> str | None:
             return f"{service}:{resource.split(separator, 1)[0].lower()}"
     # A bare name (an SNS topic, an SQS queue): the service's one resource type.
     return f"{service}:resource"
+
+
+# Client families, first match wins. Terraform comes before the SDK it embeds and before the
+# Stratus Red Team tag it carries when Stratus drives it; the console before "aws-internal/",
+# which the console's back ends also send.
+_CLIENT_FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (family, re.compile(pattern, re.IGNORECASE))
+    for family, pattern in (
+        ("terraform", r"\bterraform\b|\bHashiCorp/"),
+        ("console", r"console|^Mozilla/|signin\.amazonaws\.com"),
+        ("stratus-red-team", r"\bstratus-red-team\b"),
+        ("amazon-ssm-agent", r"\bamazon-ssm-agent\b"),
+        ("aws-internal", r"^AWS Internal$|\baws-internal/|^[a-z0-9.-]+\.amazonaws\.com$"),
+        ("aws-cli", r"\baws-cli/"),
+        ("Boto3", r"\bBoto3/"),
+        ("Botocore", r"\bBotocore/"),
+    )
+)
+_SDK = re.compile(r"\baws-sdk-([a-z]+)", re.IGNORECASE)
+# An unknown agent's product name is its first word, without an instance's _<uuid> or hex id.
+_WORD_END = re.compile(r"[/ ;(,]")
+_INSTANCE_ID = re.compile(r"[_-]?[0-9a-f][0-9a-f-]{7,}$", re.IGNORECASE)
+_MAX_CLIENT = 40
+
+
+@lru_cache(maxsize=4096)
+def client(user_agent: str, invoked_by: str | None = None) -> str:
+    """The calling tool's family: "terraform", "console", "aws-cli", "Boto3", "aws-sdk-go",
+    "stratus-red-team", "aws-internal" (a service calling on the principal's behalf)...
+
+    Versions, operating systems, UUIDs and hashes are dropped so that an upgrade or a new
+    run of the same tool does not make a new value; an unknown agent is its product name
+    (the first word before a "/", "_<id>" or space), lower-cased; no user agent is "none"
+    unless a service invoked the call.
+    """
+    text = user_agent.strip().strip("[]").strip()
+    if not text:
+        return AWS_INTERNAL if invoked_by else NONE
+    for family, pattern in _CLIENT_FAMILIES:
+        if pattern.search(text):
+            return family
+    sdk = _SDK.search(text)
+    if sdk:
+        return f"aws-sdk-{sdk.group(1).lower()}"
+    product = _INSTANCE_ID.sub("", _WORD_END.split(text, maxsplit=1)[0]).lower()
+    if not product or not product[0].isalpha():
+        return "other"
+    return product[:_MAX_CLIENT]

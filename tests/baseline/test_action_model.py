@@ -144,6 +144,26 @@ def test_settings_are_checked_and_the_runtime_may_decay_at_its_own_pace(
     assert zoned.extractor.hour_zone("999") == "Asia/Tokyo"
 
 
+def test_a_familiar_call_from_a_tool_the_role_never_used_is_flagged_and_named(
+    model: ActionFrequencyModel,
+) -> None:
+    """The client takes part like any feature: ci-deployer always calls through the AWS
+    CLI; the same call from an attack tool's SDK is novel for its client alone."""
+    runtime = _runtime(model)
+    usual = _one(call(DEPLOYER, "new", "sts:GetCallerIdentity", LATER))
+    assert runtime.observe(usual.ctx, usual.findings, learn=False) == []
+    record = call(DEPLOYER, "new", "sts:GetCallerIdentity", LATER)
+    record["userAgent"] = "stratus-red-team_ea782787-a65d-4fc4-9fca-1c97869a9a25"
+    tool = _one(record)
+    [finding] = runtime.observe(tool.ctx, tool.findings, learn=False)
+    assert finding.reason == (
+        f"{DEPLOYER} never used stratus-red-team in 13 days and 540 "
+        "calls; nothing else in the baseline did."
+    )
+    assert any("client 'stratus-red-team' is" in line for line in finding.evidence)
+    assert not any("action " in line for line in finding.evidence)
+
+
 def test_evidence_wording() -> None:
     assert [times(n) for n in (1, 2, 3, 61204)] == ["once", "twice", "3 times", "61,204 times"]
     assert span(GroupInfo(calls=1, first=0, last=14 * 86400 + 3600)) == "14 days"

@@ -61,7 +61,7 @@ def test_the_manifest_records_versions_window_entries_and_every_files_hash(
     assert set(manifest["libraries"]) == {"python", "numpy", "scikit-learn"}
     assert manifest["window"]["events"] == 7 and manifest["source"] == "history"
     [entry] = manifest["models"]
-    assert entry["name"] == "action-frequency" and entry["schema_version"] == 1
+    assert entry["name"] == "action-frequency" and entry["schema_version"] == 2
     assert entry["features"][0] == "action" and set(entry["thresholds"]) == set(entry["features"])
     assert entry["counts"]["global"] == model.counts_.groups["global"][0]
     assert sorted(manifest["sha256"]) == [
@@ -100,6 +100,9 @@ def test_a_missing_file_and_a_missing_manifest_are_refused(artifact: Path) -> No
         (lambda m: m.update(format_version=2), "format version 2 is not one this trailguard reads"),
         (lambda m: m.update(format="something-else"), "not a trailguard-baseline manifest"),
         (lambda m: m["models"][0].update(schema_version=9), "has schema version 9; this trail"),
+        # Version 1 had no client feature: its counts cannot be read as version 2's.
+        (lambda m: m["models"][0].update(schema_version=1),
+         r"schema version 1; this trailguard reads 2: retrain it with `trailguard baseline tr"),
         (lambda m: m["models"][0].update(name="deep-thought"), "unknown model 'deep-thought'"),
         (lambda m: m.update(sha256={}), r"lists action-frequency/counts\.npz without its sha"),
         (lambda m: m.update(sha256={"../outside": "0"}), "lists a path outside the artifact"),

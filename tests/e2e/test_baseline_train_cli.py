@@ -103,7 +103,7 @@ def test_train_from_a_file_writes_an_artifact_that_show_checks(trail: Path, tmp_
     shown = run("show", str(out), "--sha256", pinned)
     assert shown.returncode == 0, shown.stderr
     assert (
-        "model action-frequency (schema 1)" in shown.stdout and "thresholds (bits)" in shown.stdout
+        "model action-frequency (schema 2)" in shown.stdout and "thresholds (bits)" in shown.stdout
     )
     params = out / "action-frequency" / "params.json"
     params.write_text(params.read_text().replace('"quantile"', '"quantile" '))
