@@ -79,6 +79,8 @@ class DetectionReport:
     techniques: list[TechniqueResult]
     background_events: int
     background_findings: Counter[Severity] = field(default_factory=Counter)
+    # The suspicious sequences among them: what ordinary IaC churn and console work raise.
+    background_sequences: Counter[Severity] = field(default_factory=Counter)
     background_revocations: int = 0
     rejected: int = 0
 
@@ -225,6 +227,8 @@ def detection_report(
             technique = owner.get(finding.event_id)
             if technique is None:
                 report.background_findings[finding.severity] += 1
+                if finding.kind == "suspicious-sequence":
+                    report.background_sequences[finding.severity] += 1
                 continue
             kinds[technique][finding.kind] += 1
             severities[technique] = max(finding.severity, severities.get(technique, Severity.INFO))
@@ -261,11 +265,16 @@ def format_table(report: DetectionReport) -> str:
         f"{count} {severity.label}"
         for severity, count in sorted(report.background_findings.items(), reverse=True)
     )
+    sequences = ", ".join(
+        f"{count} {severity.label}"
+        for severity, count in sorted(report.background_sequences.items(), reverse=True)
+    )
     lines += [
         "",
         f"{len(report.techniques)} techniques: {detected} with findings, {revoked} revoked.",
         f"background: {report.background_events} events, findings: {by_severity or 'none'}, "
         f"revocations: {report.background_revocations}; rejected records: {report.rejected}.",
+        f"background suspicious sequences: {sequences or 'none'}.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -17,7 +17,7 @@ from detector.core.sequence_steps import Step
 NEVER = datetime.min.replace(tzinfo=UTC)
 
 # Per-session caps.
-MAX_ANCHORS = 32  # destroys, creates, blindings, grants and identity uses, each
+MAX_ANCHORS = 16  # destroys, creates, blindings, grants and identity uses, each
 MAX_WRITES = 4  # the newest: only an anchor that arrives late looks for a write after it
 MAX_READS = 256  # distinct read actions (the latest call of each)
 MAX_DENIED = 64

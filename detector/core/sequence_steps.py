@@ -153,7 +153,7 @@ def step_of(ctx: EventContext) -> Step | None:
     """The step an event is, or None when it is nothing the patterns use. Runs for every
     event, so it looks at each classification once and builds nothing it does not need."""
     event = ctx.event
-    prefix, operation, verb = _operation(event.event_source, event.event_name)
+    prefix, operation, verb, noun = _operation(event.event_source, event.event_name)
     failed = event.error_code is not None
     marks = Mark.FAILED if failed else 0
     if failed and event.denied:
@@ -208,7 +208,7 @@ def step_of(ctx: EventContext) -> Step | None:
         resource=ctx.resources[0] if ctx.resources else None,
         marks=marks,
         keys=tuple(dict.fromkeys(resource_key(r) for r in ctx.resources)),
-        noun=operation[len(verb) :],
+        noun=noun,
         uses=uses,
         actions=actions,
         grant=grant,
@@ -216,11 +216,13 @@ def step_of(ctx: EventContext) -> Step | None:
 
 
 @lru_cache(maxsize=16384)
-def _operation(event_source: str, event_name: str) -> tuple[str, str, str]:
-    """(service prefix, operation without its API version, the operation's verb)."""
+def _operation(event_source: str, event_name: str) -> tuple[str, str, str, str]:
+    """(service prefix, operation without its API version, its verb, its noun); cached, so
+    the steps of one operation share their strings."""
     prefix = service_prefix(event_source)
     operation = strip_version(prefix, event_name)
-    return prefix, operation, action_verb(operation)
+    verb = action_verb(operation)
+    return prefix, operation, verb, operation[len(verb) :]
 
 
 def resource_key(arn: str) -> str:

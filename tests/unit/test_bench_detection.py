@@ -73,6 +73,16 @@ def test_the_floor_is_not_empty() -> None:
     assert sum(1 for floor in EXPECTED.values() if floor["revoked"]) >= 10
 
 
+def test_terraform_set_up_and_tear_down_raise_no_sequence_that_pages(
+    report: DetectionReport,
+) -> None:
+    """The background's Terraform creates and destroys 1,938 calls' worth of Stratus
+    infrastructure, trails and flow logs included; none of its sequences may page."""
+    policy = severity_policy(Settings())
+    assert report.background_sequences  # it does survey and then write: recorded
+    assert all(severity < policy.alert_min for severity in report.background_sequences)
+
+
 def test_tampering_and_exposure_are_critical_and_revoked(report: DetectionReport) -> None:
     results = _by_name(report)
     for technique in (
