@@ -21,7 +21,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     NoCredentialsError,
 )
 
-from detector.errors import DetectorError
+from detector.errors import ConfigError, DetectorError
 from detector.records import BadInput, Record
 from detector.sources.files import InputFile, expand, read_bytes, read_input
 from detector.sources.screen import Skip
@@ -88,6 +88,20 @@ def plan(
     return Plan(tuple(inputs), tuple(skipped))
 
 
+def s3_clients(endpoint_url: str | None = None) -> Callable[[], Any]:
+    """Makes one boto3 S3 client on first use (never when no S3 path is read)."""
+    made: list[Any] = []
+
+    def client() -> Any:
+        if not made:
+            import boto3  # type: ignore[import-untyped]
+
+            made.append(boto3.client("s3", endpoint_url=endpoint_url))
+        return made[0]
+
+    return client
+
+
 def read(
     item: Input, *, s3_client: Callable[[], Any], progress: Callable[[int], None] | None = None
 ) -> Iterator[Record | BadInput]:
@@ -105,7 +119,7 @@ def split_s3(url: str) -> tuple[str, str]:
     rest = url[len(S3_SCHEME) :]
     bucket, _, prefix = rest.partition("/")
     if not bucket:
-        raise TrainingInputError(f"{url}: an S3 path is s3://bucket or s3://bucket/prefix")
+        raise ConfigError(f"{url}: an S3 path is s3://bucket or s3://bucket/prefix")
     return bucket, prefix
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.baseline.artifact import Manifest, TrainingWindow, save_artifact
-from detector.baseline.inputs import Plan, read
+from detector.baseline.inputs import Plan, plan, read, s3_clients
 from detector.baseline.protocol import TrainableModel, TrainingEvent
 from detector.baseline.registry import load_models
 from detector.config import Settings
@@ -81,7 +81,7 @@ class _Recorder:
 
 
 def collect(
-    plan: Plan,
+    history: Plan,
     *,
     settings: Settings,
     s3_client: Callable[[], Any],
@@ -92,14 +92,14 @@ def collect(
     stats: CollectStats | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[TrainingEvent]:
-    """Training events of `plan` in input order, within [since, until), without those with
+    """Training events of `history` in input order, within [since, until), without those with
     a finding at or above `exclude_at` (KEEP_ALL keeps every event)."""
     stats = stats if stats is not None else CollectStats()
     pipeline = build_pipeline(settings, scopes_path=scopes_path)
     recorder = _Recorder()
     pipeline.baselines = (recorder,)
     reject = functools.partial(_reject, stats)
-    for item in plan.inputs:
+    for item in history.inputs:
         stats.inputs += 1
         records = _counted(stats, read(item, s3_client=s3_client, progress=progress))
         for _, event in parse_items(records, reject):
@@ -120,6 +120,26 @@ def collect(
             stats.first = at if stats.first is None else min(stats.first, at)
             stats.last = at if stats.last is None else max(stats.last, at)
             yield TrainingEvent(ctx=ctx, findings=findings)
+
+
+def read_history(
+    paths: Sequence[str],
+    *,
+    settings: Settings,
+    exclude_at: Severity | None = Severity.MEDIUM,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    endpoint_url: str | None = None,
+    stats: CollectStats | None = None,
+) -> list[TrainingEvent]:
+    """`collect` over files, directories and S3 prefixes, in one call (for evaluation and
+    notebooks); `exclude_at=KEEP_ALL` keeps the events that raised findings."""
+    client = s3_clients(endpoint_url)
+    inputs = plan(paths, s3_client=client, since=since, until=until)
+    return list(
+        collect(inputs, settings=settings, s3_client=client, since=since, until=until,
+                exclude_at=exclude_at, stats=stats)
+    )  # fmt: skip
 
 
 def _counted(stats: CollectStats, items: Iterator[Any]) -> Iterator[Any]:

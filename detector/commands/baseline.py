@@ -87,7 +87,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run_train(args: argparse.Namespace) -> int:
     from detector.baseline.artifact import ArtifactError, check_output
-    from detector.baseline.inputs import plan
+    from detector.baseline.inputs import plan, s3_clients
     from detector.baseline.train import CollectStats, collect, fit_and_save, make_models
     from detector.cli import EXIT_OK, _settings
 
@@ -103,7 +103,7 @@ def run_train(args: argparse.Namespace) -> int:
         check_output(args.output, replace=args.force)
     except ArtifactError as exc:
         raise _usage(str(exc)) from None
-    client = _s3_client(args.endpoint_url)
+    client = s3_clients(args.endpoint_url)
     history = plan(args.paths, s3_client=client, since=args.since, until=args.until)
     stats = CollectStats()
     exclude_at = args.exclude_at or settings.severity.learn_below
@@ -188,19 +188,6 @@ def run_bench(args: argparse.Namespace) -> int:
 
     run(sys.stdout, repeat=max(1, args.repeat))
     return EXIT_OK
-
-
-def _s3_client(endpoint_url: str | None) -> Callable[[], Any]:
-    made: list[Any] = []
-
-    def client() -> Any:
-        if not made:
-            import boto3  # type: ignore[import-untyped]
-
-            made.append(boto3.client("s3", endpoint_url=endpoint_url))
-        return made[0]
-
-    return client
 
 
 @contextlib.contextmanager

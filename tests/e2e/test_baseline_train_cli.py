@@ -193,6 +193,8 @@ def test_usage_errors_and_an_empty_history(trail: Path, tmp_path: Path) -> None:
     backwards = run("train", "--output", str(tmp_path / "m"), "--since", "2025-03-09",
                     "--until", "2025-03-01", str(trail))  # fmt: skip
     assert backwards.returncode == 2 and "--since must be before --until" in backwards.stderr
+    no_bucket = run("train", "--output", str(tmp_path / "m"), "s3://")
+    assert no_bucket.returncode == 2 and "an S3 path is s3://bucket" in no_bucket.stderr
     empty = run("train", "--output", str(tmp_path / "m"), "--since", "2030-01-01", str(trail))
     assert empty.returncode == 5 and "no event to train on" in empty.stderr
     assert not (tmp_path / "m").exists()
