@@ -116,6 +116,8 @@ class LoadedBaselines:
 def load_baselines(settings: Settings, *, path: Path | None = None) -> LoadedBaselines | None:
     """The artifact of `baseline.path` (or `path`, replay's --baseline), checked and
     loaded once; None when no path is given. Models run in the artifact's order."""
+    if path is None and not settings.baseline:
+        return None  # nothing to check: start-up imports no model (numpy, scikit-learn)
     from detector.baseline.artifact import ArtifactError, load_artifact
     from detector.baseline.settings import baseline_settings
 
