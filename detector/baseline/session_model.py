@@ -54,6 +54,8 @@ SCHEMA_VERSION = 1
 GLOBAL = "global"
 FORESTS_FILE = "forests.npz"
 GROUPS_FILE = "groups.json"
+# The `baseline:` keys this model reads (see detector/baseline/settings.py).
+SETTINGS_KEYS = frozenset({"session_quantile", "session_min_sessions", "session_milestone_every"})
 # Group kinds with a forest of their own when they have enough sessions.
 PRINCIPAL_LEVELS = ("role:", "user:", "service:")
 

@@ -59,6 +59,7 @@ baseline:
 def test_the_models_declare_their_keys() -> None:
     keys = model_keys(load_models())
     assert {"half_life_days", "time_zones", "networks", "default_time_zone"} <= keys
+    assert {"session_quantile", "session_min_sessions", "session_milestone_every"} <= keys
     assert not keys & OWN_KEYS
 
 
