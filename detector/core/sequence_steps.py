@@ -153,6 +153,8 @@ def step_of(ctx: EventContext) -> Step | None:
     """The step an event is, or None when it is nothing the patterns use. Runs for every
     event, so it looks at each classification once and builds nothing it does not need."""
     event = ctx.event
+    if event.actor.type == "AWSService":
+        return None  # an AWS service's own calls carry nobody's credentials: no story
     prefix, operation, verb, noun = _operation(event.event_source, event.event_name)
     failed = event.error_code is not None
     marks = Mark.FAILED if failed else 0

@@ -112,6 +112,7 @@ def test_the_table_a_person_reads() -> None:
     assert (
         "- out-of-scope-action (critical)" in block and "- destructive-action (critical)" in block
     )
+    # 21 findings of scope and catalogue, and the 5 suspicious sequences of the rebuild.
     assert "10 of 14 events shown (22 of 26 findings); every finding: --format jsonl" in text
     # The API Gateway deletion names its API.
     api = next(e for e in events if e["eventName"] == "DeleteRestApi")

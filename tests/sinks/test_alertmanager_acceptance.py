@@ -155,12 +155,13 @@ async def test_alertmanager_pages_once_per_session_across_a_restart_and_resolves
         assert page["routing_key"] == "TESTROUTINGKEY"
         details = page["payload"]["custom_details"]
         assert details["session"] == KIRO
-        # Every critical kind of the session in one incident.
+        # Every critical kind of the session in one incident, the rebuild's sequence included.
         assert set(details["kinds"].split()) == {
             "out-of-scope-action",
             "destructive-action",
             "defense-evasion",
             "persistence",
+            "suspicious-sequence",
         }
         assert details["agent"] == "kiro" and details["scope"] == "ce-4821-fix"
         assert page["links"][0]["href"] == f"https://trailguard.example.com/sessions/{KIRO}"

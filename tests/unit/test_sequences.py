@@ -85,6 +85,16 @@ def test_rebuilding_what_the_session_created_itself_is_not_a_sequence(tmp_path: 
     assert found == []
 
 
+def test_an_aws_services_own_calls_tell_no_story(tmp_path: Path) -> None:
+    service = {"type": "AWSService", "invokedBy": "cloudformation.amazonaws.com"}
+    found = run(
+        pipeline(tmp_path),
+        call("d1", "dynamodb:DeleteTable", at(1), identity=service, params={"tableName": "t"}),
+        call("c1", "dynamodb:CreateTable", at(2), identity=service, params={"tableName": "t"}),
+    )
+    assert found == []
+
+
 def test_what_follows_a_delete_must_create_the_same_kind_of_thing(tmp_path: Path) -> None:
     role = {"roleName": "app-role", "policyName": "inline"}
     found = run(
