@@ -10,7 +10,7 @@ what was blocked before it ran.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -78,3 +78,39 @@ class GateVerdictRow:
 
 def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
+
+
+# The stored columns, in the order both stores read and write them.
+COLUMN_NAMES = (
+    "verdict_id", "session_id", "task_id", "access_key_id", "agent", "owner", "scope",
+    "decision", "reason", "command", "tool_name", "hook", "decided_at", "received_at",
+    "sent_by", "detail",
+)  # fmt: skip
+COLUMNS = ", ".join(COLUMN_NAMES)
+_TIMES = frozenset({"decided_at", "received_at"})
+
+
+def column_values(
+    row: GateVerdictRow, *, time: Callable[[datetime], Any], detail: Callable[[Any], Any]
+) -> tuple[Any, ...]:
+    """The row's values in COLUMNS order; each store says how it writes times and detail."""
+    values = []
+    for name in COLUMN_NAMES:
+        value = getattr(row, name)
+        if name in _TIMES:
+            value = time(value)
+        elif name == "detail":
+            value = detail(dict(value))
+        values.append(value)
+    return tuple(values)
+
+
+def from_columns(
+    values: Sequence[Any], *, time: Callable[[Any], datetime], detail: Callable[[Any], Any]
+) -> GateVerdictRow:
+    """A row read back in COLUMNS order; each store says how it reads times and detail."""
+    fields: dict[str, Any] = dict(zip(COLUMN_NAMES, values, strict=True))
+    for name in _TIMES:
+        fields[name] = time(fields[name])
+    fields["detail"] = detail(fields["detail"])
+    return GateVerdictRow(**fields)

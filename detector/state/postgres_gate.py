@@ -12,12 +12,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from detector.state.gate_verdicts import GateVerdictRow
-
-COLUMNS = (
-    "verdict_id, session_id, task_id, access_key_id, agent, owner, scope, decision, reason, "
-    "command, tool_name, hook, decided_at, received_at, sent_by, detail"
-)
+from detector.state.gate_verdicts import COLUMNS, GateVerdictRow, column_values, from_columns
 
 STATEMENTS: dict[str, str] = {
     "verdict_put": f"INSERT INTO {{schema}}.gate_verdicts ({COLUMNS}) VALUES "
@@ -40,45 +35,15 @@ STATEMENTS: dict[str, str] = {
 
 
 def verdict_params(row: GateVerdictRow) -> tuple[Any, ...]:
-    return (
-        row.verdict_id,
-        row.session_id,
-        row.task_id,
-        row.access_key_id,
-        row.agent,
-        row.owner,
-        row.scope,
-        row.decision,
-        row.reason,
-        row.command,
-        row.tool_name,
-        row.hook,
-        row.decided_at,
-        row.received_at,
-        row.sent_by,
-        Jsonb(dict(row.detail)),
-    )
+    return column_values(row, time=_same, detail=Jsonb)
 
 
 def verdict_row(r: Sequence[Any]) -> GateVerdictRow:
-    return GateVerdictRow(
-        verdict_id=r[0],
-        session_id=r[1],
-        task_id=r[2],
-        access_key_id=r[3],
-        agent=r[4],
-        owner=r[5],
-        scope=r[6],
-        decision=r[7],
-        reason=r[8],
-        command=r[9],
-        tool_name=r[10],
-        hook=r[11],
-        decided_at=_utc(r[12]),
-        received_at=_utc(r[13]),
-        sent_by=r[14],
-        detail=r[15],
-    )
+    return from_columns(r, time=_utc, detail=_same)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _utc(value: datetime) -> datetime:

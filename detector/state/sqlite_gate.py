@@ -15,14 +15,10 @@ import orjson
 
 from detector.state import sqlite_approvals
 from detector.state.approvals import SessionSummary
-from detector.state.gate_verdicts import GateVerdictRow
+from detector.state.gate_verdicts import COLUMNS, GateVerdictRow, column_values, from_columns
 
 # Fixed-width UTC text so that comparing strings compares times.
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-COLUMNS = (
-    "verdict_id, session_id, task_id, access_key_id, agent, owner, scope, decision, reason, "
-    "command, tool_name, hook, decided_at, received_at, sent_by, detail"
-)
 
 
 def record_verdict(
@@ -32,24 +28,7 @@ def record_verdict(
         conn.execute(
             f"INSERT INTO gate_verdicts ({COLUMNS}) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (verdict_id) DO NOTHING",
-            (
-                row.verdict_id,
-                row.session_id,
-                row.task_id,
-                row.access_key_id,
-                row.agent,
-                row.owner,
-                row.scope,
-                row.decision,
-                row.reason,
-                row.command,
-                row.tool_name,
-                row.hook,
-                _text(row.decided_at),
-                _text(row.received_at),
-                row.sent_by,
-                orjson.dumps(dict(row.detail)).decode(),
-            ),
+            column_values(row, time=_text, detail=_json),
         ).rowcount
         == 1
     )
@@ -93,24 +72,11 @@ def verdicts(
 
 
 def _row(r: Sequence[Any]) -> GateVerdictRow:
-    return GateVerdictRow(
-        verdict_id=r[0],
-        session_id=r[1],
-        task_id=r[2],
-        access_key_id=r[3],
-        agent=r[4],
-        owner=r[5],
-        scope=r[6],
-        decision=r[7],
-        reason=r[8],
-        command=r[9],
-        tool_name=r[10],
-        hook=r[11],
-        decided_at=_time(r[12]),
-        received_at=_time(r[13]),
-        sent_by=r[14],
-        detail=orjson.loads(r[15]),
-    )
+    return from_columns(r, time=_time, detail=orjson.loads)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _text(value: datetime) -> str:
