@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -25,46 +25,17 @@ if TYPE_CHECKING:
     from detector.baseline.settings import BaselineSettings
 
 
+# The `severity:` keys that are not policy fields of the same name: the catalogue tiers.
+_TIER_KEYS = {"tier_0": 0, "tier_1": 1, "tier_2": 2}
+
+
 def severity_policy(settings: Settings) -> SeverityPolicy:
+    """Every `severity:` key is the policy field of the same name, but the tiers, which
+    become one mapping (tests/unit/test_config.py holds the two classes to that)."""
     s = settings.severity
-    return SeverityPolicy(
-        out_of_scope_tier_0=s.out_of_scope_tier_0,
-        out_of_scope_tier_1=s.out_of_scope_tier_1,
-        out_of_scope_read=s.out_of_scope_read,
-        out_of_scope_mutating=s.out_of_scope_mutating,
-        out_of_scope_dangerous=s.out_of_scope_dangerous,
-        denied_dangerous=s.denied_dangerous,
-        in_scope_risky=s.in_scope_risky,
-        agent_on_human_credentials=s.agent_on_human_credentials,
-        access_denied_burst=s.access_denied_burst,
-        agent_access_denied_burst=s.agent_access_denied_burst,
-        tier_severity=MappingProxyType({0: s.tier_0, 1: s.tier_1, 2: s.tier_2}),
-        alert_min=s.alert_min,
-        revoke_min=s.revoke_min,
-        burst_threshold=s.burst_threshold,
-        burst_window_seconds=s.burst_window_seconds,
-        learn_below=s.learn_below,
-        novel_action=s.novel_action,
-        anomalous_session=s.anomalous_session,
-        baseline_with_scope=s.baseline_with_scope,
-        baseline_with_sequence=s.baseline_with_sequence,
-        baseline_unscoped_agent=s.baseline_unscoped_agent,
-        habitual_step_down=s.habitual_step_down,
-        sequence_recreate=s.sequence_recreate,
-        agent_sequence_recreate=s.agent_sequence_recreate,
-        sequence_privilege_use=s.sequence_privilege_use,
-        agent_sequence_privilege_use=s.agent_sequence_privilege_use,
-        sequence_recon_write=s.sequence_recon_write,
-        agent_sequence_recon_write=s.agent_sequence_recon_write,
-        sequence_logging_off_write=s.sequence_logging_off_write,
-        agent_sequence_logging_off_write=s.agent_sequence_logging_off_write,
-        agent_sequence_destroy=s.agent_sequence_destroy,
-        sequence_window_seconds=s.sequence_window_seconds,
-        sequence_lateness_seconds=s.sequence_lateness_seconds,
-        recon_distinct_reads=s.recon_distinct_reads,
-        recon_denied_calls=s.recon_denied_calls,
-        recon_window_seconds=s.recon_window_seconds,
-    )
+    same = {f.name: getattr(s, f.name) for f in fields(s) if f.name not in _TIER_KEYS}
+    tiers = {tier: getattr(s, key) for key, tier in _TIER_KEYS.items()}
+    return SeverityPolicy(**same, tier_severity=MappingProxyType(tiers))
 
 
 def marker_table(settings: Settings) -> AgentMarkerTable:

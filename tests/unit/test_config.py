@@ -84,3 +84,26 @@ def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path / "missing.yaml", {})
+
+
+def test_every_severity_key_is_a_policy_field_of_the_same_name() -> None:
+    from dataclasses import fields
+
+    from detector.config import SeveritySettings
+    from detector.core.policy import SeverityPolicy
+
+    keys = {f.name for f in fields(SeveritySettings)}
+    policy = {f.name for f in fields(SeverityPolicy)}
+    assert keys - policy == {"tier_0", "tier_1", "tier_2"}
+    assert policy - keys == {"tier_severity"}
+
+
+def test_severity_settings_reach_the_policy() -> None:
+    from detector.config import Settings, SeveritySettings
+    from detector.core.taxonomy import Severity
+    from detector.wiring import severity_policy
+
+    chosen = SeveritySettings(novel_action=Severity.HIGH, recon_denied_calls=9, tier_1=Severity.LOW)
+    policy = severity_policy(Settings(severity=chosen))
+    assert policy.novel_action is Severity.HIGH and policy.recon_denied_calls == 9
+    assert dict(policy.tier_severity) == {0: Severity.HIGH, 1: Severity.LOW, 2: Severity.LOW}
