@@ -32,7 +32,7 @@ from detector.core.session_view import SessionView
 from detector.state.approvals import STATUSES, ApprovalRow
 from detector.state.store import StateStore
 from detector.web import pages
-from detector.web.auth import Auth, Viewer, csrf_ok
+from detector.web.auth import Auth, Viewer, csrf_ok, unauthorized
 from detector.web.revoke import manual_revocation
 from detector.web.session_gate import linked_task, session_verdicts
 
@@ -89,7 +89,7 @@ class PeopleApi:
 
     async def _list(self, request: web.Request) -> web.Response:
         if self.auth.viewer(request) is None:
-            return _unauthorized()
+            return unauthorized()
         status = request.query.get("status")
         if status is not None and status not in STATUSES:
             return web.json_response(
@@ -103,7 +103,7 @@ class PeopleApi:
 
     async def _one(self, request: web.Request) -> web.Response:
         if self.auth.viewer(request) is None:
-            return _unauthorized()
+            return unauthorized()
         row = await asyncio.to_thread(self.store.approval, request.match_info["id"])
         if row is None:
             return web.json_response({"error": "no such approval"}, status=404)
@@ -114,7 +114,7 @@ class PeopleApi:
         request already stored for the same key returned with its decision."""
         viewer = self.auth.viewer(request)
         if viewer is None:
-            return _unauthorized()
+            return unauthorized()
         fields = await _fields(request, form=False)
         try:
             wanted = parse_request(fields)
@@ -131,7 +131,7 @@ class PeopleApi:
             self.gate.count_refused()
             if form:
                 return _html(pages.login_page(next_path=_next(fields)), status=401)
-            return _unauthorized()
+            return unauthorized()
         if not csrf_ok(viewer, _text(fields.get("csrf"))):
             self.gate.count_refused()
             return self._refused(form, 403, "the form is stale: reload the page", viewer, fields)
@@ -158,7 +158,7 @@ class PeopleApi:
             self.gate.count_refused()
             if form:
                 return _html(pages.login_page(next_path=_session_path(session_id)), status=401)
-            return _unauthorized()
+            return unauthorized()
         if not csrf_ok(viewer, _text(fields.get("csrf"))):
             self.gate.count_refused()
             return self._refused(form, 403, "the form is stale: reload the page", viewer, fields)
@@ -336,11 +336,3 @@ def _html(body: str, status: int = 200) -> web.Response:
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
     )
     return response
-
-
-def _unauthorized() -> web.Response:
-    return web.json_response(
-        {"error": "a valid bearer token is required"},
-        status=401,
-        headers={"WWW-Authenticate": 'Bearer realm="trailguard"'},
-    )

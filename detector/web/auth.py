@@ -106,3 +106,16 @@ def csrf_ok(viewer: Viewer, sent: str | None) -> bool:
     if viewer.csrf is None:
         return True
     return sent is not None and hmac.compare_digest(viewer.csrf.encode(), sent.encode())
+
+
+def unauthorized() -> web.Response:
+    """The API's answer to a request without a valid bearer token."""
+    return web.json_response(
+        {"error": "a valid bearer token is required"},
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="trailguard"'},
+    )
+
+
+def json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)

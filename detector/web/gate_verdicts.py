@@ -30,7 +30,7 @@ from detector.metrics import GateVerdictMetrics
 from detector.state.approvals import SessionSummary
 from detector.state.gate_verdicts import BLOCK, DECISIONS, GateVerdictRow
 from detector.state.store import StateStore
-from detector.web.auth import Auth
+from detector.web.auth import Auth, json_error, unauthorized
 
 VERDICT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,63}")
 ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
@@ -126,15 +126,15 @@ class GateVerdictsApi:
         viewer = self.auth.viewer(request)
         # A login cookie is a person at the pages, not a gate: writes need the bearer token.
         if viewer is None or viewer.csrf is not None:
-            return _unauthorized()
+            return unauthorized()
         try:
             body: Any = await request.json()
         except (ValueError, RecursionError):
-            return _error(400, "the body must be a JSON object")
+            return json_error(400, "the body must be a JSON object")
         try:
             row = parse_verdict(body, sent_by=viewer.person, received_at=self._clock())
         except VerdictError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         stored, created = await asyncio.to_thread(
             self.store.record_gate_verdict, row, cap=self.cap, summary=session_summary(row)
         )
@@ -144,16 +144,16 @@ class GateVerdictsApi:
 
     async def _list(self, request: web.Request) -> web.Response:
         if self.auth.viewer(request) is None:
-            return _unauthorized()
+            return unauthorized()
         decision = request.query.get("decision")
         if decision is not None and decision not in DECISIONS:
-            return _error(400, f"decision must be one of {', '.join(DECISIONS)}")
+            return json_error(400, f"decision must be one of {', '.join(DECISIONS)}")
         try:
             limit = int(request.query.get("limit", "100"))
         except ValueError:
-            return _error(400, "limit must be a whole number")
+            return json_error(400, "limit must be a whole number")
         if not 1 <= limit <= MAX_LISTED:
-            return _error(400, f"limit must be 1 to {MAX_LISTED}")
+            return json_error(400, f"limit must be 1 to {MAX_LISTED}")
         rows = await asyncio.to_thread(
             self.store.gate_verdicts,
             session_id=request.query.get("session"),
@@ -214,15 +214,3 @@ def _clean(value: Any, depth: int = 0) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-def _unauthorized() -> web.Response:
-    return web.json_response(
-        {"error": "a valid bearer token is required"},
-        status=401,
-        headers={"WWW-Authenticate": 'Bearer realm="trailguard"'},
-    )

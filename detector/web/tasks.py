@@ -21,7 +21,7 @@ from detector.errors import ConfigError, DetectorError
 from detector.state.store import StateStore
 from detector.state.tasks import TASK_STATUSES, TaskRow
 from detector.tasks.mint import Credentials
-from detector.web.auth import Auth
+from detector.web.auth import Auth, json_error, unauthorized
 
 # (scope, agent, role or None, owner, duration or None) -> the registered task and credentials
 Starter = Callable[
@@ -54,19 +54,19 @@ class TasksApi:
     async def _start(self, request: web.Request) -> web.Response:
         viewer = self.auth.viewer(request)
         if viewer is None or viewer.csrf is not None:
-            return _unauthorized()
+            return unauthorized()
         try:
             body: Any = await request.json()
         except ValueError:
-            return _error(400, "the body must be a JSON object")
+            return json_error(400, "the body must be a JSON object")
         if not isinstance(body, dict):
-            return _error(400, "the body must be a JSON object")
+            return json_error(400, "the body must be a JSON object")
         scope, agent = body.get("scope"), body.get("agent")
         if not isinstance(scope, str) or not isinstance(agent, str):
-            return _error(400, "'scope' and 'agent' are required strings")
+            return json_error(400, "'scope' and 'agent' are required strings")
         seconds = body.get("duration_seconds")
         if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int)):
-            return _error(400, "'duration_seconds' must be an integer")
+            return json_error(400, "'duration_seconds' must be an integer")
         duration = timedelta(seconds=seconds) if seconds is not None else None
         owner = body.get("owner") or viewer.person
         role = body.get("role_arn")
@@ -75,9 +75,9 @@ class TasksApi:
                 self.starter, scope, agent, role if isinstance(role, str) else None, owner, duration
             )
         except ConfigError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         except DetectorError as exc:
-            return _error(503 if exc.retriable else 502, str(exc))
+            return json_error(503 if exc.retriable else 502, str(exc))
         credentials = {
             "AccessKeyId": creds.access_key_id,
             "SecretAccessKey": creds.secret_access_key,
@@ -88,19 +88,19 @@ class TasksApi:
 
     async def _list(self, request: web.Request) -> web.Response:
         if self.auth.viewer(request) is None:
-            return _unauthorized()
+            return unauthorized()
         status = request.query.get("status")
         if status is not None and status not in TASK_STATUSES:
-            return _error(400, f"status must be one of {', '.join(TASK_STATUSES)}")
+            return json_error(400, f"status must be one of {', '.join(TASK_STATUSES)}")
         rows = await asyncio.to_thread(self.store.tasks, status=status, limit=200)
         return web.json_response({"tasks": [r.to_dict() for r in rows]})
 
     async def _one(self, request: web.Request) -> web.Response:
         if self.auth.viewer(request) is None:
-            return _unauthorized()
+            return unauthorized()
         row = await asyncio.to_thread(self.store.task, request.match_info["id"])
         if row is None:
-            return _error(404, "no such task")
+            return json_error(404, "no such task")
         scope = self.scopes.get(row.scope)
         document = scope_document(scope) if scope is not None else None
         return web.json_response({"task": row.to_dict(), "scope": document})
@@ -108,21 +108,9 @@ class TasksApi:
     async def _end(self, request: web.Request) -> web.Response:
         viewer = self.auth.viewer(request)
         if viewer is None or viewer.csrf is not None:
-            return _unauthorized()
+            return unauthorized()
         task_id = request.match_info["id"]
         row = await asyncio.to_thread(self.store.end_task, task_id, at=self._clock())
         if row is None:
-            return _error(404, "no such task")
+            return json_error(404, "no such task")
         return web.json_response({"task": row.to_dict()})
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-def _unauthorized() -> web.Response:
-    return web.json_response(
-        {"error": "a valid bearer token is required"},
-        status=401,
-        headers={"WWW-Authenticate": 'Bearer realm="trailguard"'},
-    )
