@@ -10,16 +10,14 @@ contexts are the ones a model sees in replay and in the service.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from detector.baseline.protocol import TrainingEvent
+from detector.baseline.train import judge_records
 from detector.config import Settings
-from detector.core.findings import Finding
-from detector.core.parse import parse_record
 from detector.core.pipeline import Pipeline
-from detector.core.policy import EventContext
 from detector.wiring import build_pipeline
 from tests.conftest import make_event
 
@@ -107,45 +105,13 @@ def history(sessions: int = 30) -> list[dict[str, Any]]:
     return records
 
 
-class Recorder:
-    """A baseline that keeps each event's context and findings (learns nothing)."""
-
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.events: list[TrainingEvent] = []
-
-    def observe(
-        self, ctx: EventContext, findings: Sequence[Finding], *, learn: bool
-    ) -> list[Finding]:
-        self.events.append(TrainingEvent(ctx=ctx, findings=tuple(findings)))
-        return []
-
-    def drain(self) -> list[Finding]:
-        return []
-
-    def forget(self, session_id: str) -> None:
-        return None
-
-    def snapshot(self) -> dict[str, Any]:
-        return {}
-
-    def restore(self, data: Mapping[str, Any]) -> None:
-        return None
-
-
 def pipeline() -> Pipeline:
     return build_pipeline(Settings())
 
 
 def training_events(records: Iterable[Mapping[str, Any]]) -> list[TrainingEvent]:
     """The records as the pipeline judged them, in order."""
-    judged = pipeline()
-    recorder = Recorder()
-    judged.baselines = (recorder,)
-    for record in records:
-        judged.process(parse_record(dict(record)))
-    return recorder.events
+    return judge_records(records, Settings())
 
 
 def _record(

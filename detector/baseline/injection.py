@@ -25,13 +25,11 @@ import orjson
 from detector.baseline.evaluate_inputs import run_order
 from detector.baseline.protocol import TrainableModel, TrainingEvent
 from detector.baseline.registry import load_models
-from detector.baseline.train import make_models
+from detector.baseline.train import judge_records, make_models
 from detector.bench_detection import ATTACKS, BACKGROUND, BENIGN_CLASSES, _time
 from detector.config import Settings
 from detector.core.findings import Finding
-from detector.core.learned import Baseline
 from detector.core.parse import parse_record
-from detector.core.policy import EventContext
 from detector.errors import ConfigError
 from detector.wiring import build_pipeline, severity_policy
 
@@ -156,41 +154,11 @@ def _run(
     return out
 
 
-class _Recorder:
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.events: list[TrainingEvent] = []
-
-    def observe(
-        self, ctx: EventContext, findings: Sequence[Finding], *, learn: bool
-    ) -> list[Finding]:
-        self.events.append(TrainingEvent(ctx=ctx, findings=tuple(findings)))
-        return []
-
-    def drain(self) -> list[Finding]:
-        return []
-
-    def forget(self, session_id: str) -> None:
-        return None
-
-    def snapshot(self) -> dict[str, Any]:
-        return {}
-
-    def restore(self, data: Mapping[str, Any]) -> None:
-        return None
-
-
 def _judged(records: Iterable[Mapping[str, Any]], settings: Settings) -> list[TrainingEvent]:
     """Training events of `records`: nothing at or above the cut-off."""
-    pipeline = build_pipeline(settings)
-    recorder = _Recorder()
-    baselines: tuple[Baseline, ...] = (recorder,)
-    pipeline.baselines = baselines
-    for record in records:
-        pipeline.process(parse_record(dict(record)))
     cut = settings.severity.learn_below
-    return [e for e in recorder.events if not any(f.severity >= cut for f in e.findings)]
+    events = judge_records(records, settings)
+    return [e for e in events if not any(f.severity >= cut for f in e.findings)]
 
 
 def _host(labelled: Iterable[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ cut-off to score every event.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from detector.baseline.protocol import TrainableModel, TrainingEvent
 from detector.baseline.registry import load_models
 from detector.config import Settings
 from detector.core.findings import Finding
+from detector.core.parse import parse_record
 from detector.core.policy import EventContext
 from detector.core.taxonomy import Severity
 from detector.records import Rejection, parse_items
@@ -52,19 +53,19 @@ class CollectStats:
         )
 
 
-class _Recorder:
-    """A baseline that learns nothing and raises nothing: it hands `collect` the context
-    and findings of each event the pipeline judged (duplicates never reach it)."""
+class TrainingRecorder:
+    """A baseline that learns nothing and raises nothing: it keeps the context and findings
+    of each event the pipeline judged (duplicates never reach it), as training sees them."""
 
     name = "training-recorder"
 
     def __init__(self) -> None:
-        self.seen: tuple[EventContext, tuple[Finding, ...]] | None = None
+        self.events: list[TrainingEvent] = []
 
     def observe(
         self, ctx: EventContext, findings: Sequence[Finding], *, learn: bool
     ) -> list[Finding]:
-        self.seen = (ctx, tuple(findings))
+        self.events.append(TrainingEvent(ctx=ctx, findings=tuple(findings)))
         return []
 
     def drain(self) -> list[Finding]:
@@ -78,6 +79,21 @@ class _Recorder:
 
     def restore(self, data: Mapping[str, Any]) -> None:
         return None
+
+
+def judge_records(
+    records: Iterable[Mapping[str, Any]],
+    settings: Settings,
+    *,
+    scopes_path: Path | None = None,
+) -> list[TrainingEvent]:
+    """Every record as the pipeline judged it, baselines off, in order (no cut-off)."""
+    pipeline = build_pipeline(settings, scopes_path=scopes_path)
+    recorder = TrainingRecorder()
+    pipeline.baselines = (recorder,)
+    for record in records:
+        pipeline.process(parse_record(dict(record)))
+    return recorder.events
 
 
 def collect(
@@ -96,30 +112,31 @@ def collect(
     a finding at or above `exclude_at` (KEEP_ALL keeps every event)."""
     stats = stats if stats is not None else CollectStats()
     pipeline = build_pipeline(settings, scopes_path=scopes_path)
-    recorder = _Recorder()
+    recorder = TrainingRecorder()
     pipeline.baselines = (recorder,)
     reject = functools.partial(_reject, stats)
     for item in history.inputs:
         stats.inputs += 1
         records = _counted(stats, read(item, s3_client=s3_client, progress=progress))
         for _, event in parse_items(records, reject):
-            recorder.seen = None
+            recorder.events.clear()
             pipeline.process(event)
-            if recorder.seen is None:
+            if not recorder.events:
                 continue  # a duplicate eventID
             stats.events += 1
             at = event.event_time
             if (since is not None and at < since) or (until is not None and at >= until):
                 stats.outside_window += 1
                 continue
-            ctx, findings = recorder.seen
+            [judged] = recorder.events
+            findings = judged.findings
             if exclude_at is not None and any(f.severity >= exclude_at for f in findings):
                 stats.excluded += 1
                 continue
             stats.kept += 1
             stats.first = at if stats.first is None else min(stats.first, at)
             stats.last = at if stats.last is None else max(stats.last, at)
-            yield TrainingEvent(ctx=ctx, findings=findings)
+            yield judged
 
 
 def read_history(

@@ -6,7 +6,7 @@ Deterministic (seeded), so thresholds and evidence text are the same on every ru
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,10 +15,10 @@ import numpy as np
 import orjson
 
 from detector.baseline.protocol import TrainingEvent
+from detector.baseline.train import judge_records
 from detector.config import Settings
 from detector.core.parse import parse_record
 from detector.core.pipeline import Pipeline, StepResult
-from detector.wiring import build_pipeline
 
 ACCOUNT = "111122223333"
 START = datetime(2025, 3, 3, tzinfo=UTC)
@@ -127,39 +127,9 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     return path
 
 
-class Collected:
-    """A baseline-less pipeline's view of records, as training sees it."""
-
-    def __init__(self) -> None:
-        self.events: list[TrainingEvent] = []
-
-    def observe(self, ctx: Any, findings: Sequence[Any], *, learn: bool) -> list[Any]:
-        self.events.append(TrainingEvent(ctx=ctx, findings=tuple(findings)))
-        return []
-
-    name = "collected"
-
-    def drain(self) -> list[Any]:
-        return []
-
-    def forget(self, session_id: str) -> None:
-        return None
-
-    def snapshot(self) -> dict[str, Any]:
-        return {}
-
-    def restore(self, data: Any) -> None:
-        return None
-
-
 def training_events(records: Iterable[dict[str, Any]]) -> list[TrainingEvent]:
     """Every record as a TrainingEvent (no cut-off: the caller chooses)."""
-    pipeline = build_pipeline(Settings())
-    collected = Collected()
-    pipeline.baselines = (collected,)
-    for record in records:
-        pipeline.process(parse_record(record))
-    return collected.events
+    return judge_records(records, Settings())
 
 
 def run(pipeline: Pipeline, records: Iterable[dict[str, Any]]) -> Iterator[StepResult]:

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from detector.baseline.groups import group_chain, label, level
+from detector.baseline.train import TrainingRecorder
 from detector.config import Settings
 from detector.core.parse import parse_record
-from tests.baseline.history import ACCOUNT, Collected, call, training_events
+from tests.baseline.history import ACCOUNT, call, training_events
 from tests.unit.test_pipeline import SCOPES, _agent_event
 
 AT = datetime(2025, 3, 3, 12, tzinfo=UTC)
@@ -48,7 +49,7 @@ def test_an_agent_session_with_a_scope_has_its_kind_and_scope(tmp_path: Path) ->
     path = tmp_path / "scopes.yaml"
     path.write_text(SCOPES)
     pipeline = build_pipeline(Settings(), scopes_path=path)
-    collected = Collected()
+    collected = TrainingRecorder()
     pipeline.baselines = (collected,)
     pipeline.process(
         _agent_event("e1", "PutObject", requestParameters={"bucketName": "docs-site", "key": "a"})
