@@ -7,14 +7,18 @@ incident by event time. Deterministic, so a run and a replay see the same input.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from tests.conftest import CLOUDTRAIL, read_jsonl
+
+if TYPE_CHECKING:
+    from detector.service import Service
 
 DEMO = Path(__file__).resolve().parents[1] / "detector" / "data" / "demo"
 BACKGROUND_CLASSES = frozenset({"aws_service_or_internal", "other_console_cli_sdk"})
@@ -63,6 +67,21 @@ def read_output(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+async def run_until_written(
+    service: Service, out: Path, count: int, *, wait_seconds: float = 30.0
+) -> None:
+    """Run the service until its sink has written `count` records to `out`, then stop it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while len(read_output(out)) < count:
+        assert not task.done(), "the service ended early"
+        assert asyncio.get_running_loop().time() < deadline, f"{len(read_output(out))} written"
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, wait_seconds)
 
 
 def canonical(records: list[dict[str, Any]]) -> list[bytes]:

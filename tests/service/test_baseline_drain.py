@@ -26,7 +26,7 @@ from detector.sources.watch import WatchSource
 from detector.state.sqlite import SqliteStateStore
 from detector.wiring import build_pipeline
 from tests.baselines import RuleBaseline
-from tests.scenario import DEMO, incident, read_output
+from tests.scenario import DEMO, incident, read_output, run_until_written
 from tests.service.test_failed_batches import FailingSink, SinkDown, _inbox
 
 SETTINGS = Settings(state=StateSettings(flush_interval_seconds=60))
@@ -76,18 +76,6 @@ def _service(tmp_path: Path, sink: JsonlSink, metrics: Metrics | None = None) ->
     )
 
 
-async def _run_until_written(service: Service, out: Path, count: int) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-    while len(read_output(out)) < count:
-        assert not task.done(), "the service ended early"
-        assert asyncio.get_running_loop().time() < deadline, f"{len(read_output(out))} written"
-        await asyncio.sleep(0.05)
-    stop.set()
-    await asyncio.wait_for(task, WAIT_SECONDS)
-
-
 def test_the_drained_record_contract_is_the_steps() -> None:
     pipeline = _pipeline()
     for value in incident()[:6]:  # the sixth is the third of one session
@@ -108,7 +96,7 @@ async def test_drained_findings_go_out_with_their_batch(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     metrics = Metrics(sources=["inbox"], sinks=["out"], runtime_collectors=False)
     service = _service(tmp_path, JsonlSink("out", {"path": str(out)}), metrics)
-    await _run_until_written(service, out, len(clean))
+    await run_until_written(service, out, len(clean))
     written = read_output(out)
     assert Counter(record_key(r) for r in written) == Counter(record_key(r) for r in clean)
     # Each batch's drained findings come before the next batch's first record.
@@ -153,7 +141,7 @@ async def test_a_failed_batch_leaves_no_trace_in_the_baseline_state(tmp_path: Pa
     assert after_first != state
 
     restarted = _service(tmp_path, JsonlSink("out", {"path": str(out)}))
-    await _run_until_written(restarted, out, len(clean))
+    await run_until_written(restarted, out, len(clean))
     written = read_output(out)
     assert Counter(record_key(r) for r in written) == Counter(record_key(r) for r in clean)
     store = SqliteStateStore(tmp_path / "state.db")

@@ -31,7 +31,7 @@ from detector.sources.files import InputFile, UnreadableFile, read_input
 from detector.sources.watch import WatchSource
 from detector.state.sqlite import SqliteStateStore
 from detector.wiring import build_pipeline
-from tests.scenario import DEMO, as_jsonl, incident, read_output, scenario
+from tests.scenario import DEMO, as_jsonl, incident, read_output, run_until_written, scenario
 
 SETTINGS = Settings(state=StateSettings(flush_interval_seconds=60))
 WAIT_SECONDS = 30.0
@@ -102,18 +102,6 @@ def _service(
     )
 
 
-async def _run_until_written(service: Service, out: Path, count: int) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-    while len(read_output(out)) < count:
-        assert not task.done(), "the service ended early"
-        assert asyncio.get_running_loop().time() < deadline, f"{len(read_output(out))} written"
-        await asyncio.sleep(0.05)
-    stop.set()
-    await asyncio.wait_for(task, WAIT_SECONDS)
-
-
 def _batches(metrics: Metrics, outcome: str) -> float:
     for name, labels, value in metrics.samples():
         if name == "trailguard_batches_total" and labels == {
@@ -138,7 +126,7 @@ async def test_a_non_retriable_sink_failure_loses_nothing_after_a_restart(
     assert 0 < len(first) < len(clean)
 
     restarted = _service(tmp_path, JsonlSink("out", {"path": str(out)}))
-    await _run_until_written(restarted, out, len(clean))
+    await run_until_written(restarted, out, len(clean))
     written = read_output(out)
     assert Counter(record_key(r) for r in written) == Counter(record_key(r) for r in clean)
     # The first file succeeded and was saved at the final flush; the second was nacked.
@@ -165,7 +153,7 @@ async def test_sigterm_during_sink_retries_nacks_and_saves_nothing_of_the_batch(
     assert _batches(metrics, "acked") == 1
 
     restarted = _service(tmp_path, JsonlSink("out", {"path": str(out)}))
-    await _run_until_written(restarted, out, len(clean))
+    await run_until_written(restarted, out, len(clean))
     written = read_output(out)
     assert Counter(record_key(r) for r in written) == Counter(record_key(r) for r in clean)
 
@@ -321,7 +309,7 @@ async def test_a_file_in_batches_resumes_after_the_batch_that_failed(tmp_path: P
 
     again = Metrics(sources=["inbox"], sinks=["out"], runtime_collectors=False)
     restarted = _service(tmp_path, JsonlSink("out", {"path": str(out)}), again, **settings)
-    await _run_until_written(restarted, out, len(clean))
+    await run_until_written(restarted, out, len(clean))
     written = read_output(out)
     assert Counter(record_key(r) for r in written) == Counter(record_key(r) for r in clean)
     assert _events_of(again, "inbox") == len(records) - 20
