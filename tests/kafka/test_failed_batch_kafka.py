@@ -18,13 +18,12 @@ from detector.sources.base import SOURCES
 from detector.state.sqlite import SqliteStateStore
 from detector.wiring import build_pipeline
 from tests.kafka.broker import FAST_GROUP_CONFIG, TansuBroker, produce
-from tests.scenario import DEMO, incident, read_output
+from tests.scenario import DEMO, incident, read_output, run_until_written
 from tests.service.test_failed_batches import (
     SETTINGS,
     FailingSink,
     SinkDown,
     _clean_output,
-    _run_until_written,
 )
 
 pytestmark = pytest.mark.integration
@@ -63,6 +62,6 @@ async def test_a_failed_kafka_batch_is_read_again_after_a_restart(
     assert 0 < len(read_output(out)) < len(clean)
 
     restarted = _service(tmp_path, settings, JsonlSink("out", {"path": str(out)}))
-    await _run_until_written(restarted, out, len(clean))
+    await run_until_written(restarted, out, len(clean))
     written = read_output(out)
     assert Counter(record_key(r) for r in written) == Counter(record_key(r) for r in clean)
