@@ -139,7 +139,10 @@ class ServiceSettings:
     queue_batches: int = 16
     # Events run through the pipeline between two turns of the event loop: a large batch (one
     # 200k-event file) is worked through in pieces so /healthz and /metrics keep answering.
-    chunk_events: int = 100
+    chunk_events: int = 20
+    # Move what survives each batch out of the garbage collector's view, so its full passes
+    # walk only new objects instead of every live session (see detector/heap.py).
+    gc_freeze: bool = True
     # Instance name used to claim state shards; defaults to the host name.
     instance: str | None = None
 

@@ -33,6 +33,7 @@ from detector.core.pipeline import Pipeline, PipelineFactory
 from detector.core.task_index import TaskIndex
 from detector.dead_letter import DeadLetterFile
 from detector.errors import DetectorError
+from detector.heap import heap_for
 from detector.metrics import BatchOutcome, Metrics, ParseErrorReason
 from detector.records import PackedItems, Rejection, parse_items
 from detector.sinks import Sink
@@ -116,6 +117,7 @@ class Service:
         )
         self._flush_now = False
         self._tasks = TaskIndex()
+        self._heap = heap_for(settings.service.gc_freeze)
         self._stop_event: asyncio.Event | None = None
         self.restored = False
         self.stopping = False
@@ -195,8 +197,10 @@ class Service:
         """Drop shards this instance no longer owns; their state was saved by the flush."""
         for name in shards:
             shard = self._shards.pop(name, None)
-            if shard is not None and shard.dirty:
-                logger.warning("shard %s forgotten with unsaved changes", name)
+            if shard is not None:
+                self._heap.release()
+                if shard.dirty:
+                    logger.warning("shard %s forgotten with unsaved changes", name)
             logger.info("shard released", extra={"shard": name})
 
     async def _consume(self, running_sources: int) -> None:
@@ -252,6 +256,7 @@ class Service:
             raise
         shard.dirty = True
         self._pending.append(_Pending(batch, started))
+        self._heap.settle()
 
     async def _apply(self, shard: _Shard, batch: Batch, *, replaying: bool = False) -> _Output:
         """Run the batch's records through the shard's pipeline; the contract records and
@@ -330,10 +335,11 @@ class Service:
         fresh.pipeline.set_tasks(self._tasks)
         # Until the rebuild is done, nothing may save the state that includes the failure.
         del self._shards[name]
+        self._heap.release()
         try:
             snapshot = await asyncio.to_thread(self.store.load, name)
             if snapshot is not None:
-                fresh.pipeline.restore(snapshot)
+                await asyncio.to_thread(fresh.pipeline.restore, snapshot)
             for pending in self._pending:
                 if pending.batch.shard == name:
                     await self._apply(fresh, pending.batch, replaying=True)
@@ -346,7 +352,8 @@ class Service:
 
     async def _drop(self, name: str, exc: BaseException) -> None:
         """Forget a shard's in-memory pipeline and nack every batch pending in it."""
-        self._shards.pop(name, None)
+        if self._shards.pop(name, None) is not None:
+            self._heap.release()
         keep: list[_Pending] = []
         for pending in self._pending:
             if pending.batch.shard == name:
@@ -389,7 +396,10 @@ class Service:
         pipeline = self._new_pipeline()
         snapshot = await asyncio.to_thread(self.store.load, name)
         if snapshot is not None:
-            pipeline.restore(snapshot)
+            # In a worker thread: a large shard takes seconds to rebuild, and the pipeline is
+            # not visible to anything else until it is in `_shards`.
+            await asyncio.to_thread(pipeline.restore, snapshot)
+            self._heap.settle()
         if not self._shards:
             await self._retry("task registry", self._refresh_tasks)
         pipeline.set_tasks(self._tasks)
@@ -447,8 +457,7 @@ class Service:
                 continue
             if shard.watermark is not None:
                 shard.pipeline.evict_idle(shard.watermark - idle)
-            snapshot = shard.pipeline.snapshot()
-            save = functools.partial(self.store.save, name, snapshot, epoch=shard.epoch)
+            save = functools.partial(self._snapshot_and_save, name, shard)
             try:
                 await self._retry("state store", functools.partial(asyncio.to_thread, save))
             except FencedError as exc:
@@ -456,6 +465,12 @@ class Service:
                 await self._drop(name, exc)
                 continue
             shard.dirty = False
+
+    def _snapshot_and_save(self, name: str, shard: _Shard) -> None:
+        """Run in a worker thread: seconds for a large shard. Nothing changes the pipeline
+        meanwhile (batches wait for the flush to end); the HTTP endpoints only read it."""
+        with self._heap.paused():
+            self.store.save(name, shard.pipeline.snapshot(), epoch=shard.epoch)
 
     async def _settle_pending(self, exc: BaseException) -> None:
         pending, self._pending = self._pending, []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,11 @@ def make_event(**overrides: Any) -> dict[str, Any]:
 @pytest.fixture
 def event_factory() -> Any:
     return make_event
+
+
+@pytest.fixture(autouse=True)
+def _collector_sees_everything_after_each_test() -> Iterator[None]:
+    """Services in tests freeze what survives their batches (detector/heap.py); a process
+    that runs a whole suite of them hands it back to the collector after each test."""
+    yield
+    gc.unfreeze()

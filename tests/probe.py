@@ -1,7 +1,7 @@
-"""Probing /healthz and /metrics from another thread while the service works through a file.
+"""Probing /healthz and /metrics from another process while the service works through a file.
 
-The probe runs on its own thread, as a kubelet or Prometheus would from outside, so a stalled
-event loop shows up as a slow answer instead of stalling the prober too. Each /metrics
+The probe runs in its own process, as a kubelet or Prometheus would from outside, so a
+stalled event loop shows up as a slow answer instead of stalling the prober too. Each /metrics
 answer also says how many events had been processed when it was served: an answer with a
 count strictly between zero and the file's size was served in the middle of the batch.
 """
@@ -9,14 +9,16 @@ count strictly between zero and the file's size was served in the middle of the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import subprocess
+import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from detector.config import ServiceSettings, Settings, StateSettings
 from detector.http_server import Health, HttpServer
@@ -41,30 +43,62 @@ class Answer:
 
 
 class Prober(threading.Thread):
-    """GETs /healthz and /metrics in turn until stopped, recording every answer."""
+    """GETs /healthz and /metrics in turn until stopped, recording every answer.
+
+    The requests are made by a child process, as a kubelet or Prometheus makes them from
+    outside: a prober thread in this process would compete with the event loop for the
+    interpreter lock and add its own waits to every answer. This thread only collects what
+    the child reports (CLOCK_MONOTONIC is one clock for both processes).
+    """
 
     def __init__(self, url: str) -> None:
         super().__init__(name="prober", daemon=True)
         self.url = url
         self.answers: list[Answer] = []
         self.halt = threading.Event()
+        self._child = subprocess.Popen(
+            [sys.executable, "-c", _PROBER, url],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+        )
 
     def run(self) -> None:
-        while not self.halt.is_set():
-            for path in ("/healthz", "/metrics"):
-                self.answers.append(self._get(path))
-            self.halt.wait(0.01)
+        assert self._child.stdout is not None
+        for line in self._child.stdout:
+            path, sent, seconds, status, body = orjson.loads(line)
+            found = EVENTS.search(body.encode()) if path == "/metrics" else None
+            self.answers.append(
+                Answer(path, sent, seconds, status, float(found.group(1)) if found else None)
+            )
+        self._child.wait()
 
-    def _get(self, path: str) -> Answer:
+    def stop(self) -> None:
+        """Ask the child to stop after its current request; `join` waits for its last answers."""
+        self.halt.set()
+        assert self._child.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._child.stdin.close()
+
+
+# The child: GET both paths in turn until its stdin closes, one JSON line per answer.
+_PROBER = """
+import json, sys, threading, time, urllib.error, urllib.request
+url = sys.argv[1]
+halt = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), halt.set()), daemon=True).start()
+while not halt.is_set():
+    for path in ("/healthz", "/metrics"):
         sent = time.monotonic()
         try:
-            with urllib.request.urlopen(self.url + path, timeout=60) as response:
+            with urllib.request.urlopen(url + path, timeout=60) as response:
                 status, body = response.status, response.read()
         except urllib.error.HTTPError as exc:
             status, body = exc.code, b""
         seconds = time.monotonic() - sent
-        found = EVENTS.search(body) if path == "/metrics" else None
-        return Answer(path, sent, seconds, status, float(found.group(1)) if found else None)
+        text = body.decode() if path == "/metrics" else ""
+        print(json.dumps([path, sent, seconds, status, text]), flush=True)
+    halt.wait(0.01)
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +122,18 @@ def write_file(folder: Path, events: int) -> Path:
 
 
 async def process_while_probing(
-    folder: Path, *, events: int, chunk_events: int, **source_settings: Any
+    folder: Path,
+    *,
+    events: int,
+    chunk_events: int,
+    flush_interval_seconds: float = 60,
+    gc_freeze: bool = True,
+    **source_settings: Any,
 ) -> Run:
     """Run the service over `folder/inbox` holding one file of `events` events, probing it."""
     settings = Settings(
-        state=StateSettings(flush_interval_seconds=60),
-        service=ServiceSettings(chunk_events=chunk_events),
+        state=StateSettings(flush_interval_seconds=flush_interval_seconds),
+        service=ServiceSettings(chunk_events=chunk_events, gc_freeze=gc_freeze),
     )
     metrics = Metrics(sources=["inbox"], sinks=["out"], runtime_collectors=False)
     store = SqliteStateStore(folder / "state.db")
@@ -128,7 +168,7 @@ async def process_while_probing(
                 raise AssertionError("the service ended before the file was processed")
             await asyncio.sleep(0.05)
     finally:
-        prober.halt.set()
+        prober.stop()
         await asyncio.to_thread(prober.join)
         stop.set()
         await task

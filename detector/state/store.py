@@ -11,7 +11,7 @@ owner has already saved.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -252,12 +252,49 @@ def decode_detail(text: str) -> dict[str, object]:
 
 
 def encode_snapshot(snapshot: Mapping[str, Any]) -> bytes:
-    """The stored form of a snapshot: orjson, then zlib."""
+    """The stored form of a snapshot: orjson, then zlib (which lets other threads run)."""
     try:
-        raw = orjson.dumps(snapshot if isinstance(snapshot, dict) else dict(snapshot))
+        raw = dumps_in_pieces(snapshot if isinstance(snapshot, dict) else dict(snapshot))
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise StateError(f"snapshot is not JSON-serialisable: {exc}") from exc
     return zlib.compress(raw, COMPRESSION_LEVEL)
+
+
+# Items of a list encoded by one orjson call; orjson holds the interpreter lock for a
+# whole call, and one call over a shard of 34,000 sessions (45 MB) held it for 0.2 s.
+PIECE_ITEMS = 1000
+
+
+def dumps_in_pieces(value: Any, depth: int = 0) -> bytes:
+    """What `orjson.dumps(value)` returns, byte for byte, made by many short calls.
+
+    Saves run in a worker thread beside the event loop; between two calls the loop gets
+    the interpreter lock back, so /healthz answers while a large shard is encoded. The
+    snapshot's bulk is in long lists and wide mappings a few levels down; each is encoded
+    PIECE_ITEMS items at a time, and what lies below them in one call per piece.
+    """
+    if isinstance(value, dict) and depth < _SPLIT_DEPTH:
+        if len(value) <= PIECE_ITEMS:
+            return b"{" + b",".join(_member(k, v, depth) for k, v in value.items()) + b"}"
+        items = list(value.items())
+        return b"{" + b",".join(_slices(items, dict)) + b"}"
+    if isinstance(value, list) and len(value) > PIECE_ITEMS:
+        return b"[" + b",".join(_slices(value, list)) + b"]"
+    return orjson.dumps(value)
+
+
+_SPLIT_DEPTH = 3
+
+
+def _member(key: Any, item: Any, depth: int) -> bytes:
+    if not isinstance(key, str):
+        raise TypeError(f"dict key must be str, not {type(key).__name__}")
+    return orjson.dumps(key) + b":" + dumps_in_pieces(item, depth + 1)
+
+
+def _slices(items: list[Any], shape: Callable[[list[Any]], Any]) -> Iterator[bytes]:
+    for start in range(0, len(items), PIECE_ITEMS):
+        yield orjson.dumps(shape(items[start : start + PIECE_ITEMS]))[1:-1]
 
 
 def decode_snapshot(blob: bytes) -> dict[str, Any]:

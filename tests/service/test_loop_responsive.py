@@ -1,8 +1,10 @@
 """The HTTP endpoints answer while the service works through one large file.
 
 A liveness probe that cannot get an answer for seconds gets a healthy pod killed. The batch
-is processed in chunks with a turn of the event loop between them; this proves an answer
-was served in the middle of the batch, which a loop blocked for the whole batch cannot do.
+is processed in chunks with a turn of the event loop between them, and the state is saved
+in a worker thread (here every half second, so saves fall in the middle of the file); this
+proves answers were served in the middle of the batch, which a loop blocked for the whole
+batch cannot do.
 The latency figures come from `python tests/tools/probe_latency.py`, not from here.
 """
 
@@ -20,7 +22,9 @@ EVENTS = 20_000
 
 async def test_probes_are_answered_in_the_middle_of_a_large_batch(tmp_path: Path) -> None:
     write_file(tmp_path / "inbox", EVENTS)
-    run = await process_while_probing(tmp_path, events=EVENTS, chunk_events=100)
+    run = await process_while_probing(
+        tmp_path, events=EVENTS, chunk_events=20, flush_interval_seconds=0.5
+    )
     mid_batch = run.mid_batch()
     assert mid_batch, "no /metrics answer was served while the file was being processed"
     assert all(a.status == 200 for a in mid_batch)

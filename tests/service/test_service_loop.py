@@ -22,11 +22,15 @@ from tests.scenario import DEMO, incident
 class ScriptedSource(SourceBase):
     """Hands out prepared batches, records acks, and can fail after them."""
 
-    def __init__(self, batches: list[list[dict[str, Any]]], *, fail: bool = False) -> None:
+    def __init__(
+        self, batches: list[list[dict[str, Any]]], *, fail: bool = False, nacks: bool = False
+    ) -> None:
         self.name = "scripted"
         self._batches = batches
         self._fail = fail
+        self._nacks = nacks  # expected (recorded) rather than a test failure
         self.acked: list[int] = []
+        self.nacked: list[int] = []
         self.events: list[str] = []  # what happened, in order, across source and sink
 
     @property
@@ -46,8 +50,10 @@ class ScriptedSource(SourceBase):
                 self.acked.append(index)
                 self.events.append(f"ack {index}")
 
-            async def nack(exc: BaseException) -> None:
-                raise AssertionError(f"unexpected nack: {exc}")
+            async def nack(exc: BaseException, index: int = index) -> None:
+                if not self._nacks:
+                    raise AssertionError(f"unexpected nack: {exc}")
+                self.nacked.append(index)
 
             items = [Record(f"scripted:{index}:{i}", r) for i, r in enumerate(records)]
             yield Batch(source=self.name, items=list(items), ack=ack, nack=nack)

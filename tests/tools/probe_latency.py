@@ -1,13 +1,15 @@
 """How long /healthz and /metrics take to answer while the service works through one file.
 
     python tests/tools/probe_latency.py [--events 200000] [--chunk-events 100]
-        [--batch-records N]
+        [--batch-records N] [--flush-interval SECONDS] [--no-gc-freeze]
 
 Prints the median and slowest answer of each endpoint while the file is read and while
 its events go through the pipeline, then over the whole run, and the garbage collector's
 full passes (how many, the longest, their total). `--chunk-events` larger than the file
 reproduces a loop that processes the batch in one go (the behaviour before batches were
-chunked); `--batch-records` larger than the file, a file handed over as one batch.
+chunked); `--batch-records` larger than the file, a file handed over as one batch;
+`--no-gc-freeze`, a service that leaves the collector walking all of its state. A short
+`--flush-interval` puts state saves in the middle of the file.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--chunk-events", type=int, default=100)
     parser.add_argument("--batch-records", type=int, default=None)
+    parser.add_argument("--flush-interval", type=float, default=60.0)
+    parser.add_argument("--no-gc-freeze", action="store_true")
     args = parser.parse_args()
     extra = {} if args.batch_records is None else {"batch_records": args.batch_records}
     full_passes: list[float] = []
@@ -43,13 +47,19 @@ def main() -> None:
         with _timing_full_passes(full_passes):
             run = asyncio.run(
                 process_while_probing(
-                    root, events=args.events, chunk_events=args.chunk_events, **extra
+                    root,
+                    events=args.events,
+                    chunk_events=args.chunk_events,
+                    flush_interval_seconds=args.flush_interval,
+                    gc_freeze=not args.no_gc_freeze,
+                    **extra,
                 )
             )
         took = time.monotonic() - began
     print(
         f"events {args.events}, chunk_events {args.chunk_events}, "
-        f"batch_records {args.batch_records or 'default'}, run {took:.1f} s"
+        f"batch_records {args.batch_records or 'default'}, flush every {args.flush_interval} s, "
+        f"gc_freeze {not args.no_gc_freeze}, run {took:.1f} s"
     )
     # Answers sent after the last one that saw no event processed: the pipeline was running.
     idle = [a.sent for a in run.answers if a.events == 0]
