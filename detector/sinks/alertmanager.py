@@ -68,12 +68,18 @@ class AlertmanagerNotifier:
         text = description(incident)
         sent: Mapping[str, str] = incident.sent.get("severities", {})
         body = []
+        # When TrailGuard raised it, not when the event happened: Alertmanager sends a new
+        # group at once, without its group_wait, when an alert's startsAt is older than that
+        # wait, and the first page then holds whichever of the session's kinds it had taken
+        # in by then (often one of five), the rest following a group_interval later.
+        starts = min(incident.opened_at or now, now)
         for kind, evidence in sorted(incident.kinds.items()):
-            starts = min(_event_seconds(evidence.first_seen, now), now)
             annotations = {
                 "summary": f"{evidence.title}",
                 "description": text,
             }
+            if evidence.first_seen:
+                annotations["first_seen"] = evidence.first_seen
             if link:
                 annotations["session_url"] = link
             if self.settings.runbook_url:
@@ -133,13 +139,6 @@ class AlertmanagerNotifier:
     async def _post(self, alerts: list[dict[str, Any]]) -> None:
         if alerts:
             await self.delivery.post(self.endpoint, orjson.dumps(alerts))
-
-
-def _event_seconds(stamp: str, default: float) -> float:
-    try:
-        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return default
 
 
 def alertmanager_sink(

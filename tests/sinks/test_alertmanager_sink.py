@@ -66,6 +66,15 @@ async def test_alerts_carry_labels_annotations_and_links(
         assert words in notes["description"]
     now = clock.now.timestamp()
     assert _time(delete["startsAt"]) <= now < _time(delete["endsAt"])
+    # Started when TrailGuard raised it: an older startsAt makes Alertmanager skip its
+    # group_wait and page with only the kinds it had taken in at that instant.
+    assert _time(delete["startsAt"]) == now
+    [raised] = [
+        r
+        for r in incident_records
+        if r["type"] == "alert" and r["session_id"] == KIRO and r["kind"] == "out-of-scope-action"
+    ]
+    assert notes["first_seen"] == raised["first_seen"]
 
 
 async def test_escalation_resolves_the_old_severity_label_set(
