@@ -33,16 +33,24 @@ def stamp(path: Path) -> list[int]:
     return [info.st_size, info.st_mtime_ns]
 
 
+async def watched_in_pairs(
+    tmp_path: Path, *numbers: int
+) -> tuple[MemoryCheckpoints, Path, WatchSource]:
+    """`a.jsonl` holding the events `numbers`, watched by a started source that hands it over
+    two records at a time and keeps its position in the returned store."""
+    store = MemoryCheckpoints()
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(jsonl(*numbers))
+    return store, path, await started(make_source(tmp_path, store=store, batch_records=2))
+
+
 async def batches_of(source: WatchSource) -> AsyncIterator[Batch]:
     async for batch in source.scan():
         yield batch
 
 
 async def test_a_file_is_handed_over_in_batches_of_batch_records(tmp_path: Path) -> None:
-    store = MemoryCheckpoints()
-    path = tmp_path / "a.jsonl"
-    path.write_bytes(jsonl(0, 1, 2, 3, 4))
-    source = await started(make_source(tmp_path, store=store, batch_records=2))
+    store, path, source = await watched_in_pairs(tmp_path, 0, 1, 2, 3, 4)
 
     first, second, third = await scan(source)
 
@@ -59,10 +67,7 @@ async def test_a_file_is_handed_over_in_batches_of_batch_records(tmp_path: Path)
 
 
 async def test_the_position_passes_only_what_was_settled_in_file_order(tmp_path: Path) -> None:
-    store = MemoryCheckpoints()
-    path = tmp_path / "a.jsonl"
-    path.write_bytes(jsonl(0, 1, 2, 3, 4, 5))
-    source = await started(make_source(tmp_path, store=store, batch_records=2))
+    store, path, source = await watched_in_pairs(tmp_path, 0, 1, 2, 3, 4, 5)
     first, second, third = await scan(source)
 
     await third.ack()
@@ -75,10 +80,7 @@ async def test_the_position_passes_only_what_was_settled_in_file_order(tmp_path:
 async def test_a_nacked_middle_batch_comes_again_alone_and_the_file_waits_for_it(
     tmp_path: Path,
 ) -> None:
-    store = MemoryCheckpoints()
-    path = tmp_path / "a.jsonl"
-    path.write_bytes(jsonl(0, 1, 2, 3, 4, 5))
-    source = await started(make_source(tmp_path, store=store, batch_records=2))
+    store, path, source = await watched_in_pairs(tmp_path, 0, 1, 2, 3, 4, 5)
     first, second, third = await scan(source)
     await first.ack()
     await second.nack(RuntimeError("sink down"))
@@ -107,10 +109,7 @@ async def test_a_batch_nacked_while_the_file_is_read_comes_before_the_rest(
 async def test_a_middle_batch_failing_every_time_is_dead_lettered_and_the_file_done(
     tmp_path: Path,
 ) -> None:
-    store = MemoryCheckpoints()
-    path = tmp_path / "a.jsonl"
-    path.write_bytes(jsonl(0, 1, 2, 3, 4, 5))
-    source = await started(make_source(tmp_path, store=store, batch_records=2))
+    store, path, source = await watched_in_pairs(tmp_path, 0, 1, 2, 3, 4, 5)
     first, middle, last = await scan(source)
     await first.ack()
     await last.ack()
@@ -126,10 +125,7 @@ async def test_a_middle_batch_failing_every_time_is_dead_lettered_and_the_file_d
 async def test_a_lost_batch_holds_the_position_before_it_and_a_restart_reads_on_from_there(
     tmp_path: Path,
 ) -> None:
-    store = MemoryCheckpoints()
-    path = tmp_path / "a.jsonl"
-    path.write_bytes(jsonl(0, 1, 2, 3, 4, 5))
-    source = await started(make_source(tmp_path, store=store, batch_records=2))
+    store, path, source = await watched_in_pairs(tmp_path, 0, 1, 2, 3, 4, 5)
     first, middle, last = await scan(source)
     await first.ack()
     await last.ack()
@@ -148,10 +144,7 @@ async def test_a_lost_batch_holds_the_position_before_it_and_a_restart_reads_on_
 
 
 async def test_a_restart_part_way_goes_on_from_the_position(tmp_path: Path) -> None:
-    store = MemoryCheckpoints()
-    path = tmp_path / "a.jsonl"
-    path.write_bytes(jsonl(0, 1, 2, 3, 4, 5))
-    before = await started(make_source(tmp_path, store=store, batch_records=2))
+    store, path, before = await watched_in_pairs(tmp_path, 0, 1, 2, 3, 4, 5)
     stream = batches_of(before)
     first = await anext(stream)
     second = await anext(stream)
@@ -171,10 +164,7 @@ async def test_a_restart_part_way_goes_on_from_the_position(tmp_path: Path) -> N
 async def test_stopping_part_way_leaves_the_rest_unread_and_saves_what_was_acked(
     tmp_path: Path,
 ) -> None:
-    store = MemoryCheckpoints()
-    path = tmp_path / "a.jsonl"
-    path.write_bytes(jsonl(0, 1, 2, 3, 4, 5))
-    source = await started(make_source(tmp_path, store=store, batch_records=2))
+    store, path, source = await watched_in_pairs(tmp_path, 0, 1, 2, 3, 4, 5)
     stream = batches_of(source)
     first = await anext(stream)
     await source.stop()
@@ -276,10 +266,7 @@ async def test_rejections_reach_the_dead_letter_once_each_and_in_file_order(
 
 
 async def test_a_file_that_changes_part_way_is_read_again_from_its_start(tmp_path: Path) -> None:
-    store = MemoryCheckpoints()
-    path = tmp_path / "a.jsonl"
-    path.write_bytes(jsonl(0, 1, 2, 3, 4, 5))
-    source = await started(make_source(tmp_path, store=store, batch_records=2))
+    store, path, source = await watched_in_pairs(tmp_path, 0, 1, 2, 3, 4, 5)
     stream = batches_of(source)
     first = await anext(stream)
     path.write_bytes(jsonl(0, 1, 2, 3, 4, 5) + jsonl(0))  # rewritten: a new file
@@ -297,10 +284,7 @@ async def test_a_file_that_changes_part_way_is_read_again_from_its_start(tmp_pat
 async def test_a_file_of_exactly_batch_records_items_is_done_after_its_last_batch(
     tmp_path: Path,
 ) -> None:
-    store = MemoryCheckpoints()
-    path = tmp_path / "a.jsonl"
-    path.write_bytes(jsonl(0, 1, 2, 3))
-    source = await started(make_source(tmp_path, store=store, batch_records=2))
+    store, path, source = await watched_in_pairs(tmp_path, 0, 1, 2, 3)
     first, second = await scan(source)
     await second.ack()
     await first.ack()
