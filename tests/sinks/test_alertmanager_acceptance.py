@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from detector.bench.tansu import free_port
 from tests.scenario import DEMO
 from tests.sinks.conftest import KIRO
 from tests.sinks.receiver import Receiver
@@ -29,12 +29,6 @@ pytestmark = pytest.mark.integration
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
 WAIT_SECONDS = 60.0
 QUIET_SECONDS = 8
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _alertmanager_binary() -> str:
@@ -61,7 +55,7 @@ def _alertmanager_config(tmp_path: Path, receiver: Receiver) -> Path:
 
 
 def _start_alertmanager(tmp_path: Path, config: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     command = [
         _alertmanager_binary(),
         f"--config.file={config}",

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from detector.bench.tansu import free_port
 from detector.errors import TransientError
 from detector.state import migrations
 from detector.state.postgres import PostgresStateStore
@@ -26,12 +27,6 @@ def _query(query: str, schema: str) -> list[tuple[object, ...]]:
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         composed = sql.SQL(query).format(schema=sql.Identifier(schema), name=sql.Literal(schema))
         return conn.execute(composed).fetchall()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class TcpProxy:
@@ -92,14 +87,14 @@ class TcpProxy:
 
 @pytest.fixture
 def proxy() -> Iterator[TcpProxy]:
-    proxy = TcpProxy(_free_port(), ("127.0.0.1", 5432))
+    proxy = TcpProxy(free_port(), ("127.0.0.1", 5432))
     proxy.start()
     yield proxy
     proxy.cut()
 
 
 def test_an_unreachable_server_is_a_transient_error() -> None:
-    dsn = f"host=127.0.0.1 port={_free_port()} dbname=test user=postgres connect_timeout=5"
+    dsn = f"host=127.0.0.1 port={free_port()} dbname=test user=postgres connect_timeout=5"
     with pytest.raises(TransientError) as caught:
         PostgresStateStore(dsn, schema=f"trailguard_test_{uuid.uuid4().hex}")
     assert caught.value.retriable is True

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 import pytest
 
+from detector.bench.tansu import free_port
 from tests.approvals.common import TOKENS, write_token_file
 from tests.approvals.service import call
 from tests.tasks.test_task_cli import ROLE, SCOPES, TRUST
@@ -49,13 +49,6 @@ print(json.dumps({"env": gate, "in": hook(sys.argv[1]), "out": hook(sys.argv[2])
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.fixture
 def setup(tmp_path: Path, moto_endpoint: str) -> dict[str, Any]:
     iam = boto3.client(
@@ -70,7 +63,7 @@ def setup(tmp_path: Path, moto_endpoint: str) -> dict[str, Any]:
     (tmp_path / "scopes.yaml").write_text(SCOPES)
     (tmp_path / "inbox").mkdir()
     write_token_file(tmp_path / "tokens.yaml")
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "trailguard.yaml"
     config.write_text(
         f"""
