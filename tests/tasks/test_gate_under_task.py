@@ -19,13 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3  # type: ignore[import-untyped]
 import pytest
 
 from detector.bench.tansu import free_port
 from tests.approvals.common import TOKENS, write_token_file
 from tests.approvals.service import call
-from tests.tasks.test_task_cli import ROLE, SCOPES, TRUST
+from tests.tasks.test_task_cli import ROLE, SCOPES, create_agent_role
 
 pytestmark = pytest.mark.integration
 
@@ -51,15 +50,7 @@ print(json.dumps({"env": gate, "in": hook(sys.argv[1]), "out": hook(sys.argv[2])
 
 @pytest.fixture
 def setup(tmp_path: Path, moto_endpoint: str) -> dict[str, Any]:
-    iam = boto3.client(
-        "iam",
-        region_name="us-east-1",
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="AKIASETUPSETUP000000",
-        aws_secret_access_key="setup",
-    )
-    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
-        iam.create_role(RoleName="agent-ce", AssumeRolePolicyDocument=json.dumps(TRUST))
+    create_agent_role(moto_endpoint)
     (tmp_path / "scopes.yaml").write_text(SCOPES)
     (tmp_path / "inbox").mkdir()
     write_token_file(tmp_path / "tokens.yaml")

@@ -54,8 +54,8 @@ aws_secret_access_key = caller-secret
 """
 
 
-@pytest.fixture
-def setup(tmp_path: Path, moto_endpoint: str) -> dict[str, Any]:
+def create_agent_role(moto_endpoint: str) -> None:
+    """The task role in the emulator, so it answers AssumeRole with its real role id."""
     iam = boto3.client(
         "iam",
         region_name="us-east-1",
@@ -63,9 +63,13 @@ def setup(tmp_path: Path, moto_endpoint: str) -> dict[str, Any]:
         aws_access_key_id="AKIASETUPSETUP000000",
         aws_secret_access_key="setup",
     )
-    # A role that exists, so the emulator answers with its real role id.
     with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
         iam.create_role(RoleName="agent-ce", AssumeRolePolicyDocument=json.dumps(TRUST))
+
+
+@pytest.fixture
+def setup(tmp_path: Path, moto_endpoint: str) -> dict[str, Any]:
+    create_agent_role(moto_endpoint)
     (tmp_path / "scopes.yaml").write_text(SCOPES)
     config = tmp_path / "trailguard.yaml"
     config.write_text(
