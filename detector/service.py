@@ -4,7 +4,7 @@ Order of work, fixed so that nothing is lost and nothing is alerted twice:
   1. process a batch through the shard's pipeline, then drain the baselines' buffered work
      (what it finds belongs to this batch);
   2. hand its findings, alerts and responses to the sinks;
-  3. at the flush interval (and at shutdown): flush the sinks, save each changed shard's state
+  3. at the flush interval (and at shutdown): flush the sinks, save what changed in each shard
      (with its fencing epoch), and only then acknowledge the batches to their sources.
 A crash anywhere redelivers the unacknowledged batches to a pipeline restored from the last
 saved state; the sinks recognise what they already wrote. A batch that fails in steps 1-2
@@ -331,7 +331,7 @@ class Service:
         shard = self._shards.get(name)
         if shard is None:
             return
-        fresh = _Shard(pipeline=self._new_pipeline(), epoch=shard.epoch)
+        fresh = _Shard(pipeline=self._tracking_pipeline(), epoch=shard.epoch)
         fresh.pipeline.set_tasks(self._tasks)
         # Until the rebuild is done, nothing may save the state that includes the failure.
         del self._shards[name]
@@ -393,7 +393,7 @@ class Service:
         if shard is not None:
             return shard
         epoch = await asyncio.to_thread(self.store.claim, name, self.owner)
-        pipeline = self._new_pipeline()
+        pipeline = self._tracking_pipeline()
         snapshot = await asyncio.to_thread(self.store.load, name)
         if snapshot is not None:
             # In a worker thread: a large shard takes seconds to rebuild, and the pipeline is
@@ -407,6 +407,12 @@ class Service:
         shard = _Shard(pipeline=pipeline, epoch=epoch)
         self._shards[name] = shard
         return shard
+
+    def _tracking_pipeline(self) -> Pipeline:
+        """A new pipeline that remembers what changes, so a flush saves only that."""
+        pipeline = self._new_pipeline()
+        pipeline.track_changes()
+        return pipeline
 
     # --- flush and acknowledge ------------------------------------------------------------
 
@@ -470,7 +476,9 @@ class Service:
         """Run in a worker thread: seconds for a large shard. Nothing changes the pipeline
         meanwhile (batches wait for the flush to end); the HTTP endpoints only read it."""
         with self._heap.paused():
-            self.store.save(name, shard.pipeline.snapshot(), epoch=shard.epoch)
+            self.store.save(name, shard.pipeline.changes(), epoch=shard.epoch)
+        # Only once stored: a save that failed is made again, whole, by the retry.
+        shard.pipeline.saved()
 
     async def _settle_pending(self, exc: BaseException) -> None:
         pending, self._pending = self._pending, []

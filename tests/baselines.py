@@ -71,9 +71,18 @@ class RuleBaseline:
     def habitual(self, ctx: EventContext, action: str) -> bool:
         return action in self.habits
 
+    session_collections = ("counts",)
+
     def snapshot(self) -> dict[str, Any]:
+        return {**self.shared_snapshot(), "counts": dict(self.counts)}
+
+    def shared_snapshot(self) -> dict[str, Any]:
         assert not self.pending, "snapshot taken with buffered work not drained"
-        return {"learned": list(self.learned), "counts": dict(self.counts)}
+        return {"learned": list(self.learned), "counts": {}}
+
+    def session_snapshot(self, session_id: str) -> dict[str, Any]:
+        count = self.counts.get(session_id)
+        return {} if count is None else {"counts": count}
 
     def restore(self, data: Mapping[str, Any]) -> None:
         self.learned = list(data["learned"])

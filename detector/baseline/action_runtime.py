@@ -183,13 +183,25 @@ class ActionFrequencyRuntime:
     def forget(self, session_id: str) -> None:
         self.sessions.pop(session_id, None)
 
+    session_collections = ("sessions",)
+
     def snapshot(self) -> dict[str, Any]:
+        return {
+            **self.shared_snapshot(),
+            "sessions": {sid: table.to_json() for sid, table in self.sessions.items()},
+        }
+
+    def shared_snapshot(self) -> dict[str, Any]:
         return {
             "version": SNAPSHOT_VERSION,
             "reference": self.reference,
             "learned": self.counts.touched.to_json(),
-            "sessions": {sid: table.to_json() for sid, table in self.sessions.items()},
+            "sessions": {},
         }
+
+    def session_snapshot(self, session_id: str) -> dict[str, Any]:
+        table = self.sessions.get(session_id)
+        return {} if table is None else {"sessions": table.to_json()}
 
     def restore(self, data: Mapping[str, Any]) -> None:
         if data.get("version") != SNAPSHOT_VERSION:

@@ -182,6 +182,16 @@ class _Capture:
     def snapshot(self) -> dict[str, Any]:
         return self.inner.snapshot()
 
+    @property
+    def session_collections(self) -> tuple[str, ...]:
+        return self.inner.session_collections
+
+    def shared_snapshot(self) -> dict[str, Any]:
+        return self.inner.shared_snapshot()
+
+    def session_snapshot(self, session_id: str) -> dict[str, Any]:
+        return self.inner.session_snapshot(session_id)
+
     def restore(self, data: Mapping[str, Any]) -> None:
         self.inner.restore(data)
 

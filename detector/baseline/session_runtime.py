@@ -115,9 +115,21 @@ class SessionIsolationRuntime:
         self._sessions.pop(session_id, None)
         self._reported.discard(session_id)
 
+    session_collections = ("sessions",)
+
     def snapshot(self) -> dict[str, Any]:
         return {
+            **self.shared_snapshot(),
             "sessions": {sid: f.snapshot() for sid, f in sorted(self._sessions.items())},
+        }
+
+    def session_snapshot(self, session_id: str) -> dict[str, Any]:
+        features = self._sessions.get(session_id)
+        return {} if features is None else {"sessions": features.snapshot()}
+
+    def shared_snapshot(self) -> dict[str, Any]:
+        return {
+            "sessions": {},
             "pending": [
                 {
                     "session": p.row.session_id,

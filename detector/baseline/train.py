@@ -58,6 +58,7 @@ class TrainingRecorder:
     of each event the pipeline judged (duplicates never reach it), as training sees them."""
 
     name = "training-recorder"
+    session_collections: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.events: list[TrainingEvent] = []
@@ -75,6 +76,12 @@ class TrainingRecorder:
         return None
 
     def snapshot(self) -> dict[str, Any]:
+        return {}
+
+    def shared_snapshot(self) -> dict[str, Any]:
+        return {}
+
+    def session_snapshot(self, session_id: str) -> dict[str, Any]:
         return {}
 
     def restore(self, data: Mapping[str, Any]) -> None:

@@ -118,7 +118,6 @@ def _from_inputs(
 
 
 def _from_store(settings: Settings, scopes_path: Path | None) -> list[SessionSummary]:
-    from detector.core.taxonomy import Severity
     from detector.run import open_store
     from detector.session_list import from_snapshot
     from detector.wiring import build_pipeline
@@ -132,18 +131,8 @@ def _from_store(settings: Settings, scopes_path: Path | None) -> list[SessionSum
             if snapshot is None:
                 continue
             pipeline.restore(snapshot)
-            worst: dict[str, Severity] = {}
-            for key, alert in snapshot["decisions"].get("alerts", {}).items():
-                # Open alerts are keyed "trailguard/<session id>/<kind>" (decide.alert_key).
-                session_id = key.split("/")[1]
-                severity = Severity.parse(alert[0])
-                if session_id not in worst or severity > worst[session_id]:
-                    worst[session_id] = severity
-            views = []
-            for item in snapshot["sessions"]["sessions"]:
-                view = pipeline.tracker.get(item["session_id"])
-                if view is not None:
-                    views.append((view, datetime.fromisoformat(item["last_seen"])))
+            worst = pipeline.decider.worst_severities()
+            views = pipeline.tracker.live()
             summaries.extend(from_snapshot(views, pipeline.scopes, worst))
     finally:
         store.close()

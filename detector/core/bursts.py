@@ -47,11 +47,28 @@ class DeniedBurstDetector:
         self._times.pop(session_id, None)
         self._reported_until.pop(session_id, None)
 
+    # The parts of `snapshot` kept per session (see core/state_delta.py).
+    session_collections = ("times", "reported_until")
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "times": {k: [t.isoformat() for t in v] for k, v in self._times.items() if v},
             "reported_until": {k: v.isoformat() for k, v in self._reported_until.items()},
         }
+
+    def shared_snapshot(self) -> dict[str, Any]:
+        return {"times": {}, "reported_until": {}}
+
+    def session_snapshot(self, session_id: str) -> dict[str, Any]:
+        """The session's entries in `snapshot`'s collections (absent where it has none)."""
+        found: dict[str, Any] = {}
+        times = self._times.get(session_id)
+        if times:
+            found["times"] = [t.isoformat() for t in times]
+        until = self._reported_until.get(session_id)
+        if until is not None:
+            found["reported_until"] = until.isoformat()
+        return found
 
     def restore(self, data: Mapping[str, Any]) -> None:
         self._times = {

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from detector.core.findings import FINDING_KINDS, Alert, Finding, Response
+from detector.core.findings import Alert, Finding, Response
 from detector.core.parse import parse_time
 from detector.core.policy import SeverityPolicy
 from detector.core.session_view import SessionView
@@ -43,7 +43,8 @@ class Decider:
     def __init__(self, policy: SeverityPolicy, *, responses_enabled: bool) -> None:
         self.policy = policy
         self.responses_enabled = responses_enabled
-        self._alerts: dict[str, _OpenAlert] = {}
+        # session id -> finding kind -> its open alert
+        self._alerts: dict[str, dict[str, _OpenAlert]] = {}
         self._responded: set[str] = set()
 
     def decide(
@@ -69,10 +70,11 @@ class Decider:
             return None
         key = alert_key(finding.session_id, finding.kind)
         stamp = _iso(finding)
-        current = self._alerts.get(key)
+        open_alerts = self._alerts.setdefault(finding.session_id, {})
+        current = open_alerts.get(finding.kind)
         if current is None:
             current = _OpenAlert(finding.severity, [finding.event_id], stamp, stamp)
-            self._alerts[key] = current
+            open_alerts[finding.kind] = current
         else:
             ids = current.event_ids
             if finding.event_id not in ids and len(ids) < MAX_ALERT_EVENT_IDS:
@@ -132,25 +134,56 @@ class Decider:
 
     def forget(self, session_id: str) -> None:
         """Drop what is remembered about an evicted session."""
-        for kind in FINDING_KINDS:
-            self._alerts.pop(alert_key(session_id, kind), None)
+        self._alerts.pop(session_id, None)
         self._responded.discard(session_id)
+
+    def worst_severities(self) -> dict[str, Severity]:
+        """Each session with an open alert, and the highest severity among them."""
+        return {
+            sid: max(a.severity for a in kinds.values())
+            for sid, kinds in self._alerts.items()
+            if kinds
+        }
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "alerts": {
-                key: [a.severity.label, a.event_ids, a.first_seen, a.last_seen]
-                for key, a in self._alerts.items()
-            },
-            "responded": sorted(self._responded),
+            **self.shared_snapshot(),
+            "alerts": {sid: _alerts_json(kinds) for sid, kinds in self._alerts.items()},
         }
 
+    def shared_snapshot(self) -> dict[str, Any]:
+        """`snapshot` without the open alerts, which are kept per session."""
+        return {"alerts": {}, "responded": sorted(self._responded)}
+
+    # The parts of `snapshot` kept per session (see core/state_delta.py).
+    session_collections = ("alerts",)
+
+    def session_snapshot(self, session_id: str) -> dict[str, Any]:
+        """The session's entries in `snapshot`'s collections (absent where it has none)."""
+        kinds = self._alerts.get(session_id)
+        return {"alerts": _alerts_json(kinds)} if kinds else {}
+
     def restore(self, data: Mapping[str, Any]) -> None:
-        self._alerts = {
-            key: _OpenAlert(Severity.parse(sev), list(ids), first, last)
-            for key, (sev, ids, first, last) in data.get("alerts", {}).items()
-        }
+        self._alerts = {}
+        for key, value in data.get("alerts", {}).items():
+            if isinstance(value, Mapping):
+                self._alerts[key] = {kind: _open_alert(a) for kind, a in value.items()}
+            else:  # older snapshots: keyed by dedup key, trailguard/<session>/<kind>
+                _, session_id, kind = key.split("/", 2)
+                self._alerts.setdefault(session_id, {})[kind] = _open_alert(value)
         self._responded = set(data.get("responded", ()))
+
+
+def _alerts_json(kinds: Mapping[str, _OpenAlert]) -> dict[str, Any]:
+    return {
+        kind: [a.severity.label, a.event_ids, a.first_seen, a.last_seen]
+        for kind, a in kinds.items()
+    }
+
+
+def _open_alert(stored: Sequence[Any]) -> _OpenAlert:
+    severity, ids, first, last = stored
+    return _OpenAlert(Severity.parse(severity), list(ids), first, last)
 
 
 def response_action(session: SessionView) -> str:

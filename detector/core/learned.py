@@ -32,7 +32,16 @@ class Baseline(Protocol):
               returns must not depend on when it is called, only on the events seen.
     forget    the session left the tracker (evicted or idle); drop what is kept for it.
     snapshot / restore  plain JSON-able state (online updates included), restored exactly.
+    session_collections / shared_snapshot / session_snapshot
+              the same state cut for saving only what changed (core/state_delta.py): the
+              named mappings of `snapshot` hold one entry per session id, `session_snapshot`
+              gives one session's entries (absent where it has none) and `shared_snapshot`
+              the rest, with those mappings empty. A session's entries may change only
+              while the model observes that session's events, drains or forgets it.
     """
+
+    @property
+    def session_collections(self) -> tuple[str, ...]: ...
 
     @property
     def name(self) -> str: ...
@@ -48,6 +57,10 @@ class Baseline(Protocol):
     def snapshot(self) -> dict[str, Any]: ...
 
     def restore(self, data: Mapping[str, Any]) -> None: ...
+
+    def shared_snapshot(self) -> dict[str, Any]: ...
+
+    def session_snapshot(self, session_id: str) -> dict[str, Any]: ...
 
 
 @runtime_checkable

@@ -26,8 +26,10 @@ from detector.core.scope import Scope, ScopeSet, ScopeVerdict, stamp
 from detector.core.sequences import SequenceDetector, SequenceSettings, sequence_finding
 from detector.core.session_view import SessionView
 from detector.core.sessions import SessionTracker
+from detector.core.state_delta import SEPARATOR, RowsBuilder, SessionParts, StateDelta, split
 from detector.core.task_index import REGISTRY, TaskBinding, TaskIndex
 from detector.core.taxonomy import CredentialRelation, SessionKind, Severity
+from detector.errors import StateError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,7 +44,9 @@ class StepResult:
     responses: tuple[Response, ...] = ()
 
 
-STATE_VERSION = 1
+# 2: cut into rows (core/state_delta.py): sessions and links keyed by id, open alerts kept
+# per session, the eventID window in chunks. A version-1 state is restored and saved whole.
+STATE_VERSION = 2
 
 
 class Pipeline:
@@ -90,6 +94,11 @@ class Pipeline:
         self._flagged_human_credentials: set[str] = set()
         # What each session raised that makes its baseline findings page (core/combine.py).
         self.signals = SessionSignals()
+        # Sessions changed other than by their own events (drained findings), since `saved`;
+        # None until `track_changes`.
+        self._touched: set[str] | None = None
+        # Whether the next delta must hold everything: nothing was saved as rows yet.
+        self._whole = True
 
     def set_tasks(self, tasks: TaskIndex) -> None:
         """Use a fresh copy of the task registry (the service re-reads it at every flush)."""
@@ -170,6 +179,8 @@ class Pipeline:
         alerts: list[Alert] = []
         responses: list[Response] = []
         for finding in found:
+            if self._touched is not None:
+                self._touched.add(finding.session_id)
             session = self.tracker.get(finding.session_id)
             if session is None:
                 continue  # left the tracker since: nothing to page or revoke about
@@ -309,18 +320,92 @@ class Pipeline:
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to resume without re-alerting, as plain JSON-able data."""
         return {
-            "version": STATE_VERSION,
+            **self._shared_snapshot(),
             "sessions": self.tracker.snapshot(),
             "decisions": self.decider.snapshot(),
             "bursts": self.bursts.snapshot(),
             "sequences": self.sequences.snapshot(),
             "dedup": self.dedup.snapshot(),
-            "flagged_human_credentials": sorted(self._flagged_human_credentials),
             "baselines": {b.name: b.snapshot() for b in self.baselines},
+        }
+
+    def _state_parts(self) -> list[tuple[str, SessionParts]]:
+        """Where each part keeping state per session sits in the snapshot."""
+        parts: list[tuple[str, SessionParts]] = [
+            ("decisions", self.decider),
+            ("bursts", self.bursts),
+            ("sequences", self.sequences),
+        ]
+        parts.extend((f"baselines.{b.name}", b) for b in self.baselines)
+        return parts
+
+    def _row_paths(self) -> list[str]:
+        paths = ["sessions.sessions", "sessions.links", "dedup.chunks"]
+        for prefix, part in self._state_parts():
+            paths.extend(f"{prefix}.{name}" for name in part.session_collections)
+        return paths
+
+    def track_changes(self) -> None:
+        """Remember what changes from now on, so `changes` can give only that."""
+        for baseline in self.baselines:
+            if "." in baseline.name or SEPARATOR in baseline.name:
+                raise StateError(f"baseline name {baseline.name!r} cannot key state rows")
+        self.tracker.track_changes()
+        self._touched = set()
+        self.sequences.changed_elsewhere.clear()
+        self.dedup.saved()
+
+    def changes(self) -> StateDelta:
+        """What changed since `track_changes` or `saved`: the shared part whole, and the rows
+        of the sessions, links and eventID chunks that changed. Everything, marked full,
+        until a delta was saved or a state saved as rows was restored."""
+        if self._touched is None:
+            raise StateError("the pipeline is not tracking its changes")
+        if self._whole:
+            return split(self.snapshot(), self._row_paths())
+        built = RowsBuilder()
+        sessions, links = self.tracker.changes()
+        for session_id, entry in sessions.items():
+            built.put("sessions.sessions", session_id, entry)
+        for access_key, entry in links.items():
+            built.put("sessions.links", access_key, entry)
+        changed = {*sessions, *self._touched, *self.sequences.changed_elsewhere}
+        for prefix, part in self._state_parts():
+            built.sessions(prefix, part, changed)
+        chunks, gone = self.dedup.changes()
+        for number in gone:
+            built.put("dedup.chunks", number, None)
+        for number, ids in chunks.items():
+            built.put("dedup.chunks", number, ids)
+        shared = {
+            **self._shared_snapshot(),
+            "sessions": self.tracker.shared_snapshot(),
+            "decisions": self.decider.shared_snapshot(),
+            "bursts": self.bursts.shared_snapshot(),
+            "sequences": self.sequences.shared_snapshot(),
+            "dedup": self.dedup.shared_snapshot(),
+            "baselines": {b.name: b.shared_snapshot() for b in self.baselines},
+        }
+        return built.delta(shared)
+
+    def saved(self) -> None:
+        """The last `changes` are stored: the next delta starts from here."""
+        self.tracker.saved()
+        if self._touched is not None:
+            self._touched.clear()
+        self.sequences.changed_elsewhere.clear()
+        self.dedup.saved()
+        self._whole = False
+
+    def _shared_snapshot(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "flagged_human_credentials": sorted(self._flagged_human_credentials),
             "baseline_signals": self.signals.snapshot(),
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
+        self._whole = data.get("version") != STATE_VERSION
         self.tracker = SessionTracker.restore(
             data["sessions"],
             self.tracker.markers,
@@ -340,6 +425,8 @@ class Pipeline:
         self.signals.restore(data.get("baseline_signals", {}))
         self._bindings.clear()
         self._task_of.clear()
+        if self._touched is not None:
+            self.track_changes()  # the restored tracker starts with nothing changed
 
 
 PipelineFactory = Callable[[], Pipeline]

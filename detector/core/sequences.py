@@ -100,6 +100,9 @@ class SequenceDetector:
         self.late_events = 0
         self._sessions: dict[str, SessionState] = {}
         self._grants = GrantIndex()
+        # Sessions other than the event's whose state an event changed (a grant's owner
+        # marked as used), since `saved`: the owner of the state must save them too.
+        self.changed_elsewhere: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -278,6 +281,7 @@ class SequenceDetector:
                 if owner is None or not grants_cover(grant.grant, step):
                     continue
                 if owner.mark(f"use:{grant.event_id}", grant.at):
+                    self.changed_elsewhere.add(granter)
                     yield self._use_match(grant, step, agent)
 
     def _granted_late(self, state: SessionState, grant: Step, agent: bool) -> Iterator[Match]:
@@ -369,13 +373,26 @@ class SequenceDetector:
         state.denied = drop_before(state.denied, followers)
         state.reads = drop_before(state.reads, followers)
 
+    # The parts of `snapshot` kept per session (see core/state_delta.py).
+    session_collections = ("sessions",)
+
     def snapshot(self) -> dict[str, Any]:
+        return {
+            **self.shared_snapshot(),
+            "sessions": {sid: state.to_dict() for sid, state in self._sessions.items()},
+        }
+
+    def shared_snapshot(self) -> dict[str, Any]:
         return {
             "version": SNAPSHOT_VERSION,
             "late_events": self.late_events,
-            "sessions": {sid: state.to_dict() for sid, state in self._sessions.items()},
+            "sessions": {},
             **self._grants.snapshot(),
         }
+
+    def session_snapshot(self, session_id: str) -> dict[str, Any]:
+        state = self._sessions.get(session_id)
+        return {} if state is None else {"sessions": state.to_dict()}
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """State from `snapshot`; an empty mapping (a snapshot from before sequences) resets."""

@@ -89,6 +89,7 @@ class SessionRecord:
         "link",
         "login_evidence",
         "on_behalf_of",
+        "order",
         "principal_arn",
         "principal_id",
         "principal_type",
@@ -108,6 +109,9 @@ class SessionRecord:
         self.session_id = session_id
         self.key = key
         self.last_seen = last_seen
+        # When the tracker last saw it, in its own count of events: restores the order in
+        # which sessions were last seen, which decides which one is dropped first.
+        self.order = 0
         self.principal_type = "Unknown"
         self.principal_arn: str | None = None
         self.principal_id: str | None = None
@@ -204,6 +208,7 @@ class SessionRecord:
         data["session_id"] = self.session_id
         data["key"] = list(self.key)
         data["last_seen"] = self.last_seen.isoformat()
+        data["order"] = self.order
         data["scope_binding"] = self.scope_binding
         data["fas"] = list(self.fas)
         data["children"] = sorted(self.children)
@@ -219,6 +224,7 @@ class SessionRecord:
             setattr(record, name, data[name])
         # Added after the first snapshot format; older snapshots have none.
         record.scope_binding = data.get("scope_binding")
+        record.order = int(data.get("order", 0))
         record.fas = tuple(data["fas"])
         record.children = set(data["children"])
         record.link = CredentialLink.from_json(data["link"]) if data["link"] else None

@@ -29,7 +29,8 @@ from detector.core.session_view import SessionView
 from detector.core.taxonomy import SessionKind
 from detector.errors import StateError
 
-SNAPSHOT_VERSION = 1
+# 2: sessions and links keyed by id (so each is a row of its own), each record with its order.
+SNAPSHOT_VERSION = 2
 # Role chaining is rarely more than a few hops; the bound only guards against bad data.
 _MAX_CHAIN = 32
 # Distinct (user agent, invokedBy, console) combinations remembered per session, so a
@@ -76,6 +77,12 @@ class SessionTracker:
         # Ids of sessions dropped since the last drain, so per-session state kept elsewhere
         # (alerts, bindings, bursts) is dropped with them and memory stays bounded.
         self._dropped: list[str] = []
+        self._tick = 0  # events observed, for each record's `order`
+        self._unlinked = False  # a link was dropped since evict_idle last pruned children
+        # Sessions and links changed since `saved`, when the owner saves changes only
+        # (`track_changes`); None in replay, which saves nothing and would only grow them.
+        self._changed: set[str] | None = None
+        self._changed_links: set[str] | None = None
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -83,6 +90,10 @@ class SessionTracker:
     def kind_counts(self) -> Counter[SessionKind]:
         """Live sessions by kind, for the active-sessions gauge."""
         return Counter(record.view.kind for record in self._sessions.values())
+
+    def live(self) -> list[tuple[SessionView, datetime]]:
+        """Every live session's view and its newest event time, least recently seen first."""
+        return [(record.view, record.last_seen) for record in self._sessions.values()]
 
     def get(self, session_id: str) -> SessionView | None:
         record = self._by_id.get(session_id)
@@ -107,6 +118,10 @@ class SessionTracker:
             self._sessions.move_to_end(key)
             if event.event_time > record.last_seen:
                 record.last_seen = event.event_time
+        record.order = self._tick
+        self._tick += 1
+        if self._changed is not None:
+            self._changed.add(record.session_id)
         actor = event.actor
         signature = (event.user_agent, actor.invoked_by, event.console_session)
         if signature not in record.sigs:
@@ -144,6 +159,7 @@ class SessionTracker:
         ):
             return record.view
         record.promoted = True
+        self._mark(record.session_id)
         record.promoted_agent = record.promoted_agent or agent
         record.promoted_evidence = evidence
         if scope_binding is not None:
@@ -162,19 +178,53 @@ class SessionTracker:
             if link.minted_at < before and access_key not in self._by_access_key
         ]
         for access_key in stale:
-            del self._links[access_key]
-        for record in self._sessions.values():
-            if record.children:
-                record.children.intersection_update(self._links)
+            self._unlink(access_key)
+        if self._unlinked:
+            # A record's children name links; only a dropped link can leave one dangling.
+            self._unlinked = False
+            for record in self._sessions.values():
+                if record.children and not record.children.issubset(self._links):
+                    record.children.intersection_update(self._links)
+                    self._mark(record.session_id)
         return len(idle)
 
     def snapshot(self) -> dict[str, Any]:
-        """The full state as JSON-serialisable data, least recently seen first."""
+        """The full state as JSON-serialisable data; `order` says which was seen last."""
         return {
             "version": SNAPSHOT_VERSION,
-            "sessions": [record.to_json() for record in self._sessions.values()],
-            "links": [link.to_json() for link in self._links.values()],
+            "sessions": {sid: record.to_json() for sid, record in self._by_id.items()},
+            "links": {key: link.to_json() for key, link in self._links.items()},
         }
+
+    def shared_snapshot(self) -> dict[str, Any]:
+        """`snapshot` without its entries, which `changes` hands out one by one."""
+        return {"version": SNAPSHOT_VERSION, "sessions": {}, "links": {}}
+
+    def track_changes(self) -> None:
+        """Remember what changes from now on, for `changes`."""
+        self._changed = set()
+        self._changed_links = set()
+
+    def changes(self) -> tuple[dict[str, Any | None], dict[str, Any | None]]:
+        """Sessions and links changed since `track_changes` or `saved`, by id, as their
+        `snapshot` entries; None for one that is gone."""
+        if self._changed is None or self._changed_links is None:
+            raise StateError("the session tracker is not tracking its changes")
+        by_id, links = self._by_id, self._links
+        sessions = {
+            sid: record.to_json() if (record := by_id.get(sid)) is not None else None
+            for sid in self._changed
+        }
+        linked = {
+            key: link.to_json() if (link := links.get(key)) is not None else None
+            for key in self._changed_links
+        }
+        return sessions, linked
+
+    def saved(self) -> None:
+        if self._changed is not None and self._changed_links is not None:
+            self._changed.clear()
+            self._changed_links.clear()
 
     @classmethod
     def restore(
@@ -185,19 +235,39 @@ class SessionTracker:
         max_sessions: int = 1_000_000,
         credential_rules: AgentCredentialRules = DEFAULT_RULES,
     ) -> SessionTracker:
-        if data.get("version") != SNAPSHOT_VERSION:
-            raise StateError(f"session snapshot version {data.get('version')!r} is not supported")
+        version = data.get("version")
+        if version not in (1, SNAPSHOT_VERSION):
+            raise StateError(f"session snapshot version {version!r} is not supported")
         tracker = cls(markers, max_sessions=max_sessions, credential_rules=credential_rules)
         try:
-            for item in data["links"]:
-                link = CredentialLink.from_json(item)
+            stored_links = data["links"]
+            links = [
+                CredentialLink.from_json(item)
+                for item in (
+                    stored_links.values() if isinstance(stored_links, Mapping) else stored_links
+                )
+            ]
+            if version != 1:  # keyed, in no order: the oldest minted is the first to go
+                links.sort(key=lambda link: link.minted_at)
+            for link in links:
                 tracker._links[link.access_key_id] = link
-            for item in data["sessions"]:
-                record = SessionRecord.from_json(item)
+            stored = data["sessions"]
+            records = [
+                SessionRecord.from_json(item)
+                for item in (stored.values() if isinstance(stored, Mapping) else stored)
+            ]
+            if version == 1:  # a list, least recently seen first
+                for order, record in enumerate(records):
+                    record.order = order
+            else:
+                records.sort(key=lambda record: record.order)
+            for record in records:
                 record.view, record.export = build_view(record, credential_rules)
                 tracker._index(record)
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"session snapshot is malformed: {exc!r}") from exc
+        tracker._tick = records[-1].order + 1 if records else 0
+        tracker._unlinked = True  # prune children once: older snapshots may hold dangling ones
         return tracker
 
     # --- internals -------------------------------------------------------------------
@@ -230,9 +300,20 @@ class SessionTracker:
         self._dropped.clear()
         return dropped
 
+    def _mark(self, session_id: str) -> None:
+        if self._changed is not None:
+            self._changed.add(session_id)
+
+    def _unlink(self, access_key: str) -> None:
+        del self._links[access_key]
+        self._unlinked = True
+        if self._changed_links is not None:
+            self._changed_links.add(access_key)
+
     def _drop(self, key: SessionKey) -> None:
         record = self._sessions.pop(key)
         self._dropped.append(record.session_id)
+        self._mark(record.session_id)
         self._by_id.pop(record.session_id, None)
         access_key = record.access_key_id
         if access_key is not None and self._by_access_key.get(access_key) is record:
@@ -277,9 +358,12 @@ class SessionTracker:
         if existing is not None and not link.better_than(existing):
             return
         self._links[link.access_key_id] = link
+        if self._changed_links is not None:
+            self._changed_links.add(link.access_key_id)
         while len(self._links) > self.max_sessions:
-            del self._links[next(iter(self._links))]
+            self._unlink(next(iter(self._links)))
         parent.children.add(link.access_key_id)
+        self._mark(parent.session_id)
         child = self._by_access_key.get(link.access_key_id)
         if child is not None and child is not parent and link.fits(child.principal_id):
             # The minted credentials were used before their AssumeRole reached us.
@@ -294,6 +378,7 @@ class SessionTracker:
     def _refresh(self, record: SessionRecord, depth: int = 0) -> None:
         """Rebuild the view; hand any change on to the sessions this one minted."""
         previous = record.export
+        self._mark(record.session_id)
         record.view, record.export = build_view(record, self.credential_rules)
         if record.export == previous or depth >= _MAX_CHAIN:
             return

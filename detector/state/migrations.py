@@ -143,6 +143,18 @@ POSTGRES: Final[tuple[str, ...]] = (
     CREATE INDEX gate_verdicts_session ON {schema}.gate_verdicts (session_id, decided_at);
     CREATE INDEX gate_verdicts_task ON {schema}.gate_verdicts (task_id, decided_at);
     """,
+    # 6: a shard's state as rows (core/state_delta.py): one per session, credential link and
+    # eventID chunk, so a save writes what changed; shards.snapshot keeps the shared part.
+    """
+    CREATE TABLE {schema}.shard_rows (
+        shard text NOT NULL,
+        key   text NOT NULL,
+        value bytea NOT NULL,
+        PRIMARY KEY (shard, key)
+    );
+    -- Values arrive zlib-compressed, like snapshots.
+    ALTER TABLE {schema}.shard_rows ALTER COLUMN value SET STORAGE EXTERNAL;
+    """,
 )
 
 # The same tables for the embedded store. Times are ISO-8601 UTC text.
@@ -268,5 +280,14 @@ SQLITE: Final[tuple[str, ...]] = (
     );
     CREATE INDEX gate_verdicts_session ON gate_verdicts (session_id, decided_at);
     CREATE INDEX gate_verdicts_task ON gate_verdicts (task_id, decided_at);
+    """,
+    # 6: a shard's state as rows; shards.snapshot keeps the shared part.
+    """
+    CREATE TABLE shard_rows (
+        shard TEXT NOT NULL,
+        key   TEXT NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (shard, key)
+    ) WITHOUT ROWID;
     """,
 )

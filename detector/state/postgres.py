@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
+from detector.core.state_delta import StateDelta
 from detector.errors import ConfigError, StateError, TransientError
 from detector.state import migrations, postgres_gate, postgres_tasks
 from detector.state import postgres_approvals as rows
@@ -27,12 +28,13 @@ from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
 from detector.state.gate_verdicts import GateVerdictRow
 from detector.state.store import (
     NO_CHECKPOINTS,
+    EncodedDelta,
     FencedError,
     JournalEntry,
     decode_detail,
-    decode_snapshot,
+    decode_rows,
+    encode_delta,
     encode_detail,
-    encode_snapshot,
 )
 from detector.state.tasks import TaskRow
 
@@ -92,12 +94,19 @@ class PostgresStateStore:
         return self._run(op)
 
     def load(self, shard: str) -> Mapping[str, Any] | None:
-        def op(conn: Connection) -> bytes | None:
-            row = conn.execute(self._sql["load"], (shard,)).fetchone()
-            return None if row is None or row[0] is None else bytes(row[0])
+        def op(conn: Connection) -> tuple[bytes, list[tuple[str, bytes]]] | None:
+            # REPEATABLE READ: the rows are those of the shared part read with them, even
+            # while the shard's owner saves.
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                row = conn.execute(self._sql["load"], (shard,)).fetchone()
+                if row is None or row[0] is None:
+                    return None
+                rows = conn.execute(self._sql["rows_get"], (shard,)).fetchall()
+            return bytes(row[0]), [(str(k), bytes(v)) for k, v in rows]
 
-        blob = self._run(op)
-        return None if blob is None else decode_snapshot(blob)
+        stored = self._run(op)
+        return None if stored is None else decode_rows(*stored)
 
     def shards(self) -> list[str]:
         def op(conn: Connection) -> list[str]:
@@ -109,12 +118,13 @@ class PostgresStateStore:
     def save(
         self,
         shard: str,
-        snapshot: Mapping[str, Any],
+        state: StateDelta | Mapping[str, Any],
         *,
         epoch: int,
         checkpoints: Mapping[str, str] = NO_CHECKPOINTS,
     ) -> None:
-        blob = encode_snapshot(snapshot)
+        encoded = encode_delta(state)
+        blob = encoded.shared
 
         def op(conn: Connection) -> None:
             with conn.transaction():
@@ -129,11 +139,22 @@ class PostgresStateStore:
                         current_epoch=None if row is None else int(row[1]),
                         owner=None if row is None else str(row[0]),
                     )
+                self._write_rows(conn, shard, encoded)
                 if checkpoints:
                     with conn.cursor() as cur:
                         cur.executemany(self._sql["checkpoint_put"], list(checkpoints.items()))
 
         self._run(op)
+
+    def _write_rows(self, conn: Connection, shard: str, encoded: EncodedDelta) -> None:
+        if encoded.full:
+            conn.execute(self._sql["rows_clear"], (shard,))
+        elif encoded.removed:
+            conn.execute(self._sql["rows_delete"], (shard, encoded.removed))
+        if encoded.rows:
+            keys = [key for key, _ in encoded.rows]
+            values = [value for _, value in encoded.rows]
+            conn.execute(self._sql["rows_put"], (shard, keys, values))
 
     def checkpoint(self, name: str) -> str | None:
         def op(conn: Connection) -> str | None:
@@ -495,6 +516,15 @@ _STATEMENTS: dict[str, str] = {
         "WHERE shard = %s AND epoch = %s"
     ),
     "owner": "SELECT owner, epoch FROM {schema}.shards WHERE shard = %s",
+    "rows_get": "SELECT key, value FROM {schema}.shard_rows WHERE shard = %s",
+    "rows_clear": "DELETE FROM {schema}.shard_rows WHERE shard = %s",
+    "rows_delete": "DELETE FROM {schema}.shard_rows WHERE shard = %s AND key = ANY(%s)",
+    # One statement for every row of a save, however many: arrays, not a round trip each.
+    "rows_put": (
+        "INSERT INTO {schema}.shard_rows (shard, key, value) "
+        "SELECT %s, k, v FROM unnest(%s::text[], %s::bytea[]) AS r(k, v) "
+        "ON CONFLICT (shard, key) DO UPDATE SET value = EXCLUDED.value"
+    ),
     "checkpoint_get": "SELECT value FROM {schema}.checkpoints WHERE name = %s",
     "journal_put": (
         "INSERT INTO {schema}.response_journal (recorded_at, response_key, session_id, action, "

@@ -19,6 +19,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+from detector.core.state_delta import StateDelta
 from detector.errors import StateError, TransientError
 from detector.state import migrations, sqlite_gate, sqlite_tasks
 from detector.state import sqlite_approvals as rows
@@ -26,12 +27,13 @@ from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
 from detector.state.gate_verdicts import GateVerdictRow
 from detector.state.store import (
     NO_CHECKPOINTS,
+    EncodedDelta,
     FencedError,
     JournalEntry,
     decode_detail,
-    decode_snapshot,
+    decode_rows,
+    encode_delta,
     encode_detail,
-    encode_snapshot,
 )
 from detector.state.tasks import TaskRow
 
@@ -94,12 +96,21 @@ class SqliteStateStore:
         return self._run(op)
 
     def load(self, shard: str) -> Mapping[str, Any] | None:
-        def op(conn: sqlite3.Connection) -> bytes | None:
-            row = conn.execute("SELECT snapshot FROM shards WHERE shard = ?", (shard,)).fetchone()
-            return None if row is None or row[0] is None else bytes(row[0])
+        def op(conn: sqlite3.Connection) -> tuple[bytes, list[tuple[str, bytes]]] | None:
+            # One read transaction, so the rows belong to the shared part read with them.
+            with _reading(conn):
+                row = conn.execute(
+                    "SELECT snapshot FROM shards WHERE shard = ?", (shard,)
+                ).fetchone()
+                if row is None or row[0] is None:
+                    return None
+                rows = conn.execute(
+                    "SELECT key, value FROM shard_rows WHERE shard = ?", (shard,)
+                ).fetchall()
+            return bytes(row[0]), [(str(k), bytes(v)) for k, v in rows]
 
-        blob = self._run(op)
-        return None if blob is None else decode_snapshot(blob)
+        stored = self._run(op)
+        return None if stored is None else decode_rows(*stored)
 
     def shards(self) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:
@@ -113,12 +124,13 @@ class SqliteStateStore:
     def save(
         self,
         shard: str,
-        snapshot: Mapping[str, Any],
+        state: StateDelta | Mapping[str, Any],
         *,
         epoch: int,
         checkpoints: Mapping[str, str] = NO_CHECKPOINTS,
     ) -> None:
-        blob = encode_snapshot(snapshot)
+        encoded = encode_delta(state)
+        blob = encoded.shared
 
         def op(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
@@ -137,6 +149,7 @@ class SqliteStateStore:
                         current_epoch=None if row is None else int(row[1]),
                         owner=None if row is None else str(row[0]),
                     )
+                _write_rows(conn, shard, encoded)
                 for name, value in checkpoints.items():
                     _upsert_checkpoint(conn, name, value)
 
@@ -422,6 +435,31 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+@contextmanager
+def _reading(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+
+
+def _write_rows(conn: sqlite3.Connection, shard: str, encoded: EncodedDelta) -> None:
+    if encoded.full:
+        conn.execute("DELETE FROM shard_rows WHERE shard = ?", (shard,))
+    elif encoded.removed:
+        conn.executemany(
+            "DELETE FROM shard_rows WHERE shard = ? AND key = ?",
+            [(shard, key) for key in encoded.removed],
+        )
+    conn.executemany(
+        "INSERT INTO shard_rows (shard, key, value) VALUES (?, ?, ?) "
+        "ON CONFLICT (shard, key) DO UPDATE SET value = excluded.value",
+        [(shard, key, value) for key, value in encoded.rows],
+    )
 
 
 def _upsert_checkpoint(conn: sqlite3.Connection, name: str, value: str) -> None:

@@ -11,7 +11,7 @@ owner has already saved.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
+from detector.core.state_delta import StateDelta, assemble
 from detector.errors import StateError
 from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
 from detector.state.gate_verdicts import GateVerdictRow
@@ -68,7 +69,8 @@ class StateStore(Protocol):
         ...
 
     def load(self, shard: str) -> Mapping[str, Any] | None:
-        """The last snapshot saved for `shard`, or None when there is none yet."""
+        """The snapshot saved for `shard` (its shared part with its rows put back), or None
+        when there is none yet."""
         ...
 
     def shards(self) -> list[str]:
@@ -78,14 +80,18 @@ class StateStore(Protocol):
     def save(
         self,
         shard: str,
-        snapshot: Mapping[str, Any],
+        state: StateDelta | Mapping[str, Any],
         *,
         epoch: int,
         checkpoints: Mapping[str, str] = NO_CHECKPOINTS,
     ) -> None:
-        """Store the snapshot and the checkpoints in one transaction.
+        """Store the state and the checkpoints in one transaction.
 
-        Raises FencedError, writing nothing, when `epoch` is no longer the shard's epoch.
+        `state` is what changed (a `StateDelta`: its shared part replaces the stored one, its
+        rows are written, its removed rows deleted, and a full one drops every other row of
+        the shard) or a whole snapshot, saved as a full delta with no rows. `load` gives back
+        the snapshot the rows assemble into. Raises FencedError, writing nothing, when
+        `epoch` is no longer the shard's epoch.
         """
         ...
 
@@ -295,6 +301,45 @@ def _member(key: Any, item: Any, depth: int) -> bytes:
 def _slices(items: list[Any], shape: Callable[[list[Any]], Any]) -> Iterator[bytes]:
     for start in range(0, len(items), PIECE_ITEMS):
         yield orjson.dumps(shape(items[start : start + PIECE_ITEMS]))[1:-1]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedDelta:
+    """A delta in its stored form, encoded before the store's lock is taken."""
+
+    shared: bytes
+    rows: list[tuple[str, bytes]]
+    removed: list[str]
+    full: bool
+
+
+def encode_delta(state: StateDelta | Mapping[str, Any]) -> EncodedDelta:
+    delta = state if isinstance(state, StateDelta) else StateDelta(shared=state, full=True)
+    try:
+        # One short orjson call per row: other threads (the event loop) run in between.
+        rows = [
+            (key, zlib.compress(orjson.dumps(value), COMPRESSION_LEVEL))
+            for key, value in delta.rows.items()
+        ]
+    except TypeError as exc:
+        raise StateError(f"state row is not JSON-serialisable: {exc}") from exc
+    return EncodedDelta(encode_snapshot(delta.shared), rows, sorted(delta.removed), delta.full)
+
+
+def decode_rows(shared: bytes, rows: Iterable[tuple[str, bytes]]) -> dict[str, Any]:
+    """The snapshot a stored shared part and its rows assemble into."""
+    snapshot = decode_snapshot(shared)
+    try:
+        return assemble(snapshot, ((key, _decode_row(key, value)) for key, value in rows))
+    except ValueError as exc:
+        raise StateError(f"stored state rows are damaged: {exc}") from exc
+
+
+def _decode_row(key: str, blob: bytes) -> Any:
+    try:
+        return orjson.loads(zlib.decompress(blob))
+    except (zlib.error, orjson.JSONDecodeError) as exc:
+        raise StateError(f"stored state row {key!r} is damaged: {exc}") from exc
 
 
 def decode_snapshot(blob: bytes) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from detector.baseline.protocol import TrainableModel, TrainingEvent
 from detector.baseline.registry import load_models
 from detector.core.learned import Baseline
 from detector.core.policy import SeverityPolicy
+from detector.core.state_delta import assemble, row_key
 
 UNLEARNED_SESSION = "conformance-unlearned-session"
 
@@ -155,6 +156,7 @@ def _check_runtime(
     restored.restore(saved)
     assert _feed(restored, second) == _feed(original, second), "restored runtime differs"
     assert restored.snapshot() == original.snapshot(), "restored state differs"
+    _check_rows(original, {e.ctx.session.session_id for e in events})
 
     seen, skipped = model.runtime(policy, settings), model.runtime(policy, settings)
     _feed(seen, first)
@@ -169,6 +171,20 @@ def _check_runtime(
     seen.forget(UNLEARNED_SESSION)
     assert seen.snapshot() == skipped.snapshot(), "learn=False left a trace in the state"
     assert _feed(seen, second) == _feed(skipped, second), "learn=False changed later findings"
+
+
+def _check_rows(runtime: Baseline, session_ids: set[str]) -> None:
+    """The state cut per session (for saving what changed) is the snapshot, no more."""
+    rows: list[tuple[str, Any]] = []
+    for session_id in sorted(session_ids):
+        entries = runtime.session_snapshot(session_id)
+        extra = set(entries) - set(runtime.session_collections)
+        assert not extra, f"session_snapshot names collections it does not declare: {extra}"
+        rows.extend((row_key(name, session_id), value) for name, value in entries.items())
+    shared = runtime.shared_snapshot()
+    for name in runtime.session_collections:
+        assert shared.get(name) == {}, f"shared_snapshot holds entries of {name!r}"
+    assert assemble(shared, rows) == runtime.snapshot(), "the rows do not make the snapshot"
 
 
 def _feed(runtime: Baseline, events: Sequence[TrainingEvent]) -> list[dict[str, Any]]:

@@ -87,9 +87,7 @@ def _service(tmp_path: Path, source: ScriptedSource, *, freeze: bool, sink: Any 
 def _live_session(service: Service) -> object:
     """The view of one session the service holds after its run."""
     (pipeline,) = service.pipelines()
-    first = pipeline.tracker.snapshot()["sessions"][0]["session_id"]
-    view = pipeline.tracker.get(first)
-    assert view is not None
+    view, _ = pipeline.tracker.live()[0]
     return view
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from detector.config import Settings
 from detector.core.parse import parse_record
+from detector.core.state_delta import StateDelta
 from detector.errors import StateError
 from detector.state.store import FencedError, StateStore
 from detector.wiring import build_pipeline
@@ -222,3 +223,75 @@ def test_a_snapshot_that_is_not_json_is_refused_before_writing(store: StateStore
     with pytest.raises(StateError):
         store.save(SHARD, snapshot, epoch=epoch)
     assert store.load(SHARD) is None
+
+
+# -- saving what changed ---------------------------------------------------------------------
+
+
+def _delta(shared: dict[str, Any], rows: dict[str, Any], removed: tuple[str, ...] = (),
+           *, full: bool = False) -> StateDelta:  # fmt: skip
+    return StateDelta(shared=shared, rows=rows, removed=frozenset(removed), full=full)
+
+
+def test_rows_are_written_replaced_and_removed(store: StateStore) -> None:
+    epoch = store.claim(SHARD, "a")
+    shared = {"version": 2, "sessions": {"sessions": {}}, "n": 1}
+    store.save(SHARD, _delta(shared, {"sessions.sessions/s1": {"v": 1},
+                                      "sessions.sessions/s2": {"v": 2}}, full=True),
+               epoch=epoch)  # fmt: skip
+    store.save(
+        SHARD,
+        _delta({**shared, "n": 2}, {"sessions.sessions/s2": {"v": 3}, "dedup.chunks/0": ["e1"]},
+               ("sessions.sessions/s1", "sessions.sessions/never-saved")),
+        epoch=epoch,
+    )  # fmt: skip
+    assert store.load(SHARD) == {
+        "version": 2,
+        "n": 2,
+        "sessions": {"sessions": {"s2": {"v": 3}}},
+        "dedup": {"chunks": {"0": ["e1"]}},
+    }
+
+
+def test_a_full_save_drops_every_other_row_of_its_shard_only(store: StateStore) -> None:
+    epoch = store.claim(SHARD, "a")
+    other = store.claim("default", "a")
+    store.save(SHARD, _delta({}, {"a.b/1": 1, "a.b/2": 2}), epoch=epoch)
+    store.save("default", _delta({}, {"a.b/1": 10}), epoch=other)
+    store.save(SHARD, _delta({}, {"a.b/3": 3}, full=True), epoch=epoch)
+    assert store.load(SHARD) == {"a": {"b": {"3": 3}}}
+    assert store.load("default") == {"a": {"b": {"1": 10}}}
+    store.save(SHARD, {"whole": True}, epoch=epoch)  # a mapping is saved whole
+    assert store.load(SHARD) == {"whole": True}
+
+
+def test_a_fenced_delta_writes_no_row(store: StateStore) -> None:
+    old = store.claim(SHARD, "a")
+    store.save(SHARD, _delta({"n": 1}, {"a.b/1": 1}), epoch=old)
+    new = store.claim(SHARD, "b")
+    with pytest.raises(FencedError):
+        store.save(SHARD, _delta({"n": 2}, {"a.b/2": 2}, ("a.b/1",), full=True), epoch=old)
+    assert store.load(SHARD) == {"n": 1, "a": {"b": {"1": 1}}}
+    store.save(SHARD, _delta({"n": 3}, {"a.b/4": 4}), epoch=new)
+    assert store.load(SHARD) == {"n": 3, "a": {"b": {"1": 1, "4": 4}}}
+
+
+def test_a_pipeline_saved_flush_by_flush_restores_as_it_was(store: StateStore) -> None:
+    events = [parse_record(r) for n in range(6) for r in session_events(n)]
+    pipeline = build_pipeline(Settings())
+    pipeline.track_changes()
+    epoch = store.claim(SHARD, "a")
+    written = []
+    for start in range(0, len(events), 3):
+        for event in events[start : start + 3]:
+            pipeline.process(event)
+        delta = pipeline.changes()
+        written.append((delta.full, len(delta.rows)))
+        store.save(SHARD, delta, epoch=epoch)
+        pipeline.saved()
+    assert written[0][0] and not any(full for full, _ in written[1:])
+    loaded = store.load(SHARD)
+    assert loaded is not None
+    restored = build_pipeline(Settings())
+    restored.restore(loaded)
+    assert restored.snapshot() == pipeline.snapshot()

@@ -310,7 +310,15 @@ def test_a_baseline_without_habits_lowers_nothing(tmp_path: Path) -> None:
         def forget(self, session_id: str) -> None:
             pass
 
+        session_collections = ()
+
         def snapshot(self) -> dict[str, Any]:
+            return {}
+
+        def shared_snapshot(self) -> dict[str, Any]:
+            return {}
+
+        def session_snapshot(self, session_id: str) -> dict[str, Any]:
             return {}
 
         def restore(self, data: Any) -> None:

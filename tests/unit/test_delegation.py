@@ -416,7 +416,7 @@ def test_snapshots_from_before_the_relation_still_restore() -> None:
     tracker = SessionTracker(TABLE)
     view = _mint(tracker, SSO, role="ForecastFixRole", source_identity="agent-kiro-ce-4833")
     data = json.loads(json.dumps(tracker.snapshot()))
-    for session in data["sessions"]:
+    for session in data["sessions"].values():
         del session["scope_binding"]
         if session["inherited"]:
             for key in ("role_arn", "credentials", "delegated_by"):

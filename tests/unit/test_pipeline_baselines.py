@@ -45,8 +45,16 @@ class _Recording:
     def forget(self, session_id: str) -> None:
         self.forgotten.append(session_id)
 
+    session_collections = ()
+
     def snapshot(self) -> dict[str, Any]:
         return {"learned": list(self.learned)}
+
+    def shared_snapshot(self) -> dict[str, Any]:
+        return self.snapshot()
+
+    def session_snapshot(self, session_id: str) -> dict[str, Any]:
+        return {}
 
     def restore(self, data: Mapping[str, Any]) -> None:
         self.learned = list(data["learned"])
