@@ -1,4 +1,4 @@
-"""`trailguard bench kafka|memory|latency|peer|scale`: the organisation-scale figures.
+"""`trailguard bench kafka|memory|latency|state|peer|scale`: the organisation-scale figures.
 
 Each mode prints figures and exits 0; a mode that could not measure (a child failed, the
 broker would not start) exits 1 with the reason. See detector/bench/ for what each measures.
@@ -108,6 +108,34 @@ def add_modes(modes: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     peer.set_defaults(handler=_peer)
 
+    state = subcommand(
+        modes, "state", help="flush cost with many live sessions and few changed", epilog=EPILOG
+    )
+    state.add_argument(
+        "--sessions",
+        type=_positive,
+        nargs="+",
+        default=[10_000, 100_000],
+        metavar="N",
+        help="live sessions, one run each (default: 10000 100000)",
+    )
+    state.add_argument(
+        "--changed",
+        type=_positive,
+        default=1000,
+        metavar="K",
+        help="sessions with a new event between two flushes (default: 1000)",
+    )
+    state.add_argument(
+        "--repeat", type=_positive, default=3, metavar="R", help="rounds; medians are printed"
+    )
+    state.add_argument(
+        "--postgres-dsn",
+        metavar="DSN",
+        help="measure against this PostgreSQL (schema trailguard_bench_state) instead of SQLite",
+    )
+    state.set_defaults(handler=_state)
+
     scale = subcommand(
         modes, "scale", help="two run instances against one over a keyed topic", epilog=EPILOG
     )
@@ -165,6 +193,20 @@ def _latency(args: argparse.Namespace) -> int:
     return _measure(
         lambda: latency.run(
             sys.stdout, rate=args.rate, seconds=args.seconds, bootstrap=args.bootstrap_servers
+        )
+    )
+
+
+def _state(args: argparse.Namespace) -> int:
+    from detector.bench import state
+
+    return _measure(
+        lambda: state.run(
+            sys.stdout,
+            sessions=args.sessions,
+            changed=args.changed,
+            repeat=args.repeat,
+            dsn=args.postgres_dsn,
         )
     )
 

@@ -110,3 +110,15 @@ def test_parse_exposition_reads_labels_and_values() -> None:
     )
     assert samples["x_total"] == [({"source": "a", "shard": "t:0"}, 3.0), ({"source": "b"}, 4.0)]
     assert samples["y"] == [({}, 1000.0)]
+
+
+def test_the_state_bench_saves_a_flush_of_few_changes_as_few_rows() -> None:
+    from detector.bench.state import measure
+
+    figures = measure(400, 20, repeat=2, dsn=None)
+    assert figures["sessions"] == 400
+    # Every session's record, alerts and the eventID chunk in the first delta; then the
+    # changed sessions' rows and the chunk their events went to.
+    assert figures["first_rows"] >= 400
+    assert 20 <= figures["flush_rows"] <= 20 * 6 + 2
+    assert min(figures["whole"], figures["first"], figures["flush"], figures["restore"]) > 0
