@@ -106,14 +106,33 @@ class SessionSignals:
         self._scope.discard(session_id)
         self._sequence.discard(session_id)
 
+    # The parts of `snapshot` kept per session (see core/state_delta.py): {session id: true}.
+    session_collections = ("scope", "sequence")
+
     def snapshot(self) -> dict[str, Any]:
         return {
-            "scope": sorted(self._scope),
-            "sequence": sorted(self._sequence),
+            **self.shared_snapshot(),
+            "scope": dict.fromkeys(self._scope, True),
+            "sequence": dict.fromkeys(self._sequence, True),
+        }
+
+    def shared_snapshot(self) -> dict[str, Any]:
+        return {
+            "scope": {},
+            "sequence": {},
             "events": {k: list(v) for k, v in self._at_event.items()},
         }
 
+    def session_snapshot(self, session_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        if session_id in self._scope:
+            found["scope"] = True
+        if session_id in self._sequence:
+            found["sequence"] = True
+        return found
+
     def restore(self, data: Mapping[str, Any]) -> None:
+        # A list in snapshots from before state rows; a mapping since: both give the ids.
         self._scope = set(data.get("scope", ()))
         self._sequence = set(data.get("sequence", ()))
         self._at_event = {k: Signals(*v) for k, v in data.get("events", {}).items()}

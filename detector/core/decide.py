@@ -148,20 +148,26 @@ class Decider:
     def snapshot(self) -> dict[str, Any]:
         return {
             **self.shared_snapshot(),
-            "alerts": {sid: _alerts_json(kinds) for sid, kinds in self._alerts.items()},
+            "alerts": {sid: _alerts_json(kinds) for sid, kinds in self._alerts.items() if kinds},
+            "responded": dict.fromkeys(self._responded, True),
         }
 
     def shared_snapshot(self) -> dict[str, Any]:
         """`snapshot` without the open alerts, which are kept per session."""
-        return {"alerts": {}, "responded": sorted(self._responded)}
+        return {"alerts": {}, "responded": {}}
 
     # The parts of `snapshot` kept per session (see core/state_delta.py).
-    session_collections = ("alerts",)
+    session_collections = ("alerts", "responded")
 
     def session_snapshot(self, session_id: str) -> dict[str, Any]:
         """The session's entries in `snapshot`'s collections (absent where it has none)."""
+        found: dict[str, Any] = {}
         kinds = self._alerts.get(session_id)
-        return {"alerts": _alerts_json(kinds)} if kinds else {}
+        if kinds:
+            found["alerts"] = _alerts_json(kinds)
+        if session_id in self._responded:
+            found["responded"] = True
+        return found
 
     def restore(self, data: Mapping[str, Any]) -> None:
         self._alerts = {}
@@ -171,6 +177,7 @@ class Decider:
             else:  # older snapshots: keyed by dedup key, trailguard/<session>/<kind>
                 _, session_id, kind = key.split("/", 2)
                 self._alerts.setdefault(session_id, {})[kind] = _open_alert(value)
+        # A list in snapshots from before state rows, {session id: true} since.
         self._responded = set(data.get("responded", ()))
 
 

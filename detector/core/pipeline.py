@@ -47,6 +47,8 @@ class StepResult:
 # 2: cut into rows (core/state_delta.py): sessions and links keyed by id, open alerts kept
 # per session, the eventID window in chunks. A version-1 state is restored and saved whole.
 STATE_VERSION = 2
+# Agent sessions already flagged as running on a person's credentials: {session id: true}.
+FLAGGED = "flagged_human_credentials"
 
 
 class Pipeline:
@@ -327,6 +329,8 @@ class Pipeline:
             "sequences": self.sequences.snapshot(),
             "dedup": self.dedup.snapshot(),
             "baselines": {b.name: b.snapshot() for b in self.baselines},
+            "flagged_human_credentials": dict.fromkeys(self._flagged_human_credentials, True),
+            "baseline_signals": self.signals.snapshot(),
         }
 
     def _state_parts(self) -> list[tuple[str, SessionParts]]:
@@ -335,12 +339,13 @@ class Pipeline:
             ("decisions", self.decider),
             ("bursts", self.bursts),
             ("sequences", self.sequences),
+            ("baseline_signals", self.signals),
         ]
         parts.extend((f"baselines.{b.name}", b) for b in self.baselines)
         return parts
 
     def _row_paths(self) -> list[str]:
-        paths = ["sessions.sessions", "sessions.links", "dedup.chunks"]
+        paths = ["sessions.sessions", "sessions.links", "dedup.chunks", FLAGGED]
         for prefix, part in self._state_parts():
             paths.extend(f"{prefix}.{name}" for name in part.session_collections)
         return paths
@@ -372,6 +377,9 @@ class Pipeline:
         changed = {*sessions, *self._touched, *self.sequences.changed_elsewhere}
         for prefix, part in self._state_parts():
             built.sessions(prefix, part, changed)
+        flagged = self._flagged_human_credentials
+        for session_id in changed:
+            built.put(FLAGGED, session_id, True if session_id in flagged else None)
         chunks, gone = self.dedup.changes()
         for number in gone:
             built.put("dedup.chunks", number, None)
@@ -400,8 +408,8 @@ class Pipeline:
     def _shared_snapshot(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
-            "flagged_human_credentials": sorted(self._flagged_human_credentials),
-            "baseline_signals": self.signals.snapshot(),
+            "flagged_human_credentials": {},
+            "baseline_signals": self.signals.shared_snapshot(),
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:

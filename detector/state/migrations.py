@@ -283,11 +283,12 @@ SQLITE: Final[tuple[str, ...]] = (
     """,
     # 6: a shard's state as rows; shards.snapshot keeps the shared part.
     """
+    -- A rowid table: values of a kilobyte or so make WITHOUT ROWID's b-tree slow to update.
     CREATE TABLE shard_rows (
         shard TEXT NOT NULL,
         key   TEXT NOT NULL,
         value BLOB NOT NULL,
         PRIMARY KEY (shard, key)
-    ) WITHOUT ROWID;
+    );
     """,
 )

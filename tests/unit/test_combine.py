@@ -190,8 +190,8 @@ def test_the_signals_are_snapshotted_restored_and_forgotten_with_the_session(
     session = outside.session.session_id
     snapshot = pipeline.snapshot()
     assert snapshot["baseline_signals"] == {
-        "scope": [session],
-        "sequence": [],
+        "scope": {session: True},
+        "sequence": {},
         "events": {"e1": [True, False]},
     }
     restored = _pipeline(tmp_path, RuleBaseline(flag=frozenset({"s3:PutObject"})))
@@ -200,7 +200,7 @@ def test_the_signals_are_snapshotted_restored_and_forgotten_with_the_session(
     assert _kinds(result.findings)["novel-action"].severity is Severity.CRITICAL
     restored.drain()
     restored.evict_idle(outside.event.event_time.replace(year=2030))
-    assert restored.snapshot()["baseline_signals"] == {"scope": [], "sequence": [], "events": {}}
+    assert restored.snapshot()["baseline_signals"] == {"scope": {}, "sequence": {}, "events": {}}
     old = dict(snapshot)
     del old["baseline_signals"]  # a snapshot from before the signals restores empty
     restored.restore(old)
@@ -234,8 +234,10 @@ def test_a_drained_finding_after_a_scope_finding_pages(tmp_path: Path) -> None:
 
 def test_signals_only_count_scope_and_sequence_kinds() -> None:
     signals = SessionSignals()
-    assert signals.snapshot() == {"scope": [], "sequence": [], "events": {}}
-    signals.restore({"scope": ["a"], "sequence": ["b"]})
+    assert signals.snapshot() == {"scope": {}, "sequence": {}, "events": {}}
+    signals.restore({"scope": ["a"], "sequence": ["b"]})  # as snapshots before state rows
+    assert signals.of("a") == Signals(scope=True) and signals.of("b") == Signals(sequence=True)
+    signals.restore({"scope": {"a": True}, "sequence": {"b": True}})
     assert signals.of("a") == Signals(scope=True) and signals.of("b") == Signals(sequence=True)
     signals.forget("a")
     assert signals.of("a") == Signals()
