@@ -26,7 +26,14 @@ from detector.core.scope import Scope, ScopeSet, ScopeVerdict, stamp
 from detector.core.sequences import SequenceDetector, SequenceSettings, sequence_finding
 from detector.core.session_view import SessionView
 from detector.core.sessions import SessionTracker
-from detector.core.state_delta import SEPARATOR, RowsBuilder, SessionParts, StateDelta, split
+from detector.core.state_delta import (
+    SEPARATOR,
+    RowsBuilder,
+    SessionParts,
+    Snapshots,
+    StateDelta,
+    split,
+)
 from detector.core.task_index import REGISTRY, TaskBinding, TaskIndex
 from detector.core.taxonomy import CredentialRelation, SessionKind, Severity
 from detector.errors import StateError
@@ -321,16 +328,25 @@ class Pipeline:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to resume without re-alerting, as plain JSON-able data."""
+        return self._snapshot(whole=True)
+
+    def _snapshot(self, *, whole: bool) -> dict[str, Any]:
+        """The snapshot, or (not `whole`) its shared part: every collection left empty."""
+
+        def part(state: Snapshots) -> dict[str, Any]:
+            return state.snapshot() if whole else state.shared_snapshot()
+
+        flagged = self._flagged_human_credentials if whole else ()
         return {
-            **self._shared_snapshot(),
-            "sessions": self.tracker.snapshot(),
-            "decisions": self.decider.snapshot(),
-            "bursts": self.bursts.snapshot(),
-            "sequences": self.sequences.snapshot(),
-            "dedup": self.dedup.snapshot(),
-            "baselines": {b.name: b.snapshot() for b in self.baselines},
-            "flagged_human_credentials": dict.fromkeys(self._flagged_human_credentials, True),
-            "baseline_signals": self.signals.snapshot(),
+            "version": STATE_VERSION,
+            "sessions": part(self.tracker),
+            "decisions": part(self.decider),
+            "bursts": part(self.bursts),
+            "sequences": part(self.sequences),
+            "dedup": part(self.dedup),
+            "baselines": {b.name: part(b) for b in self.baselines},
+            FLAGGED: dict.fromkeys(flagged, True),
+            "baseline_signals": part(self.signals),
         }
 
     def _state_parts(self) -> list[tuple[str, SessionParts]]:
@@ -357,8 +373,7 @@ class Pipeline:
                 raise StateError(f"baseline name {baseline.name!r} cannot key state rows")
         self.tracker.track_changes()
         self._touched = set()
-        self.sequences.changed_elsewhere.clear()
-        self.dedup.saved()
+        self._forget_changes()
 
     def changes(self) -> StateDelta:
         """What changed since `track_changes` or `saved`: the shared part whole, and the rows
@@ -385,32 +400,19 @@ class Pipeline:
             built.put("dedup.chunks", number, None)
         for number, ids in chunks.items():
             built.put("dedup.chunks", number, ids)
-        shared = {
-            **self._shared_snapshot(),
-            "sessions": self.tracker.shared_snapshot(),
-            "decisions": self.decider.shared_snapshot(),
-            "bursts": self.bursts.shared_snapshot(),
-            "sequences": self.sequences.shared_snapshot(),
-            "dedup": self.dedup.shared_snapshot(),
-            "baselines": {b.name: b.shared_snapshot() for b in self.baselines},
-        }
-        return built.delta(shared)
+        return built.delta(self._snapshot(whole=False))
 
     def saved(self) -> None:
         """The last `changes` are stored: the next delta starts from here."""
+        self._forget_changes()
+        self._whole = False
+
+    def _forget_changes(self) -> None:
         self.tracker.saved()
         if self._touched is not None:
             self._touched.clear()
         self.sequences.changed_elsewhere.clear()
         self.dedup.saved()
-        self._whole = False
-
-    def _shared_snapshot(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "flagged_human_credentials": {},
-            "baseline_signals": self.signals.shared_snapshot(),
-        }
 
     def restore(self, data: Mapping[str, Any]) -> None:
         self._whole = data.get("version") != STATE_VERSION

@@ -307,6 +307,9 @@ class SessionTracker:
     def _unlink(self, access_key: str) -> None:
         del self._links[access_key]
         self._unlinked = True
+        self._mark_link(access_key)
+
+    def _mark_link(self, access_key: str) -> None:
         if self._changed_links is not None:
             self._changed_links.add(access_key)
 
@@ -358,8 +361,7 @@ class SessionTracker:
         if existing is not None and not link.better_than(existing):
             return
         self._links[link.access_key_id] = link
-        if self._changed_links is not None:
-            self._changed_links.add(link.access_key_id)
+        self._mark_link(link.access_key_id)
         while len(self._links) > self.max_sessions:
             self._unlink(next(iter(self._links)))
         parent.children.add(link.access_key_id)

@@ -72,6 +72,14 @@ def _copy_tree(value: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _copy_tree(v) if isinstance(v, Mapping) else v for k, v in value.items()}
 
 
+class Snapshots(Protocol):
+    """A part of the pipeline's state: whole, or without its collections' entries."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def shared_snapshot(self) -> dict[str, Any]: ...
+
+
 class SessionParts(Protocol):
     """State kept per session id in the named mappings of the part's snapshot."""
 
