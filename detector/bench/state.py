@@ -58,6 +58,14 @@ def _timed(call: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
+def _save_changes(store: Any, pipeline: Any, epoch: int) -> tuple[float, int]:
+    """Seconds to build the pipeline's delta and save it, and the rows it wrote."""
+    started = time.perf_counter()
+    delta = pipeline.changes()
+    store.save(SHARD, delta, epoch=epoch)
+    return time.perf_counter() - started, len(delta.rows)
+
+
 def measure(sessions: int, changed: int, *, repeat: int, dsn: str | None) -> dict[str, Any]:
     from detector.core.parse import parse_record
     from detector.state.postgres import PostgresStateStore
@@ -76,19 +84,17 @@ def measure(sessions: int, changed: int, *, repeat: int, dsn: str | None) -> dic
                 _timed(lambda: store.save(SHARD, pipeline.snapshot(), epoch=epoch))
                 for _ in range(repeat)
             ]
-            first_rows = len(pipeline.changes().rows)
-            first = [
-                _timed(lambda: store.save(SHARD, pipeline.changes(), epoch=epoch))
-                for _ in range(repeat)
-            ]
+            # Until a delta is marked saved, each one holds every row again.
+            first, first_rows = zip(
+                *(_save_changes(store, pipeline, epoch) for _ in range(repeat)), strict=True
+            )
             pipeline.saved()
             flush, rows = [], 0
             for round_no in range(repeat):
                 for line in _again(sessions, changed, round_no):
                     pipeline.process(parse_record(orjson.loads(line)))
-                delta = pipeline.changes()
-                rows = len(delta.rows)
-                flush.append(_timed(lambda: store.save(SHARD, pipeline.changes(), epoch=epoch)))
+                seconds, rows = _save_changes(store, pipeline, epoch)
+                flush.append(seconds)
                 pipeline.saved()
             fresh = _pipeline(0)
             restore = _timed(lambda: fresh.restore(store.load(SHARD)))
@@ -100,7 +106,7 @@ def measure(sessions: int, changed: int, *, repeat: int, dsn: str | None) -> dic
         "changed": changed,
         "whole": statistics.median(whole),
         "first": statistics.median(first),
-        "first_rows": first_rows,
+        "first_rows": first_rows[-1],
         "flush": statistics.median(flush),
         "flush_rows": rows,
         "restore": restore,
