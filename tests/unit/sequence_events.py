@@ -109,6 +109,21 @@ def call(
     )
 
 
+NEW_KEY = "AKIANEWKEY0000000001"
+
+
+def agent_creates_key(event_id: str, when: str) -> CloudTrailEvent:
+    """The agent creating access key NEW_KEY for the IAM user backup."""
+    return call(
+        event_id,
+        "iam:CreateAccessKey",
+        when,
+        identity=AGENT,
+        params={"userName": "backup"},
+        response={"accessKey": {"accessKeyId": NEW_KEY, "userName": "backup"}},
+    )
+
+
 def pipeline(tmp_path: Path, scopes: str = SCOPES, **settings: Any) -> Pipeline:
     path = tmp_path / "scopes.yaml"
     path.write_text(scopes)

@@ -14,6 +14,8 @@ from detector.core.taxonomy import Severity
 from tests.unit.sequence_events import (
     AGENT,
     HUMAN,
+    NEW_KEY,
+    agent_creates_key,
     at,
     call,
     pipeline,
@@ -138,15 +140,8 @@ scopes:
 
 def test_a_key_created_by_an_agent_and_then_used_is_flagged_on_the_key(tmp_path: Path) -> None:
     p = pipeline(tmp_path)
-    created = call(
-        "k1",
-        "iam:CreateAccessKey",
-        at(1),
-        identity=AGENT,
-        params={"userName": "backup"},
-        response={"accessKey": {"accessKeyId": "AKIANEWKEY0000000001", "userName": "backup"}},
-    )
-    used = call("u1", "s3:ListBuckets", at(3), identity=user("backup", "AKIANEWKEY0000000001"))
+    created = agent_creates_key("k1", at(1))
+    used = call("u1", "s3:ListBuckets", at(3), identity=user("backup", NEW_KEY))
     assert run(p, created) == []
     [found] = sequences(p.process(used))
     assert found.severity is Severity.HIGH  # the change was an agent's

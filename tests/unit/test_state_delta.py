@@ -26,6 +26,15 @@ from detector.core.parse import parse_record
 from detector.core.pipeline import Pipeline
 from detector.core.state_delta import StateDelta, assemble, row_key, split
 from detector.wiring import build_pipeline, load_baselines
+from tests.unit.sequence_events import (
+    NEW_KEY,
+    agent_creates_key,
+    at,
+    call,
+    sequences,
+    user,
+)
+from tests.unit.sequence_events import pipeline as sequence_pipeline
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cloudtrail"
 MODELS = Path(__file__).resolve().parents[2] / "models" / "default"
@@ -206,24 +215,13 @@ def test_the_event_id_window_saved_in_chunks_restores_exactly(
 
 
 def test_a_grant_used_by_another_session_saves_the_granters_state(tmp_path: Path) -> None:
-    from tests.unit.sequence_events import AGENT, at, call, pipeline, sequences, user
-
-    p = pipeline(tmp_path)
+    p = sequence_pipeline(tmp_path)
     p.track_changes()
     rows = Rows()
-    p.process(
-        call(
-            "k1",
-            "iam:CreateAccessKey",
-            at(1),
-            identity=AGENT,
-            params={"userName": "backup"},
-            response={"accessKey": {"accessKeyId": "AKIANEWKEY0000000001", "userName": "backup"}},
-        )
-    )
+    p.process(agent_creates_key("k1", at(1)))
     rows.apply(p.changes())
     p.saved()
-    used = call("u1", "s3:ListBuckets", at(3), identity=user("backup", "AKIANEWKEY0000000001"))
+    used = call("u1", "s3:ListBuckets", at(3), identity=user("backup", NEW_KEY))
     assert sequences(p.process(used)), "the key's use is a sequence across the two sessions"
     rows.apply(p.changes())
     p.saved()
