@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,6 @@ class Rows:
     def __init__(self) -> None:
         self.shared: dict[str, Any] = {}
         self.rows: dict[str, Any] = {}
-        self.written = 0
 
     def apply(self, delta: StateDelta) -> None:
         if delta.full:
@@ -56,7 +55,6 @@ class Rows:
         # Through JSON, as a store round-trips them.
         self.rows.update(orjson.loads(orjson.dumps(delta.rows)))
         self.shared = orjson.loads(orjson.dumps(delta.shared))
-        self.written += len(delta.rows)
 
     def snapshot(self) -> dict[str, Any]:
         return assemble(self.shared, self.rows.items())
@@ -81,14 +79,15 @@ def _flushes(pipeline: Pipeline, lines: Iterable[bytes], every: int, rows: Rows)
     """Process, and at every `every` events evict, drain and save, checking the rows."""
     pipeline.track_changes()
     checked = 0
-    watermark = None
+    watermark: datetime | None = None
     for count, line in enumerate(lines, start=1):
         event = parse_record(orjson.loads(line))
         pipeline.process(event)
-        watermark = max(watermark or event.event_time, event.event_time)
+        if watermark is None or event.event_time > watermark:
+            watermark = event.event_time
         if count % every == 0:
             pipeline.drain()
-            if watermark is not None and count % (every * 3) == 0:
+            if count % (every * 3) == 0:
                 # Evict sessions idle for an hour of event time, as the service's flush does.
                 pipeline.evict_idle(watermark - timedelta(hours=1))
             rows.apply(pipeline.changes())
