@@ -182,8 +182,9 @@ class Decider:
 
 
 def _alerts_json(kinds: Mapping[str, _OpenAlert]) -> dict[str, Any]:
+    # A copy of the evidence list: a snapshot is written while later events extend it.
     return {
-        kind: [a.severity.label, a.event_ids, a.first_seen, a.last_seen]
+        kind: [a.severity.label, list(a.event_ids), a.first_seen, a.last_seen]
         for kind, a in kinds.items()
     }
 

@@ -378,7 +378,8 @@ class Pipeline:
     def changes(self) -> StateDelta:
         """What changed since `track_changes` or `saved`: the shared part whole, and the rows
         of the sessions, links and eventID chunks that changed. Everything, marked full,
-        until a delta was saved or a state saved as rows was restored."""
+        until a delta was saved or a state saved as rows was restored. The delta shares no
+        mutable container with the pipeline: the service writes it while later events run."""
         if self._touched is None:
             raise StateError("the pipeline is not tracking its changes")
         if self._whole:

@@ -73,7 +73,11 @@ def _copy_tree(value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Snapshots(Protocol):
-    """A part of the pipeline's state: whole, or without its collections' entries."""
+    """A part of the pipeline's state: whole, or without its collections' entries.
+
+    Snapshots, like `SessionParts.session_snapshot`, are built of new lists and dicts: they
+    are encoded and written while the part goes on changing.
+    """
 
     def snapshot(self) -> dict[str, Any]: ...
 

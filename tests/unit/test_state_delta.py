@@ -75,11 +75,23 @@ def _dataset(name: str) -> list[bytes]:
     return (DATA / name / "events.jsonl").read_bytes().splitlines()
 
 
+def _encoded(delta: StateDelta) -> bytes:
+    return orjson.dumps(
+        [delta.shared, delta.rows, sorted(delta.removed), delta.full],
+        option=orjson.OPT_SORT_KEYS,
+    )
+
+
 def _flushes(pipeline: Pipeline, lines: Iterable[bytes], every: int, rows: Rows) -> int:
-    """Process, and at every `every` events evict, drain and save, checking the rows."""
+    """Process, and at every `every` events evict, drain and save, checking the rows.
+
+    Each delta must also stay as it was cut while the pipeline goes on: the service writes
+    it while later batches run (see `Service._save`).
+    """
     pipeline.track_changes()
     checked = 0
     watermark: datetime | None = None
+    cut: tuple[StateDelta, bytes] | None = None
     for count, line in enumerate(lines, start=1):
         event = parse_record(orjson.loads(line))
         pipeline.process(event)
@@ -90,7 +102,11 @@ def _flushes(pipeline: Pipeline, lines: Iterable[bytes], every: int, rows: Rows)
             if count % (every * 3) == 0:
                 # Evict sessions idle for an hour of event time, as the service's flush does.
                 pipeline.evict_idle(watermark - timedelta(hours=1))
-            rows.apply(pipeline.changes())
+            if cut is not None:
+                assert _encoded(cut[0]) == cut[1], "a delta changed after it was cut"
+            delta = pipeline.changes()
+            cut = delta, _encoded(delta)
+            rows.apply(delta)
             pipeline.saved()
             assert _normal(rows.snapshot()) == _normal(pipeline.snapshot())
             checked += 1
