@@ -3,6 +3,10 @@
 A sink is opened once, receives the records of each batch in order, is flushed before state
 is saved and sources are acknowledged, and must be idempotent: at-least-once delivery means a
 batch can be processed twice after a crash.
+
+The service flushes while later batches go on, so `write` may be called while `flush` runs:
+a flush must make durable what was written before it began, and keep what is written during
+it for the next flush (detector.testing.conformance.check_sink holds every sink to both).
 """
 
 from __future__ import annotations

@@ -42,14 +42,26 @@ class TimelineRecorder:
             )
 
     async def flush(self) -> None:
+        """Write what was kept before the call; what batches write meanwhile waits for the
+        next flush (the service flushes while later batches go on)."""
         if not self._entries and not self._summaries:
             return
-        entries = list(self._entries.values())
-        summaries = list(self._summaries.values())
-        await asyncio.to_thread(self.store.record_timeline, entries, summaries, cap=self.cap)
-        # Cleared only after the write succeeded: a retried flush writes the same again.
-        self._entries.clear()
-        self._summaries.clear()
+        entries, self._entries = self._entries, {}
+        summaries, self._summaries = self._summaries, {}
+        try:
+            await asyncio.to_thread(
+                self.store.record_timeline,
+                list(entries.values()),
+                list(summaries.values()),
+                cap=self.cap,
+            )
+        except BaseException:
+            # Kept for the retried flush, merged with what came in since (newer on top).
+            entries.update(self._entries)
+            for session_id, newer in self._summaries.items():
+                summaries[session_id] = _merge(summaries.get(session_id), newer)
+            self._entries, self._summaries = entries, summaries
+            raise
 
     async def close(self) -> None:
         return None

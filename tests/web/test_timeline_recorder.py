@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,29 @@ async def test_a_failed_flush_keeps_the_batch_for_the_retry(store: SqliteStateSt
     assert store.timeline(KIRO) == []
     await recorder.flush()
     assert any(e.record.get("action") == "cloudformation:DeleteStack" for e in store.timeline(KIRO))
+
+
+async def test_a_write_during_a_failed_flush_is_kept_with_the_batch_it_failed(
+    store: SqliteStateStore,
+) -> None:
+    records = demo_records()
+    half = len(records) // 2
+    flaky = FailsOnce(store)
+    recorder = TimelineRecorder(flaky, cap=500)  # type: ignore[arg-type]
+    await recorder.write(records[:half])
+    flushing = asyncio.create_task(recorder.flush())
+    await asyncio.sleep(0)  # the flush is writing in its worker thread
+    await recorder.write(records[half:])
+    with pytest.raises(TransientError):
+        await flushing
+    await recorder.flush()
+
+    clean = SqliteStateStore(":memory:")
+    reference = TimelineRecorder(clean, cap=500)
+    await reference.write(records)
+    await reference.flush()
+    assert [e.entry_key for e in store.timeline(KIRO)] == [
+        e.entry_key for e in clean.timeline(KIRO)
+    ]
+    assert store.session_summary(KIRO) == clean.session_summary(KIRO)
+    clean.close()
