@@ -316,7 +316,15 @@ class Metrics:
         )
         self.state_flush_duration = Histogram(
             f"{NAMESPACE}_state_flush_duration_seconds",
-            "Time to write pipeline state to the state store.",
+            "Time from the start of a state flush to its delta stored and its batches "
+            "acknowledged.",
+            buckets=FLUSH_BUCKETS,
+            registry=r,
+        )
+        self.state_cut_duration = Histogram(
+            f"{NAMESPACE}_state_cut_duration_seconds",
+            "Time batches wait at a state flush: the sinks' flush and cutting each changed "
+            "shard's delta. Writing the delta (state_flush_duration) runs while batches go on.",
             buckets=FLUSH_BUCKETS,
             registry=r,
         )
@@ -422,6 +430,9 @@ class Metrics:
 
     def observe_decision(self, seconds: float) -> None:
         self.decision_latency.observe(seconds)
+
+    def observe_state_cut(self, seconds: float) -> None:
+        self.state_cut_duration.observe(seconds)
 
     def observe_state_flush(self, *, seconds: float, ok: bool = True) -> None:
         self.state_flush_duration.observe(seconds)

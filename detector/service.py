@@ -4,8 +4,10 @@ Order of work, fixed so that nothing is lost and nothing is alerted twice:
   1. process a batch through the shard's pipeline, then drain the baselines' buffered work
      (what it finds belongs to this batch);
   2. hand its findings, alerts and responses to the sinks;
-  3. at the flush interval (and at shutdown): flush the sinks, save what changed in each shard
-     (with its fencing epoch), and only then acknowledge the batches to their sources.
+  3. at the flush interval (and at shutdown): flush the sinks, cut what changed in each shard
+     since the last cut, save it (with the shard's fencing epoch), and only then acknowledge
+     the batches the cut covers to their sources. Batches go on while a cut is saved; they
+     belong to the next cut, and cuts are saved one at a time, in order.
 A crash anywhere redelivers the unacknowledged batches to a pipeline restored from the last
 saved state; the sinks recognise what they already wrote. A batch that fails in steps 1-2
 is taken back out of its shard's state and nacked (see `Service._process`), so the state
@@ -30,6 +32,7 @@ from typing import IO, Any, Protocol
 from detector.config import Settings
 from detector.core.findings import Response
 from detector.core.pipeline import Pipeline, PipelineFactory
+from detector.core.state_delta import StateDelta
 from detector.core.task_index import TaskIndex
 from detector.dead_letter import DeadLetterFile
 from detector.errors import DetectorError
@@ -77,6 +80,14 @@ class _Pending:
     started: float  # perf_counter when it was taken, for the batch duration
 
 
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """What one flush saves: each changed shard's delta, and the batches they cover."""
+
+    deltas: list[tuple[str, _Shard, StateDelta]]
+    pending: list[_Pending]
+
+
 @dataclass(slots=True)
 class _Shard:
     pipeline: Pipeline
@@ -112,6 +123,7 @@ class Service:
         self._clock = clock
         self._shards: dict[str, _Shard] = {}
         self._pending: list[_Pending] = []
+        self._saving: asyncio.Task[None] | None = None  # the save of the last cut, if running
         self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(
             maxsize=max(1, settings.service.queue_batches)
         )
@@ -161,6 +173,7 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*pumps, return_exceptions=True)
             await self._flush()
+            await self._settle_saving()
             for source in self.sources:
                 await source.wait_closed()
             for sink in self.sinks:
@@ -207,6 +220,7 @@ class Service:
         interval = max(0.05, float(self.settings.state.flush_interval_seconds))
         deadline = time.monotonic() + interval
         while running_sources:
+            self._check_saving()
             # Wake at least every WAKE_SECONDS so a flush request is not left waiting.
             timeout = min(WAKE_SECONDS, max(0.0, deadline - time.monotonic()))
             try:
@@ -328,6 +342,8 @@ class Service:
         so their records are not sent again. If the snapshot cannot be read, the shard is
         dropped and its pending batches are nacked too: the next batch restores it.
         """
+        # The save in progress may hold this shard's last cut: restore from it, not before it.
+        await self._saved_so_far()
         shard = self._shards.get(name)
         if shard is None:
             return
@@ -417,73 +433,131 @@ class Service:
     # --- flush and acknowledge ------------------------------------------------------------
 
     async def _flush(self) -> None:
-        """Flush the sinks, save each changed shard, then acknowledge the pending batches.
+        """Cut each changed shard's delta, then flush the sinks, save the deltas and
+        acknowledge the batches they cover while later batches go on (`_save`).
 
-        A shard fenced off by another owner is dropped and its batches nacked: that owner
-        holds the state now. When the sinks cannot be flushed, nothing is saved and every
-        pending batch is nacked (their results may not have reached the sink).
+        Only the cut holds the batches up. One save runs at a time; the next flush first
+        waits for the one before, so deltas reach the store in the order they were cut.
         """
+        await self._settle_saving()
         if not self._pending and not any(s.dirty for s in self._shards.values()):
             return
         started = time.perf_counter()
-        failed = False
         try:
-            try:
-                for sink in self.sinks:
-                    await self._retry(f"sink {sink.name}", sink.flush)
-            except Exception as exc:
-                for name in [n for n, s in self._shards.items() if s.dirty]:
-                    await self._drop(name, exc)
-                await self._settle_pending(exc)
-                raise
             if self.dead_letter is not None:
                 self.dead_letter.flush()
-            await self._save_shards()
-            pending, self._pending = self._pending, []
-            for entry in pending:
-                await entry.batch.ack()
-                if self.metrics is not None:
-                    self.metrics.observe_batch(
-                        entry.batch.source, seconds=time.perf_counter() - entry.started
-                    )
+            # Read before the cut, while no save holds the store: the next batches bind the
+            # tasks started since the last flush and flag use of tasks ended since.
             await self._retry("task registry", self._refresh_tasks)
-        except BaseException:
-            failed = True
-            raise
-        finally:
+            cut = await self._cut()
             if self.metrics is not None:
-                self.metrics.observe_state_flush(
-                    seconds=time.perf_counter() - started, ok=not failed
-                )
+                self.metrics.observe_state_cut(time.perf_counter() - started)
+        except BaseException:
+            if self.metrics is not None:
+                self.metrics.observe_state_flush(seconds=time.perf_counter() - started, ok=False)
+            raise
+        self._saving = asyncio.create_task(self._save(cut, started))
 
-    async def _save_shards(self) -> None:
+    async def _cut(self) -> _Cut:
+        """Each changed shard's delta and the batches it covers, handed over to one save."""
         idle = timedelta(seconds=self.settings.state.session_idle_seconds)
+        deltas: list[tuple[str, _Shard, StateDelta]] = []
         for name, shard in list(self._shards.items()):
             if not shard.dirty:
                 continue
             if shard.watermark is not None:
                 shard.pipeline.evict_idle(shard.watermark - idle)
-            save = functools.partial(self._snapshot_and_save, name, shard)
+            delta = await asyncio.to_thread(self._take_changes, shard)
+            deltas.append((name, shard, delta))
+            shard.dirty = False
+        pending, self._pending = self._pending, []
+        return _Cut(deltas, pending)
+
+    def _take_changes(self, shard: _Shard) -> StateDelta:
+        """Run in a worker thread: a large shard's delta takes a while to build. Nothing
+        changes the pipeline meanwhile (batches wait for the cut); the HTTP endpoints only
+        read it. From here on the delta is the save's: the pipeline tracks the next one."""
+        with self._heap.paused():
+            delta = shard.pipeline.changes()
+        shard.pipeline.saved()
+        return delta
+
+    async def _save(self, cut: _Cut, started: float) -> None:
+        """Flush the sinks, store a cut's deltas, then acknowledge the batches whose state is
+        stored. When the sinks cannot be flushed, nothing is saved and the cut's batches are
+        nacked with the shards it cut.
+
+        A shard whose delta cannot be stored is dropped with its batches nacked, the cut's
+        and the ones after it: its pipeline has handed that delta over, so any later delta
+        of it would skip those changes. A fenced shard belongs to another owner now; any
+        other failure, once retries give up, is raised to stop the run (`_check_saving`).
+        Cancelled (the loop is closing), the batches stay unsettled and are delivered again.
+        """
+        try:
+            # A sink's flush covers what was written before it began (the sink contract), so
+            # the batches after the cut may write meanwhile.
+            for sink in self.sinks:
+                await self._retry(f"sink {sink.name}", sink.flush)
+        except Exception as exc:
+            # The cut's results may not have reached the sinks: none of it is saved.
+            for name, shard, _ in cut.deltas:
+                if self._shards.get(name) is shard:
+                    await self._drop(name, exc)
+            for entry in cut.pending:
+                await self._nack(entry.batch, exc, entry.started)
+            if self.metrics is not None:
+                self.metrics.observe_state_flush(seconds=time.perf_counter() - started, ok=False)
+            raise
+        lost: dict[str, BaseException] = {}
+        failure: BaseException | None = None
+        for name, shard, delta in cut.deltas:
+            save = functools.partial(self.store.save, name, delta, epoch=shard.epoch)
             try:
                 await self._retry("state store", functools.partial(asyncio.to_thread, save))
             except FencedError as exc:
                 logger.warning("shard %s was claimed by another owner; dropping it: %s", name, exc)
-                await self._drop(name, exc)
+                lost[name] = exc
+            except Exception as exc:
+                logger.exception("shard %s could not be saved; dropping it", name)
+                lost[name] = exc
+                failure = failure or exc
+        for name, shard, _ in cut.deltas:
+            if name in lost and self._shards.get(name) is shard:
+                await self._drop(name, lost[name])
+        for entry in cut.pending:
+            why = lost.get(entry.batch.shard)
+            if why is not None:
+                await self._nack(entry.batch, why, entry.started)
                 continue
-            shard.dirty = False
+            await entry.batch.ack()
+            if self.metrics is not None:
+                self.metrics.observe_batch(
+                    entry.batch.source, seconds=time.perf_counter() - entry.started
+                )
+        if self.metrics is not None:
+            self.metrics.observe_state_flush(
+                seconds=time.perf_counter() - started, ok=failure is None
+            )
+        if failure is not None:
+            raise failure
 
-    def _snapshot_and_save(self, name: str, shard: _Shard) -> None:
-        """Run in a worker thread: seconds for a large shard. Nothing changes the pipeline
-        meanwhile (batches wait for the flush to end); the HTTP endpoints only read it."""
-        with self._heap.paused():
-            self.store.save(name, shard.pipeline.changes(), epoch=shard.epoch)
-        # Only once stored: a save that failed is made again, whole, by the retry.
-        shard.pipeline.saved()
+    def _check_saving(self) -> None:
+        """Raise the failure of a save that has ended, once."""
+        task = self._saving
+        if task is not None and task.done():
+            self._saving = None
+            task.result()
 
-    async def _settle_pending(self, exc: BaseException) -> None:
-        pending, self._pending = self._pending, []
-        for entry in pending:
-            await self._nack(entry.batch, exc, entry.started)
+    async def _settle_saving(self) -> None:
+        """Wait for the save in progress; raise its failure, once."""
+        task, self._saving = self._saving, None
+        if task is not None:
+            await task
+
+    async def _saved_so_far(self) -> None:
+        """Wait for the save in progress without taking its failure (`_check_saving` does)."""
+        if self._saving is not None:
+            await asyncio.wait({self._saving})
 
     async def _refresh_tasks(self) -> None:
         """Re-read the task registry (`task start` / `task end` write it while the service
