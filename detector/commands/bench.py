@@ -95,6 +95,12 @@ def add_modes(modes: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=30.0,
         help="how long to drive the service (default: 30)",
     )
+    latency.add_argument(
+        "--postgres-dsn",
+        metavar="DSN",
+        help="keep the service's state in this PostgreSQL (a fresh schema per run) "
+        "instead of SQLite",
+    )
     latency.set_defaults(handler=_latency)
 
     peer = subcommand(
@@ -192,7 +198,11 @@ def _latency(args: argparse.Namespace) -> int:
 
     return _measure(
         lambda: latency.run(
-            sys.stdout, rate=args.rate, seconds=args.seconds, bootstrap=args.bootstrap_servers
+            sys.stdout,
+            rate=args.rate,
+            seconds=args.seconds,
+            bootstrap=args.bootstrap_servers,
+            dsn=args.postgres_dsn,
         )
     )
 
