@@ -8,9 +8,12 @@ import re
 import subprocess
 import sys
 
+import psycopg
 import pytest
 
+from detector.bench.latency import SCHEMA_STEM
 from tests.kafka.broker import TansuBroker
+from tests.state.conftest import PG_DSN
 
 pytestmark = pytest.mark.integration
 NUMBER = r"[\d,]+(?:\.\d+)?"
@@ -76,6 +79,33 @@ def test_bench_latency_prints_quantiles_from_the_histogram(kafka_broker: TansuBr
     batches, p50, p99, _ = (_number(g) for g in figures.groups())
     assert batches >= 1
     assert 0 <= p50 <= p99
+    state = re.search(
+        rf"^state in SQLite: ({NUMBER}) flushes, each holding batches up for ({NUMBER}) ms "
+        rf"\(sinks flushed, deltas cut\) and done ({NUMBER}) ms after it began \(mean\)$",
+        done.stdout,
+        re.M,
+    )
+    assert state is not None, done.stdout
+    flushes, held, saved = (_number(g) for g in state.groups())
+    assert flushes >= 1
+    assert held >= 0 and saved >= 0
+
+
+def test_bench_latency_keeps_the_state_in_postgres_and_drops_its_schema(
+    kafka_broker: TansuBroker,
+) -> None:
+    done = _bench(
+        "latency", "--rate", "300", "--seconds", "2",
+        "--bootstrap-servers", kafka_broker.bootstrap, "--postgres-dsn", PG_DSN,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.search(rf"^state in PostgreSQL: ({NUMBER}) flushes", done.stdout, re.M), done.stdout
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        left = conn.execute(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
+            (SCHEMA_STEM + "%",),
+        ).fetchall()
+    assert left == []
 
 
 def test_bench_scale_prints_the_ratio_of_two_instances_to_one(kafka_broker: TansuBroker) -> None:
