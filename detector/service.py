@@ -462,25 +462,32 @@ class Service:
         """Each changed shard's delta and the batches it covers, handed over to one save."""
         idle = timedelta(seconds=self.settings.state.session_idle_seconds)
         deltas: list[tuple[str, _Shard, StateDelta]] = []
-        for name, shard in list(self._shards.items()):
-            if not shard.dirty:
-                continue
-            if shard.watermark is not None:
-                shard.pipeline.evict_idle(shard.watermark - idle)
-            delta = await asyncio.to_thread(self._take_changes, shard)
-            deltas.append((name, shard, delta))
-            shard.dirty = False
+        try:
+            for name, shard in list(self._shards.items()):
+                if not shard.dirty:
+                    continue
+                if shard.watermark is not None:
+                    shard.pipeline.evict_idle(shard.watermark - idle)
+                delta = await asyncio.to_thread(self._build_changes, shard)
+                # From here on the delta is the save's: the pipeline tracks the next one.
+                shard.pipeline.saved()
+                deltas.append((name, shard, delta))
+                shard.dirty = False
+        except BaseException:
+            # The deltas taken will not be saved: each of those shards saves whole next time.
+            for _, shard, _ in deltas:
+                shard.pipeline.unsaved()
+                shard.dirty = True
+            raise
         pending, self._pending = self._pending, []
         return _Cut(deltas, pending)
 
-    def _take_changes(self, shard: _Shard) -> StateDelta:
+    def _build_changes(self, shard: _Shard) -> StateDelta:
         """Run in a worker thread: a large shard's delta takes a while to build. Nothing
         changes the pipeline meanwhile (batches wait for the cut); the HTTP endpoints only
-        read it. From here on the delta is the save's: the pipeline tracks the next one."""
+        read it."""
         with self._heap.paused():
-            delta = shard.pipeline.changes()
-        shard.pipeline.saved()
-        return delta
+            return shard.pipeline.changes()
 
     async def _save(self, cut: _Cut, started: float) -> None:
         """Flush the sinks, store a cut's deltas, then acknowledge the batches whose state is

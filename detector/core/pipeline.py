@@ -408,6 +408,11 @@ class Pipeline:
         self._forget_changes()
         self._whole = False
 
+    def unsaved(self) -> None:
+        """The changes handed out last will not be stored after all: the next delta holds
+        everything again, marked full."""
+        self._whole = True
+
     def _forget_changes(self) -> None:
         self.tracker.saved()
         if self._touched is not None:

@@ -37,7 +37,7 @@ class FedSource(SourceBase):
 
     def __init__(self) -> None:
         self.name = "fed"
-        self._feed: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue()
+        self._feed: asyncio.Queue[tuple[list[dict[str, Any]], str] | None] = asyncio.Queue()
         self._fed = 0
         self.acked: list[int] = []
         self.nacked: list[int] = []
@@ -52,11 +52,12 @@ class FedSource(SourceBase):
     async def stop(self) -> None:
         self._feed.put_nowait(None)
 
-    def feed(self, records: list[dict[str, Any]]) -> None:
-        self._feed.put_nowait(records)
+    def feed(self, records: list[dict[str, Any]], shard: str = "default") -> None:
+        self._feed.put_nowait((records, shard))
 
     async def batches(self) -> AsyncIterator[Batch]:
-        while (records := await self._feed.get()) is not None:
+        while (fed := await self._feed.get()) is not None:
+            records, shard = fed
             index, self._fed = self._fed, self._fed + 1
 
             async def ack(index: int = index) -> None:
@@ -66,7 +67,7 @@ class FedSource(SourceBase):
                 self.nacked.append(index)
 
             items = [Record(f"fed:{index}:{i}", r) for i, r in enumerate(records)]
-            yield Batch(source=self.name, items=items, ack=ack, nack=nack)
+            yield Batch(source=self.name, shard=shard, items=items, ack=ack, nack=nack)
 
 
 class CountingSink(JsonlSink):
@@ -137,9 +138,9 @@ def _halves() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return records[:20], records[20:]
 
 
-def _restored(store: SqliteStateStore) -> Any:
+def _restored(store: SqliteStateStore, shard: str = "default") -> Any:
     pipeline = build_pipeline(SETTINGS, scopes_path=DEMO / "scopes.yaml")
-    snapshot = store.load("default")
+    snapshot = store.load(shard)
     if snapshot is not None:
         pipeline.restore(snapshot)
     return pipeline
@@ -317,4 +318,49 @@ async def test_a_sink_that_cannot_flush_leaves_the_cut_unsaved_and_its_batches_n
     await asyncio.wait_for(running, WAIT_SECONDS)
     assert again.acked == [0, 1]
     assert _all_duplicates(_restored(store), first + second)
+    store.close()
+
+
+async def test_a_cut_that_fails_on_one_shard_saves_the_shards_cut_before_it_whole(
+    tmp_path: Path,
+) -> None:
+    first, second = _halves()
+    made: list[Any] = []
+
+    def pipelines() -> Any:
+        pipeline = build_pipeline(SETTINGS, scopes_path=DEMO / "scopes.yaml")
+        made.append(pipeline)
+        if len(made) == 3:  # "default", "a", then "b": b's first delta cannot be built
+            changes, calls = pipeline.changes, []
+
+            def failing() -> Any:
+                calls.append(1)
+                if len(calls) == 1:
+                    raise StateError("state row is not JSON-serialisable")
+                return changes()
+
+            pipeline.changes = failing
+        return pipeline
+
+    source, sink = FedSource(), CountingSink(tmp_path / "out.jsonl")
+    store = SqliteStateStore(tmp_path / "state.db")
+    service = Service(
+        SETTINGS,
+        pipeline_factory=pipelines,
+        sources=[source],
+        sinks=[sink],
+        store=store,
+        owner="test",
+    )
+    running = asyncio.create_task(service.run(asyncio.Event()))
+    source.feed(first, shard="a")
+    source.feed(second, shard="b")
+    await _until(lambda: sink.writes == 2, "both batches written")
+    service.request_flush()
+    with pytest.raises(StateError, match="not JSON-serialisable"):
+        await asyncio.wait_for(running, WAIT_SECONDS)
+    # The stopping flush saved both: "a" whole again, though its first delta was discarded.
+    assert sorted(source.acked) == [0, 1]
+    assert _all_duplicates(_restored(store, "a"), first)
+    assert _all_duplicates(_restored(store, "b"), second)
     store.close()

@@ -181,6 +181,27 @@ def test_a_restored_state_saved_whole_is_saved_whole_again() -> None:
     assert _normal(assemble(delta.shared, delta.rows.items())) == _normal(pipeline.snapshot())
 
 
+def test_changes_that_will_not_be_stored_are_saved_whole_next_time() -> None:
+    rows = Rows()
+    pipeline = build_pipeline(Settings())
+    pipeline.track_changes()
+    lines = list(own_session_events(40))
+    for line in lines[:20]:
+        pipeline.process(parse_record(orjson.loads(line)))
+    rows.apply(pipeline.changes())
+    pipeline.saved()
+    for line in lines[20:]:
+        pipeline.process(parse_record(orjson.loads(line)))
+    pipeline.changes()  # handed to a save that never stores it
+    pipeline.saved()
+    pipeline.unsaved()
+    delta = pipeline.changes()
+    assert delta.full
+    rows.apply(delta)
+    assert _normal(rows.snapshot()) == _normal(pipeline.snapshot())
+    assert len([k for k in rows.rows if k.startswith("sessions.sessions/")]) == 40
+
+
 def test_the_eviction_order_survives_rows() -> None:
     pipeline = build_pipeline(Settings())
     lines = list(synthetic_events(600, sessions=200))
