@@ -160,6 +160,23 @@ def _unseen(pipeline: Any, records: list[dict[str, Any]]) -> bool:
     return True
 
 
+async def _restart_and_redeliver(
+    tmp_path: Path, store: SqliteStateStore, *batches: list[dict[str, Any]]
+) -> None:
+    """A new service on `store` gets the batches again: all are acknowledged and saved."""
+    source, out = FedSource(), CountingSink(tmp_path / "out.jsonl")
+    restarted = _service(source, out, store)
+    stop = asyncio.Event()
+    running = asyncio.create_task(restarted.run(stop))
+    for records in batches:
+        source.feed(records)
+    await _until(lambda: out.writes == len(batches), "the batches written again")
+    stop.set()
+    await asyncio.wait_for(running, WAIT_SECONDS)
+    assert source.acked == list(range(len(batches)))
+    assert _all_duplicates(_restored(store), [r for records in batches for r in records])
+
+
 async def test_batches_go_on_while_a_cut_is_saved_and_are_acked_with_the_next_cut(
     tmp_path: Path,
 ) -> None:
@@ -224,18 +241,8 @@ async def test_a_cut_that_cannot_be_saved_drops_the_shard_and_a_restart_loses_no
     assert service.pipelines() == []
     assert store.load("default") is None
 
-    again, healthy = FedSource(), SqliteStateStore(tmp_path / "state.db")
-    out = CountingSink(tmp_path / "out.jsonl")
-    restarted = _service(again, out, healthy)
-    stop = asyncio.Event()
-    running = asyncio.create_task(restarted.run(stop))
-    again.feed(first)
-    again.feed(second)
-    await _until(lambda: out.writes == 2, "both batches written again")
-    stop.set()
-    await asyncio.wait_for(running, WAIT_SECONDS)
-    assert again.acked == [0, 1]
-    assert _all_duplicates(_restored(healthy), first + second)
+    healthy = SqliteStateStore(tmp_path / "state.db")
+    await _restart_and_redeliver(tmp_path, healthy, first, second)
     healthy.close()
     store.close()
 
@@ -306,18 +313,7 @@ async def test_a_sink_that_cannot_flush_leaves_the_cut_unsaved_and_its_batches_n
     assert service.pipelines() == []
     assert store.load("default") is None
 
-    again = FedSource()
-    out = CountingSink(tmp_path / "out.jsonl")
-    restarted = _service(again, out, store)
-    stop = asyncio.Event()
-    running = asyncio.create_task(restarted.run(stop))
-    again.feed(first)
-    again.feed(second)
-    await _until(lambda: out.writes == 2, "both batches written")
-    stop.set()
-    await asyncio.wait_for(running, WAIT_SECONDS)
-    assert again.acked == [0, 1]
-    assert _all_duplicates(_restored(store), first + second)
+    await _restart_and_redeliver(tmp_path, store, first, second)
     store.close()
 
 
