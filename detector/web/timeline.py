@@ -26,7 +26,9 @@ class TimelineRecorder:
         self.store = store
         self.cap = cap
         self._entries: dict[tuple[str, str], TimelineEntry] = {}
-        self._summaries: dict[str, SessionSummary] = {}
+        # Built up in place, record by record: a frozen summary per record cost more than
+        # the entry itself on a stream where most agent events raise a finding.
+        self._summaries: dict[str, _Summary] = {}
 
     async def open(self) -> None:
         return None
@@ -37,9 +39,11 @@ class TimelineRecorder:
             if entry is None:
                 continue
             self._entries[(entry.session_id, entry.entry_key)] = entry
-            self._summaries[entry.session_id] = _merge(
-                self._summaries.get(entry.session_id), summary_of(record, entry.at)
-            )
+            summary = self._summaries.get(entry.session_id)
+            if summary is None:
+                self._summaries[entry.session_id] = _Summary(record, entry.at)
+            else:
+                summary.add(record, entry.at)
 
     async def flush(self) -> None:
         """Write what was kept before the call; what batches write meanwhile waits for the
@@ -52,14 +56,18 @@ class TimelineRecorder:
             await asyncio.to_thread(
                 self.store.record_timeline,
                 list(entries.values()),
-                list(summaries.values()),
+                [summary.frozen(session_id) for session_id, summary in summaries.items()],
                 cap=self.cap,
             )
         except BaseException:
             # Kept for the retried flush, merged with what came in since (newer on top).
             entries.update(self._entries)
             for session_id, newer in self._summaries.items():
-                summaries[session_id] = _merge(summaries.get(session_id), newer)
+                older = summaries.get(session_id)
+                if older is None:
+                    summaries[session_id] = newer
+                else:
+                    older.merge(newer)
             self._entries, self._summaries = entries, summaries
             raise
 
@@ -105,31 +113,59 @@ def timeline_entry(record: Mapping[str, Any]) -> TimelineEntry | None:
     return None
 
 
-def summary_of(record: Mapping[str, Any], at: datetime) -> SessionSummary:
-    target = record.get("target") or {}
-    on_human = bool(target.get("on_human_credentials")) or (
-        record.get("kind") == "agent-on-human-credentials"
-    )
-    return SessionSummary(
-        session_id=record["session_id"],
-        agent=record.get("agent") or target.get("agent"),
-        human=record.get("human") or target.get("human"),
-        principal=record.get("principal") or target.get("principal"),
-        scope=record.get("scope"),
-        on_human_credentials=on_human,
-        last_at=at,
-    )
+class _Summary:
+    """A session's summary over the records kept since the last flush: the newest record
+    that names a field wins it, on-human-credentials once seen stays, the latest time."""
 
+    __slots__ = ("agent", "human", "last_at", "on_human_credentials", "principal", "scope")
 
-def _merge(old: SessionSummary | None, new: SessionSummary) -> SessionSummary:
-    if old is None:
-        return new
-    return SessionSummary(
-        session_id=new.session_id,
-        agent=new.agent or old.agent,
-        human=new.human or old.human,
-        principal=new.principal or old.principal,
-        scope=new.scope or old.scope,
-        on_human_credentials=old.on_human_credentials or new.on_human_credentials,
-        last_at=max(old.last_at, new.last_at),
-    )
+    def __init__(self, record: Mapping[str, Any], at: datetime) -> None:
+        self.agent: str | None = None
+        self.human: str | None = None
+        self.principal: str | None = None
+        self.scope: str | None = None
+        self.on_human_credentials = False
+        self.last_at = at
+        self.add(record, at)
+
+    def add(self, record: Mapping[str, Any], at: datetime) -> None:
+        get = record.get
+        target = get("target") or {}
+        agent = get("agent") or target.get("agent")
+        if agent:
+            self.agent = agent
+        human = get("human") or target.get("human")
+        if human:
+            self.human = human
+        principal = get("principal") or target.get("principal")
+        if principal:
+            self.principal = principal
+        scope = get("scope")
+        if scope:
+            self.scope = scope
+        if not self.on_human_credentials and (
+            target.get("on_human_credentials") or get("kind") == "agent-on-human-credentials"
+        ):
+            self.on_human_credentials = True
+        if at > self.last_at:
+            self.last_at = at
+
+    def merge(self, newer: _Summary) -> None:
+        """Fold in a summary of records that came after this one's."""
+        self.agent = newer.agent or self.agent
+        self.human = newer.human or self.human
+        self.principal = newer.principal or self.principal
+        self.scope = newer.scope or self.scope
+        self.on_human_credentials = self.on_human_credentials or newer.on_human_credentials
+        self.last_at = max(self.last_at, newer.last_at)
+
+    def frozen(self, session_id: str) -> SessionSummary:
+        return SessionSummary(
+            session_id=session_id,
+            agent=self.agent,
+            human=self.human,
+            principal=self.principal,
+            scope=self.scope,
+            on_human_credentials=self.on_human_credentials,
+            last_at=self.last_at,
+        )

@@ -135,3 +135,41 @@ async def test_a_write_during_a_failed_flush_is_kept_with_the_batch_it_failed(
     ]
     assert store.session_summary(KIRO) == clean.session_summary(KIRO)
     clean.close()
+
+
+def _finding(event_id: str, at: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": "finding",
+        "session_kind": "agent",
+        "session_id": "ses-a",
+        "event_id": event_id,
+        "event_time": at,
+        "kind": "out-of-scope-action",
+        "reason": "outside its scope",
+        **fields,
+    }
+
+
+async def test_the_summary_takes_each_field_from_the_newest_record_that_names_it(
+    store: SqliteStateStore,
+) -> None:
+    recorder = TimelineRecorder(store, cap=50)
+    await recorder.write(
+        [
+            _finding("e1", "2026-01-01T00:00:03Z", agent="kiro", scope="old-task",
+                     target={"on_human_credentials": True, "human": "alice@example.com"}),
+            _finding("e2", "2026-01-01T00:00:01Z", scope="new-task", target={}),
+        ]
+    )  # fmt: skip
+    await recorder.write([_finding("e3", "2026-01-01T00:00:02Z", agent="kiro-2")])
+    await recorder.flush()
+
+    summary = store.session_summary("ses-a")
+    assert summary is not None
+    assert (summary.agent, summary.human, summary.scope) == (
+        "kiro-2",
+        "alice@example.com",
+        "new-task",
+    )
+    assert summary.on_human_credentials  # once seen, a later record without it does not clear it
+    assert summary.last_at.strftime("%H:%M:%S") == "00:00:03"  # the latest, not the last written
