@@ -20,6 +20,7 @@ from detector.core.parse import parse_time
 from detector.core.policy import SeverityPolicy
 from detector.core.session_view import SessionView
 from detector.core.taxonomy import SessionKind, Severity
+from detector.core.timestamps import iso_seconds
 
 # Scope verdicts that decide a revocation; under "approve" it waits for a second person
 # (detector/approvals), which the responders ask before acting.
@@ -219,4 +220,4 @@ def _title(finding: Finding) -> str:
 
 
 def _iso(finding: Finding) -> str:
-    return finding.event_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_seconds(finding.event_time)

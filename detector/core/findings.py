@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from detector.core.taxonomy import Category, CredentialRelation, SessionKind, Severity
+from detector.core.timestamps import iso_seconds
 from detector.registry import Registry
 
 
@@ -86,7 +87,7 @@ class Finding:
         return {
             "type": "finding",
             "event_id": self.event_id,
-            "event_time": _iso(self.event_time),
+            "event_time": iso_seconds(self.event_time),
             "session_id": self.session_id,
             "session_kind": self.session_kind.value,
             "agent": self.agent,
@@ -138,8 +139,8 @@ class Alert:
             "agent": self.agent,
             "principal": self.principal,
             "scope": self.scope,
-            "first_seen": _iso(self.first_seen),
-            "last_seen": _iso(self.last_seen),
+            "first_seen": iso_seconds(self.first_seen),
+            "last_seen": iso_seconds(self.last_seen),
         }
 
 
@@ -185,7 +186,7 @@ class Response:
             "event_id": self.event_id,
             "dry_run": self.dry_run,
             "reason": self.reason,
-            "event_time": _iso(self.event_time),
+            "event_time": iso_seconds(self.event_time),
             "scope": self.scope,
             "target": {
                 "agent": self.agent,
@@ -202,7 +203,3 @@ class Response:
                 "principal_type": self.principal_type,
             },
         }
-
-
-def _iso(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -49,6 +49,7 @@ from detector.core.sequence_state import (
 )
 from detector.core.sequence_steps import Mark, Step, grants_cover, session_identities, step_of
 from detector.core.taxonomy import SessionKind
+from detector.core.timestamps import iso_seconds
 
 RECREATE = "delete-recreate"
 PRIVILEGE_USE = "privilege-use"
@@ -419,7 +420,7 @@ def sequence_finding(ctx: EventContext, match: Match, policy: SeverityPolicy) ->
     )
     total = len(match.steps)
     steps = tuple(
-        f"sequence {match.pattern} step {index}/{total}: {_stamp(step.at)} {step.action}"
+        f"sequence {match.pattern} step {index}/{total}: {iso_seconds(step.at)} {step.action}"
         + (f" on {step.resource}" if step.resource else "")
         + f" (event {step.event_id}"
         + ("" if step.session_id == ctx.session.session_id else f", session {step.session_id}")
@@ -462,7 +463,3 @@ def _gap(start: datetime, end: datetime) -> str:
     if minutes < 120:
         return f"{minutes} min {seconds} s"
     return f"{minutes // 60} h {minutes % 60} min"
-
-
-def _stamp(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
