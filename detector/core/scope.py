@@ -7,6 +7,7 @@ Binding depends only on the session, so callers may cache `ScopeSet.bind` per se
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,8 @@ CREDENTIAL_MATCH_FIELDS = frozenset(
 # Agent names are ours, not AWS's, and are written in either case.
 CASELESS_MATCH_FIELDS = frozenset({"agent"})
 LISTED_GLOBS = 6
+# Verdicts remembered per scope; past this many the memo starts again.
+MEMO_VERDICTS = 8192
 
 
 def glob_regex(pattern: str) -> str:
@@ -166,6 +169,12 @@ class Scope:
     allow_accounts: GlobSet | None = None
     deny_actions: GlobSet
     deny_resources: GlobSet
+    # (actions, resources, region, account) -> the verdict without the expiry check, which
+    # depends on the event's time. Every check is a pure function of the scope and these,
+    # and an agent repeats its calls: most events find their verdict here.
+    _verdicts: dict[tuple[Any, ...], ScopeVerdict] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_spec(cls, spec: ScopeSpec, *, source: str) -> Scope:
@@ -240,13 +249,30 @@ class Scope:
         no recorded region, no account. Events whose actions are all global services are
         exempt from the region check.
         """
+        key = (tuple(actions), tuple(resources), region, account)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._timeless_verdict(actions, resources, region, account)
+            if len(self._verdicts) >= MEMO_VERDICTS:
+                self._verdicts.clear()  # bounded; refills with what the agents call now
+            self._verdicts[key] = verdict
+        expired = self._expiry_violation(at)
+        if expired is None:
+            return verdict
+        return ScopeVerdict(
+            scope=self.name,
+            violations=(*verdict.violations, expired),
+            on_violation=self.on_violation,
+        )
+
+    def _timeless_verdict(
+        self, actions: Sequence[str], resources: Sequence[str], region: str, account: str | None
+    ) -> ScopeVerdict:
         violations = [v for a in actions if (v := self._action_violation(a)) is not None]
         violations.extend(v for r in resources if (v := self._resource_violation(r)) is not None)
         if (found := self._region_violation(actions, region)) is not None:
             violations.append(found)
         if (found := self._account_violation(account)) is not None:
-            violations.append(found)
-        if (found := self._expiry_violation(at)) is not None:
             violations.append(found)
         return ScopeVerdict(
             scope=self.name, violations=tuple(violations), on_violation=self.on_violation

@@ -408,3 +408,30 @@ def test_glob_metacharacters_are_literal() -> None:
 def test_scopes_are_hashable_so_callers_can_cache_bindings() -> None:
     target = scope()
     assert {target: 1}[target] == 1
+
+
+def test_a_remembered_verdict_still_checks_the_expiry_of_each_event() -> None:
+    target = scope(expires="2026-12-01T00:00:00Z", allow={"actions": ["ce:*"]})
+    late = datetime(2026, 12, 2, tzinfo=UTC)
+    assert kinds(check(target)) == []
+    assert kinds(check(target, at=late)) == ["scope-expired"]
+    assert kinds(check(target)) == []  # the same call again, before the expiry
+    assert kinds(check(target, ("s3:DeleteBucket",), at=late)) == [
+        "out-of-scope-action",
+        "scope-expired",
+    ]
+
+
+def test_the_memo_of_verdicts_is_bounded_and_gives_the_same_verdicts_after_it_starts_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import detector.core.scope as scope_module
+
+    monkeypatch.setattr(scope_module, "MEMO_VERDICTS", 4)
+    target = scope(allow={"actions": ["ce:*"], "resources": ["arn:aws:s3:::keep-*"]})
+    arns = [f"arn:aws:s3:::{name}-{i}" for i in range(6) for name in ("keep", "drop")]
+    first = [check(target, resources=(arn,)) for arn in arns]
+    again = [check(target, resources=(arn,)) for arn in arns]
+    assert first == again
+    assert [kinds(v) for v in first[:2]] == [[], ["out-of-scope-resource"]]
+    assert len(target._verdicts) <= 4
