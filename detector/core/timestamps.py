@@ -15,6 +15,15 @@ from functools import lru_cache
 def iso_seconds(value: datetime) -> str:
     """The instant in UTC to the second. Equal instants in other zones share an entry, which
     is why the zone is converted here rather than assumed; a naive time is taken as UTC."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@lru_cache(maxsize=8192)
+def iso_micros(value: datetime) -> str:
+    """The instant in UTC to the microsecond, as the SQLite store keeps times (its text sorts
+    in time order)."""
+    return _utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo is not None else value

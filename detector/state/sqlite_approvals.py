@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from detector.core.timestamps import iso_micros
 from detector.state.approvals import PENDING, ApprovalRow, SessionSummary, TimelineEntry
 
 # Fixed-width UTC text so that comparing strings compares times.
@@ -254,7 +255,7 @@ def _approval(r: Sequence[Any]) -> ApprovalRow:
 
 
 def _text(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime(_FORMAT)
+    return None if value is None else iso_micros(value)
 
 
 def _time(text: str) -> datetime:
