@@ -11,19 +11,31 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 
-@lru_cache(maxsize=8192)
 def iso_seconds(value: datetime) -> str:
-    """The instant in UTC to the second. Equal instants in other zones share an entry, which
-    is why the zone is converted here rather than assumed; a naive time is taken as UTC."""
-    return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The instant in UTC to the second; a naive time is taken as UTC."""
+    return _seconds(_utc(value))
 
 
-@lru_cache(maxsize=8192)
 def iso_micros(value: datetime) -> str:
     """The instant in UTC to the microsecond, as the SQLite store keeps times (its text sorts
     in time order)."""
-    return _utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _micros(_utc(value))
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC) if value.tzinfo is not None else value
+    # The cache is keyed by the UTC time: two times of one zone compare equal on their wall
+    # clock whatever their `fold`, so an hour repeated at a change of offset would share
+    # an entry between two instants.
+    if value.tzinfo is UTC or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC)
+
+
+@lru_cache(maxsize=8192)
+def _seconds(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@lru_cache(maxsize=8192)
+def _micros(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
