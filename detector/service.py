@@ -38,7 +38,7 @@ from detector.dead_letter import DeadLetterFile
 from detector.errors import DetectorError
 from detector.heap import heap_for
 from detector.metrics import BatchOutcome, Metrics, ParseErrorReason
-from detector.records import PackedItems, Rejection, parse_items
+from detector.records import EncodedMessages, PackedItems, Rejection, parse_items
 from detector.sinks import Sink
 from detector.sinks.jsonl import step_records
 from detector.sources.base import DEFAULT_SHARD, Batch, ShardHooks, Source
@@ -261,7 +261,7 @@ class Service:
                 self.metrics.observe_decision(time.monotonic() - batch.arrived)
             # Kept until the flush for a rollback or a nack: packed, its records are not
             # objects the garbage collector walks on every full pass.
-            if not isinstance(batch.items, PackedItems):
+            if not isinstance(batch.items, PackedItems | EncodedMessages):
                 batch.items = await asyncio.to_thread(PackedItems, batch.items)
         except BaseException as exc:
             await self._fail(batch, exc, started)

@@ -13,7 +13,15 @@ so the instance that owns the partition owns its sessions; other sources use DEF
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,8 +37,10 @@ DEFAULT_SHARD = "default"
 class Batch:
     source: str  # the configured source name, for metrics and logs
     shard: str = DEFAULT_SHARD
-    # A list as sources build it; the service packs it (`PackedItems`) once processed.
-    items: Sequence[Record | BadInput] = field(default_factory=list)
+    # A list as sources build it; the service packs it (`PackedItems`) once processed,
+    # unless it came encoded (`PackedItems`, `EncodedMessages`). Only ever iterated, and
+    # possibly more than once (a batch re-applied after a rollback).
+    items: Iterable[Record | BadInput] = field(default_factory=list)
     ack: Callable[[], Awaitable[None]]
     nack: Callable[[BaseException], Awaitable[None]]
     # Where the batch's rejected records go when its source keeps its own dead letter (the

@@ -37,7 +37,7 @@ from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 
 from detector.config import AT_LEAST_ONE, DISTINCT, NON_EMPTY, Where, parse_adapter
-from detector.records import BadInput, Record
+from detector.records import BadInput, EncodedMessages
 from detector.sources.base import DEFAULT_SHARD, SOURCES, Batch, ShardHooks, SourceBase
 from detector.sources.files import decode_records
 
@@ -281,13 +281,14 @@ class KafkaSource(SourceBase):
         return generations
 
     def _batch(self, tp: TopicPartition, messages: Sequence[Any], generation: int = 0) -> Batch:
-        items: list[Record | BadInput] = []
+        # Decoded when the pipeline parses them, not on this thread: see EncodedMessages.
+        items = EncodedMessages(decode_records)
         for message in messages:
             origin = f"{tp.topic}/{tp.partition}@{message.offset}"
             if message.value is None:
-                items.append(BadInput(origin, "empty message (tombstone)", None))
+                items.reject(BadInput(origin, "empty message (tombstone)", None))
                 continue
-            items.extend(decode_records(origin, message.value))
+            items.append(origin, message.value)
         self.messages += len(messages)
         first_offset = messages[0].offset
         next_offset = messages[-1].offset + 1

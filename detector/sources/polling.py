@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sized
 
 from detector.records import BadInput, Record
 from detector.sources.base import Batch
@@ -26,7 +26,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 def redeliverable_batch(
     source: str,
-    items: Sequence[Record | BadInput],
+    items: Iterable[Record | BadInput],
     *,
     on_ack: Callable[[], None],
     requeue: Callable[[Batch], None],
@@ -58,12 +58,13 @@ def redeliverable_batch(
         settled = True
         attempt = failures + 1
         held = batch.items
-        again: Sequence[Record | BadInput]
+        count = len(held) if isinstance(held, Sized) else sum(1 for _ in held)
+        again: Iterable[Record | BadInput]
         if attempt <= REDELIVERIES:
             logger.warning(
                 "%s: a batch of %d records failed (%s); delivering it again (%d of %d)",
                 source,
-                len(held),
+                count,
                 error,
                 attempt,
                 REDELIVERIES,
@@ -73,7 +74,7 @@ def redeliverable_batch(
             logger.error(
                 "%s: a batch of %d records failed %d times (%s); dead-lettering it",
                 source,
-                len(held),
+                count,
                 attempt,
                 error,
             )
@@ -86,7 +87,7 @@ def redeliverable_batch(
             logger.error(
                 "%s: dropping a batch of %d records that could not be dead-lettered: %s",
                 source,
-                len(held),
+                count,
                 error,
             )
             if on_give_up is not None:

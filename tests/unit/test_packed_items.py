@@ -1,4 +1,5 @@
-"""A processed batch's items packed as JSON bytes come back as they were."""
+"""Items kept as JSON bytes (a processed batch packed, Kafka messages as they came) come back
+as they were."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import gc
 
 import orjson
 
-from detector.records import BadInput, PackedItems, Record
+from detector.records import BadInput, EncodedMessages, PackedItems, Record
+from detector.sources.files import decode_records
 from tests.sources.test_watch import RECORDS
 
 
@@ -42,3 +44,28 @@ def test_items_appended_one_by_one_are_kept_in_order() -> None:
     box.append(Record("f:1", RECORDS[0]))
     box.append(BadInput("f:2", "invalid JSON", "{oops"))
     assert list(box) == [Record("f:1", RECORDS[0]), BadInput("f:2", "invalid JSON", "{oops")]
+
+
+def test_encoded_messages_decode_each_message_as_the_kafka_source_did_at_each_iteration() -> None:
+    messages = [
+        ("t/0@0", orjson.dumps(RECORDS[0])),
+        ("t/0@1", orjson.dumps({"Records": RECORDS[1:3]})),
+        ("t/0@2", b"{not json"),
+        ("t/0@3", orjson.dumps(RECORDS[3])),
+    ]
+    tombstone = BadInput("t/0@4", "empty message (tombstone)", None)
+    box = EncodedMessages(decode_records)
+    for origin, data in messages:
+        box.append(origin, data)
+    box.reject(tombstone)
+
+    expected = [item for origin, data in messages for item in decode_records(origin, data)]
+    expected.append(tombstone)
+    assert box.messages == 5
+    assert list(box) == expected
+    assert list(box) == expected  # a batch re-applied after a rollback decodes again
+    assert [item.origin for item in box] == [
+        "t/0@0", "t/0@1:Records[0]", "t/0@1:Records[1]", "t/0@2", "t/0@3", "t/0@4"
+    ]  # fmt: skip
+    bad = [item for item in box if isinstance(item, BadInput)]
+    assert bad[0].reason.startswith("invalid JSON") and bad[1] is tombstone
