@@ -48,6 +48,7 @@ from detector.core.sequence_state import (
     keep,
 )
 from detector.core.sequence_steps import Mark, Step, grants_cover, session_identities, step_of
+from detector.core.shared_values import SharedValues
 from detector.core.taxonomy import SessionKind
 from detector.core.timestamps import iso_seconds
 
@@ -104,6 +105,8 @@ class SequenceDetector:
         # Sessions other than the event's whose state an event changed (a grant's owner
         # marked as used), since `saved`: the owner of the state must save them too.
         self.changed_elsewhere: set[str] = set()
+        # The identity keys of one role or user are the same tuple in each of its sessions.
+        self._shared = SharedValues()
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -120,7 +123,7 @@ class SequenceDetector:
             return NONE
         state = self._sessions.get(step.session_id)
         if state is None:
-            state = SessionState.start(step.at, session_identities(ctx.session))
+            state = SessionState.start(step.at, self._shared(session_identities(ctx.session)))
             self._sessions[step.session_id] = state
             for key in state.identities:
                 self._grants.hold(key, step.session_id)
@@ -401,6 +404,8 @@ class SequenceDetector:
         self._sessions = {
             sid: SessionState.from_dict(sid, raw) for sid, raw in data.get("sessions", {}).items()
         }
+        for state in self._sessions.values():
+            state.identities = self._shared(state.identities)
         self._grants = GrantIndex()
         self._grants.restore(data, self._sessions)
 

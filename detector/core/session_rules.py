@@ -24,6 +24,7 @@ from types import MappingProxyType
 from detector.core.delegation import DEFAULT_RULES, AgentCredentialRules
 from detector.core.session_state import Inherited, SessionRecord, last_segment
 from detector.core.session_view import NO_TAGS, SessionView
+from detector.core.shared_values import SharedValues
 from detector.core.taxonomy import CredentialRelation, SessionKind
 
 _INSTANCE_ID = re.compile(r"^i-[0-9a-fA-F]{8,17}$")
@@ -58,9 +59,12 @@ def ua_hints(user_agent: str) -> int:
 
 
 def build_view(
-    record: SessionRecord, rules: AgentCredentialRules = DEFAULT_RULES
+    record: SessionRecord,
+    rules: AgentCredentialRules = DEFAULT_RULES,
+    shared: SharedValues | None = None,
 ) -> tuple[SessionView, Inherited]:
-    """The record's view, and what it passes on to sessions it mints."""
+    """The record's view, and what it passes on to sessions it mints. With `shared`, the
+    evidence lines are held once for all the sessions that have the same ones."""
     link = record.link
     inherited = record.inherited
     if inherited is None and link is not None:
@@ -125,6 +129,7 @@ def build_view(
     evidence.extend(f"calls made on its behalf by {service}" for service in record.fas)
 
     principal_arn = record.principal_arn or (link.arn if link else None)
+    lines = tuple(dict.fromkeys(evidence))
     view = SessionView(
         session_id=record.session_id,
         kind=SessionKind.AGENT if is_agent else base_kind,
@@ -140,7 +145,7 @@ def build_view(
         root_principal_arn=_root_arn(record, inherited),
         access_key_id=record.access_key_id,
         issued_at=record.issued_at,
-        evidence=tuple(dict.fromkeys(evidence)),
+        evidence=lines if shared is None else shared(lines),
         principal_type=record.principal_type,
         parent_session_id=link.parent_session_id if link else None,
         agent_confidence=confidence if is_agent else None,

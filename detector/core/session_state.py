@@ -17,6 +17,7 @@ from typing import Any
 from detector.core.credentials import CredentialLink
 from detector.core.events import Actor
 from detector.core.session_view import NO_TAGS, SessionView
+from detector.core.shared_values import SharedValues
 from detector.core.taxonomy import CredentialRelation, SessionKind
 
 SessionKey = tuple[str, str, str, str]
@@ -143,7 +144,7 @@ class SessionRecord:
         self.scope_binding: str | None = None
         self.link: CredentialLink | None = None
         self.inherited: Inherited | None = None
-        self.children: set[str] = set()
+        self.children: set[str] | frozenset[str] = NO_CHILDREN
         self.sigs: tuple[tuple[str, str | None, bool], ...] = ()
         self.view: SessionView = SessionView(session_id=session_id, kind=SessionKind.UNKNOWN)
         self.export: Inherited = Inherited(session_id=session_id)
@@ -166,6 +167,14 @@ class SessionRecord:
         self.credentials_issued_to = actor.credentials_issued_to
         if not (actor.arn or actor.principal_id):
             self.invoked_by = actor.invoked_by
+
+    def share(self, shared: SharedValues) -> None:
+        """Hold the identity strings that many sessions have in common (account, role, user,
+        issuer) as one object each, not as the copies each session's records brought."""
+        for name in _SHARED_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, shared(value))
 
     def add_fas(self, service: str) -> bool:
         """Record a service calling on this session's behalf; True when new."""
@@ -226,10 +235,32 @@ class SessionRecord:
         record.scope_binding = data.get("scope_binding")
         record.order = int(data.get("order", 0))
         record.fas = tuple(data["fas"])
-        record.children = set(data["children"])
+        record.children = set(data["children"]) if data["children"] else NO_CHILDREN
         record.link = CredentialLink.from_json(data["link"]) if data["link"] else None
         record.inherited = _inherited_from_json(data["inherited"]) if data["inherited"] else None
         return record
+
+
+# Identity fields many sessions share: those of one role, user, account or issuer. Access
+# key ids and issue times are each session's own and are not shared.
+_SHARED_FIELDS = (
+    "principal_type",
+    "principal_arn",
+    "principal_id",
+    "account_id",
+    "user_name",
+    "issuer_arn",
+    "issuer_type",
+    "session_name",
+    "source_identity",
+    "on_behalf_of",
+    "identity_provider",
+    "credentials_issued_to",
+    "invoked_by",
+)
+# Most sessions mint nothing: one empty set for all of them, replaced by a set of their own
+# when they do (an empty set is 216 bytes).
+NO_CHILDREN: frozenset[str] = frozenset()
 
 
 def last_segment(arn: str | None) -> str | None:

@@ -26,6 +26,7 @@ from detector.core.events import CloudTrailEvent
 from detector.core.session_rules import build_view, ua_hints
 from detector.core.session_state import SessionKey, SessionRecord
 from detector.core.session_view import SessionView
+from detector.core.shared_values import SharedValues
 from detector.core.taxonomy import SessionKind
 from detector.errors import StateError
 
@@ -83,6 +84,7 @@ class SessionTracker:
         # (`track_changes`); None in replay, which saves nothing and would only grow them.
         self._changed: set[str] | None = None
         self._changed_links: set[str] | None = None
+        self._shared = SharedValues()
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -125,7 +127,9 @@ class SessionTracker:
         actor = event.actor
         signature = (event.user_agent, actor.invoked_by, event.console_session)
         if signature not in record.sigs:
-            record.sigs = (*record.sigs[-(_MAX_SIGS - 1) :], signature)
+            # Shared: the user agent is one of a few strings, the same in many sessions.
+            shared = self._shared
+            record.sigs = shared((*record.sigs[-(_MAX_SIGS - 1) :], shared(signature)))
             changed = self._absorb(record, event) or changed
         if record.principal_arn is None and actor.arn:
             record.principal_arn = actor.arn
@@ -184,7 +188,7 @@ class SessionTracker:
             self._unlinked = False
             for record in self._sessions.values():
                 if record.children and not record.children.issubset(self._links):
-                    record.children.intersection_update(self._links)
+                    record.children = record.children.intersection(self._links)
                     self._mark(record.session_id)
         return len(idle)
 
@@ -262,7 +266,8 @@ class SessionTracker:
             else:
                 records.sort(key=lambda record: record.order)
             for record in records:
-                record.view, record.export = build_view(record, credential_rules)
+                record.share(tracker._shared)
+                record.view, record.export = build_view(record, credential_rules, tracker._shared)
                 tracker._index(record)
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"session snapshot is malformed: {exc!r}") from exc
@@ -275,6 +280,7 @@ class SessionTracker:
     def _create(self, key: SessionKey, event: CloudTrailEvent) -> SessionRecord:
         record = SessionRecord(session_id_for(key), key, event.event_time)
         record.take_identity(event.actor, key[0] or None)
+        record.share(self._shared)
         access_key = record.access_key_id
         if access_key is not None:
             link = self._links.get(access_key)
@@ -364,6 +370,8 @@ class SessionTracker:
         self._mark_link(link.access_key_id)
         while len(self._links) > self.max_sessions:
             self._unlink(next(iter(self._links)))
+        if not isinstance(parent.children, set):
+            parent.children = set()  # its first: until now it shared the empty NO_CHILDREN
         parent.children.add(link.access_key_id)
         self._mark(parent.session_id)
         child = self._by_access_key.get(link.access_key_id)
@@ -381,7 +389,7 @@ class SessionTracker:
         """Rebuild the view; hand any change on to the sessions this one minted."""
         previous = record.export
         self._mark(record.session_id)
-        record.view, record.export = build_view(record, self.credential_rules)
+        record.view, record.export = build_view(record, self.credential_rules, self._shared)
         if record.export == previous or depth >= _MAX_CHAIN:
             return
         for access_key in record.children:

@@ -598,3 +598,45 @@ def test_restore_rejects_other_versions() -> None:
         SessionTracker.restore({"version": 99, "sessions": [], "links": []}, TABLE)
     with pytest.raises(StateError):
         SessionTracker.restore({"version": 1, "sessions": [{"key": []}], "links": []}, TABLE)
+
+
+def _decoded(identity: dict[str, Any], **fields: Any) -> CloudTrailEvent:
+    """An event as it arrives from a stream: decoded on its own, strings of its own."""
+    raw = {"eventVersion": "1.11", "eventID": f"decoded-{next(_ids)}", "eventTime": at(0),
+           "eventSource": "s3.amazonaws.com", "eventName": "ListBuckets",
+           "awsRegion": "us-east-1", "userAgent": PLAIN_CLI, "recipientAccountId": ACCOUNT,
+           "userIdentity": identity, **fields}  # fmt: skip
+    return parse_record(json.loads(json.dumps(raw)))
+
+
+def test_sessions_of_one_role_hold_its_strings_once_and_keep_their_own_keys() -> None:
+    tracker = SessionTracker(TABLE)
+    first, second = (
+        tracker.observe(_decoded(role_session("deploy", name, key)))
+        for name, key in (("ci-1", "ASIAEXAMPLEKEY000001"), ("ci-2", "ASIAEXAMPLEKEY000002"))
+    )
+    assert first.session_id != second.session_id
+    assert (first.access_key_id, second.access_key_id) == (
+        "ASIAEXAMPLEKEY000001",
+        "ASIAEXAMPLEKEY000002",
+    )
+    assert first.account_id == second.account_id == ACCOUNT
+    assert first.account_id is second.account_id
+    assert first.role_arn is second.role_arn
+    assert first.principal_type is second.principal_type
+    assert first.evidence == second.evidence and first.evidence is second.evidence
+
+
+def test_a_session_that_mints_credentials_gets_children_of_its_own() -> None:
+    tracker = SessionTracker(TABLE)
+    bob = iam_user("bob", key="AKIAEXAMPLEBOB000001")
+    tracker.observe(record(bob))
+    alice = tracker.observe(
+        assume_role(ALICE, role="deploy", session="alice", new_key="ASIAEXAMPLEKEY000009")
+    )
+    sessions = tracker.snapshot()["sessions"]
+    children = {sid: entry["children"] for sid, entry in sessions.items()}
+    assert children[alice.session_id] == ["ASIAEXAMPLEKEY000009"]
+    assert [sid for sid, kids in children.items() if kids] == [alice.session_id]
+    restored = SessionTracker.restore(tracker.snapshot(), TABLE)
+    assert restored.snapshot()["sessions"] == sessions
