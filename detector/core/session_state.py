@@ -147,7 +147,8 @@ class SessionRecord:
         self.children: set[str] | frozenset[str] = NO_CHILDREN
         self.sigs: tuple[tuple[str, str | None, bool], ...] = ()
         self.view: SessionView = SessionView(session_id=session_id, kind=SessionKind.UNKNOWN)
-        self.export: Inherited = Inherited(session_id=session_id)
+        # What it passes on to the sessions it minted; None while it has minted none.
+        self.export: Inherited | None = None
 
     def take_identity(self, actor: Actor, account_id: str | None) -> None:
         """Identity fields, constant for one credential set, from the session's first event."""

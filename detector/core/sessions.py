@@ -24,7 +24,7 @@ from detector.core.credentials import CredentialLink, is_minting, link_from_even
 from detector.core.delegation import DEFAULT_RULES, AgentCredentialRules
 from detector.core.events import CloudTrailEvent
 from detector.core.session_rules import build_view, ua_hints
-from detector.core.session_state import SessionKey, SessionRecord
+from detector.core.session_state import Inherited, SessionKey, SessionRecord
 from detector.core.session_view import SessionView
 from detector.core.shared_values import SharedValues
 from detector.core.taxonomy import SessionKind
@@ -267,7 +267,8 @@ class SessionTracker:
                 records.sort(key=lambda record: record.order)
             for record in records:
                 record.share(tracker._shared)
-                record.view, record.export = build_view(record, credential_rules, tracker._shared)
+                record.view, export = build_view(record, credential_rules, tracker._shared)
+                record.export = export if record.children else None
                 tracker._index(record)
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"session snapshot is malformed: {exc!r}") from exc
@@ -383,14 +384,25 @@ class SessionTracker:
     def _bind(self, child: SessionRecord, link: CredentialLink) -> None:
         child.link = link
         parent = self._by_id.get(link.parent_session_id)
-        child.inherited = parent.export if parent is not None else None
+        child.inherited = self._export(parent) if parent is not None else None
+
+    def _export(self, parent: SessionRecord) -> Inherited:
+        """What the parent passes on to the credentials it minted."""
+        if parent.export is None:
+            parent.view, parent.export = build_view(parent, self.credential_rules, self._shared)
+        return parent.export
 
     def _refresh(self, record: SessionRecord, depth: int = 0) -> None:
         """Rebuild the view; hand any change on to the sessions this one minted."""
         previous = record.export
         self._mark(record.session_id)
-        record.view, record.export = build_view(record, self.credential_rules, self._shared)
-        if record.export == previous or depth >= _MAX_CHAIN:
+        record.view, export = build_view(record, self.credential_rules, self._shared)
+        if not record.children:
+            # Kept only by sessions that minted credentials; built when a first child binds.
+            record.export = None
+            return
+        record.export = export
+        if export == previous or depth >= _MAX_CHAIN:
             return
         for access_key in record.children:
             child = self._by_access_key.get(access_key)
