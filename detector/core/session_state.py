@@ -146,7 +146,8 @@ class SessionRecord:
         self.inherited: Inherited | None = None
         self.children: set[str] | frozenset[str] = NO_CHILDREN
         self.sigs: tuple[tuple[str, str | None, bool], ...] = ()
-        self.view: SessionView = SessionView(session_id=session_id, kind=SessionKind.UNKNOWN)
+        # Built by the tracker before the record is used (`build_view`).
+        self.view: SessionView = _UNBUILT
         # What it passes on to the sessions it minted; None while it has minted none.
         self.export: Inherited | None = None
 
@@ -259,6 +260,7 @@ _SHARED_FIELDS = (
     "credentials_issued_to",
     "invoked_by",
 )
+_UNBUILT = SessionView(session_id="", kind=SessionKind.UNKNOWN)
 # Most sessions mint nothing: one empty set for all of them, replaced by a set of their own
 # when they do (an empty set is 216 bytes).
 NO_CHILDREN: frozenset[str] = frozenset()
