@@ -63,6 +63,29 @@ class Inherited:
         )
 
 
+# What `take_identity` sets from the session's first event, in snapshot order.
+_IDENTITY_FIELDS = (
+    "principal_type",
+    "principal_arn",
+    "principal_id",
+    "account_id",
+    "access_key_id",
+    "issued_at",
+    "user_name",
+    "issuer_arn",
+    "issuer_type",
+    "session_name",
+    "source_identity",
+    "on_behalf_of",
+    "identity_provider",
+    "credentials_issued_to",
+    "invoked_by",
+)
+# Those many sessions share: of one role, user, account or issuer. Access key ids and issue
+# times are each session's own and are not shared.
+_SHARED_FIELDS = tuple(f for f in _IDENTITY_FIELDS if f not in ("access_key_id", "issued_at"))
+
+
 class SessionRecord:
     """Mutable facts about one credential set. Owned by the tracker; never handed out."""
 
@@ -187,21 +210,7 @@ class SessionRecord:
 
     # Persisted fields, in snapshot order. Derived fields (view, export, sigs) are rebuilt.
     _PERSISTED = (
-        "principal_type",
-        "principal_arn",
-        "principal_id",
-        "account_id",
-        "access_key_id",
-        "issued_at",
-        "user_name",
-        "issuer_arn",
-        "issuer_type",
-        "session_name",
-        "source_identity",
-        "on_behalf_of",
-        "identity_provider",
-        "credentials_issued_to",
-        "invoked_by",
+        *_IDENTITY_FIELDS,
         "agent",
         "agent_confidence",
         "agent_evidence",
@@ -243,23 +252,6 @@ class SessionRecord:
         return record
 
 
-# Identity fields many sessions share: those of one role, user, account or issuer. Access
-# key ids and issue times are each session's own and are not shared.
-_SHARED_FIELDS = (
-    "principal_type",
-    "principal_arn",
-    "principal_id",
-    "account_id",
-    "user_name",
-    "issuer_arn",
-    "issuer_type",
-    "session_name",
-    "source_identity",
-    "on_behalf_of",
-    "identity_provider",
-    "credentials_issued_to",
-    "invoked_by",
-)
 _UNBUILT = SessionView(session_id="", kind=SessionKind.UNKNOWN)
 # Most sessions mint nothing: one empty set for all of them, replaced by a set of their own
 # when they do (an empty set is 216 bytes).

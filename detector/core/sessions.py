@@ -389,7 +389,8 @@ class SessionTracker:
     def _export(self, parent: SessionRecord) -> Inherited:
         """What the parent passes on to the credentials it minted."""
         if parent.export is None:
-            parent.view, parent.export = build_view(parent, self.credential_rules, self._shared)
+            # The view stays the object it was: the pipeline rebinds a session whose view changed.
+            _, parent.export = build_view(parent, self.credential_rules, self._shared)
         return parent.export
 
     def _refresh(self, record: SessionRecord, depth: int = 0) -> None:
