@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from detector.core.timestamps import iso_instant
+
 
 class DeniedBurstDetector:
     """Reports a session once when `threshold` denied calls fall within `window`.
@@ -52,8 +54,8 @@ class DeniedBurstDetector:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "times": {k: [t.isoformat() for t in v] for k, v in self._times.items() if v},
-            "reported_until": {k: v.isoformat() for k, v in self._reported_until.items()},
+            "times": {k: [iso_instant(t) for t in v] for k, v in self._times.items() if v},
+            "reported_until": {k: iso_instant(v) for k, v in self._reported_until.items()},
         }
 
     def shared_snapshot(self) -> dict[str, Any]:
@@ -64,10 +66,10 @@ class DeniedBurstDetector:
         found: dict[str, Any] = {}
         times = self._times.get(session_id)
         if times:
-            found["times"] = [t.isoformat() for t in times]
+            found["times"] = [iso_instant(t) for t in times]
         until = self._reported_until.get(session_id)
         if until is not None:
-            found["reported_until"] = until.isoformat()
+            found["reported_until"] = iso_instant(until)
         return found
 
     def restore(self, data: Mapping[str, Any]) -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from detector.core.sequence_steps import Step
+from detector.core.timestamps import iso_instant
 
 NEVER = datetime.min.replace(tzinfo=UTC)
 
@@ -256,4 +257,4 @@ def between(steps: Sequence[Step], start: datetime, end: datetime) -> Sequence[S
 
 
 def _iso(at: datetime) -> str:
-    return at.isoformat()
+    return iso_instant(at)

@@ -21,6 +21,7 @@ from detector.core.catalog import DESTROY_VERBS
 from detector.core.policy import EventContext
 from detector.core.session_view import SessionView
 from detector.core.taxonomy import Category, SessionKind
+from detector.core.timestamps import iso_instant
 
 
 class Mark:
@@ -102,15 +103,18 @@ class Step(NamedTuple):
     def to_list(self) -> list[Any]:
         """Plain JSON, without the session id (the state it is kept in says it), without the
         actions when they are just `action`, and without trailing fields left at defaults."""
+        data: list[Any] = [
+            self.event_id, iso_instant(self.at), self.action, self.resource, self.marks
+        ]  # fmt: skip
+        plain = not self.actions or self.actions == (self.action,)
+        if plain and self.grant is None and not (self.keys or self.noun or self.uses):
+            return data  # most steps: a flush writes every step of every changed session
         grant = None
         if self.grant is not None:
             actions = None if self.grant.actions is None else list(self.grant.actions)
             grant = [list(self.grant.keys), actions, self.grant.label]
-        own = [] if self.actions == (self.action,) else list(self.actions)
-        data: list[Any] = [
-            self.event_id, self.at.isoformat(), self.action, self.resource, self.marks,
-            own, list(self.keys), self.noun, list(self.uses), grant,
-        ]  # fmt: skip
+        data.extend(([] if plain else list(self.actions), list(self.keys), self.noun,
+                     list(self.uses), grant))  # fmt: skip
         while len(data) > _REQUIRED and data[-1] in (None, [], ""):
             data.pop()
         return data

@@ -19,6 +19,7 @@ from detector.core.events import Actor
 from detector.core.session_view import NO_TAGS, SessionView
 from detector.core.shared_values import SharedValues
 from detector.core.taxonomy import CredentialRelation, SessionKind
+from detector.core.timestamps import iso_instant
 
 SessionKey = tuple[str, str, str, str]
 
@@ -227,7 +228,7 @@ class SessionRecord:
         data: dict[str, Any] = {name: getattr(self, name) for name in self._PERSISTED}
         data["session_id"] = self.session_id
         data["key"] = list(self.key)
-        data["last_seen"] = self.last_seen.isoformat()
+        data["last_seen"] = iso_instant(self.last_seen)
         data["order"] = self.order
         data["scope_binding"] = self.scope_binding
         data["fas"] = list(self.fas)

@@ -22,6 +22,15 @@ def iso_micros(value: datetime) -> str:
     return _micros(_utc(value))
 
 
+def iso_instant(value: datetime) -> str:
+    """The instant in UTC, to the microsecond only when it has any: how saved state keeps
+    times (`datetime.fromisoformat` reads either back as an aware UTC time). A shard's
+    flush writes every step time of every changed session, and most repeat from flush to
+    flush, so the cache saves what `isoformat` would spend on them each time."""
+    utc = _utc(value)
+    return _micros(utc) if utc.microsecond else _seconds(utc)
+
+
 def _utc(value: datetime) -> datetime:
     # The cache is keyed by the UTC time: two times of one zone compare equal on their wall
     # clock whatever their `fold`, so an hour repeated at a change of offset would share

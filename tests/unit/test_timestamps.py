@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detector.core.timestamps import iso_micros, iso_seconds
+from detector.core.timestamps import iso_instant, iso_micros, iso_seconds
 
 
 @given(st.datetimes(timezones=st.timezones()))
@@ -46,3 +46,18 @@ def test_the_hour_repeated_when_clocks_go_back_gives_two_instants_not_one() -> N
         "2025-10-26T00:30:00Z",
         "2025-10-26T01:30:00Z",
     )
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1000, 1, 2), max_value=datetime(9998, 12, 31), timezones=st.timezones()
+    )
+)
+def test_saved_state_reads_back_the_same_instant_as_an_aware_utc_time(value: datetime) -> None:
+    text = iso_instant(value)
+    back = datetime.fromisoformat(text)
+    assert back.tzinfo is UTC
+    # Against the UTC time: a wall-clock time a zone skips has no one instant to compare.
+    assert back == value.astimezone(UTC)
+    # The microseconds are written only when there are some, as isoformat does.
+    assert ("." in text) == bool(value.microsecond)
