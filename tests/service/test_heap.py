@@ -160,6 +160,26 @@ def test_freezing_heap_settles_releases_and_pauses() -> None:
         gc.enable()
 
 
+def test_what_a_pause_builds_is_frozen_and_what_was_garbage_before_it_is_collected() -> None:
+    heap = FreezingHeap()
+    heap.release()
+    gc.collect()
+    # Garbage a collection must free: a cycle nothing refers to any more.
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    gone = id(cycle)
+    del cycle
+    with heap.paused():
+        delta = [[index] for index in range(1_000)]  # as a shard's delta is built
+    try:
+        assert gone not in _tracked_ids()
+        assert gc.get_freeze_count() >= len(delta)
+        walked = _tracked_ids()
+        assert not any(id(row) in walked for row in delta)
+    finally:
+        heap.release()
+
+
 def test_plain_heap_leaves_the_collector_alone() -> None:
     heap = PlainHeap()
     heap.settle()
