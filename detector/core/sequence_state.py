@@ -167,18 +167,22 @@ class SessionState:
         denied = between(self.denied, start, end)
         return list(denied[:denied_calls]) if len(denied) >= denied_calls else None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON, leaving out what is empty; steps without the session id (the key)."""
+    def to_dict(self, *, late: bool = False) -> dict[str, Any]:
+        """Plain JSON, leaving out what is empty; steps without the session id (the key).
+
+        `late`: the steps as they are, in new lists, for a state row (they are immutable;
+        `encode_row` gives them their plain form)."""
+        step: Callable[[Step], Any] = _as_is if late else Step.to_list
         data: dict[str, Any] = {"high": _iso(self.high), "identities": list(self.identities)}
         if self.first is not None:
-            data["first"] = self.first.to_list()
+            data["first"] = step(self.first)
         for name in _STEP_LISTS:
             steps: Sequence[Step] = getattr(self, name)
             if steps:
-                data[name] = [s.to_list() for s in steps]
+                data[name] = list(steps) if late else [s.to_list() for s in steps]
         if self.bursts:
             data["bursts"] = [
-                [_iso(b.start), _iso(b.reached), _iso(b.end), [s.to_list() for s in b.sample],
+                [_iso(b.start), _iso(b.reached), _iso(b.end), [step(s) for s in b.sample],
                  b.spent]
                 for b in self.bursts
             ]  # fmt: skip
@@ -254,6 +258,10 @@ def between(steps: Sequence[Step], start: datetime, end: datetime) -> Sequence[S
     low = bisect.bisect_left(steps, start, key=lambda s: s.at)
     high = bisect.bisect_right(steps, end, key=lambda s: s.at)
     return steps[low:high]
+
+
+def _as_is(step: Step) -> Step:
+    return step
 
 
 def _iso(at: datetime) -> str:

@@ -396,7 +396,7 @@ class SequenceDetector:
 
     def session_snapshot(self, session_id: str) -> dict[str, Any]:
         state = self._sessions.get(session_id)
-        return {} if state is None else {"sessions": state.to_dict()}
+        return {} if state is None else {"sessions": state.to_dict(late=True)}
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """State from `snapshot`; an empty mapping (a snapshot from before sequences) resets."""

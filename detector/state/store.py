@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-from detector.core.state_delta import StateDelta, assemble
+from detector.core.state_delta import StateDelta, assemble, encode_row
 from detector.errors import StateError
 from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
 from detector.state.gate_verdicts import GateVerdictRow
@@ -318,7 +318,7 @@ def encode_delta(state: StateDelta | Mapping[str, Any]) -> EncodedDelta:
     try:
         # One short orjson call per row: other threads (the event loop) run in between.
         rows = [
-            (key, zlib.compress(orjson.dumps(value), COMPRESSION_LEVEL))
+            (key, zlib.compress(encode_row(value), COMPRESSION_LEVEL))
             for key, value in delta.rows.items()
         ]
     except TypeError as exc:

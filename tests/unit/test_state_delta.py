@@ -24,7 +24,7 @@ from detector.config import Settings
 from detector.core.dedup import CHUNK_IDS, EventIdWindow
 from detector.core.parse import parse_record
 from detector.core.pipeline import Pipeline
-from detector.core.state_delta import StateDelta, assemble, row_key, split
+from detector.core.state_delta import StateDelta, assemble, encode_row, row_key, split
 from detector.wiring import build_pipeline, load_baselines
 from tests.unit.sequence_events import (
     NEW_KEY,
@@ -53,7 +53,7 @@ class Rows:
         for key in delta.removed:
             self.rows.pop(key, None)
         # Through JSON, as a store round-trips them.
-        self.rows.update(orjson.loads(orjson.dumps(delta.rows)))
+        self.rows.update({key: orjson.loads(encode_row(row)) for key, row in delta.rows.items()})
         self.shared = orjson.loads(orjson.dumps(delta.shared))
 
     def snapshot(self) -> dict[str, Any]:
@@ -78,6 +78,7 @@ def _dataset(name: str) -> list[bytes]:
 def _encoded(delta: StateDelta) -> bytes:
     return orjson.dumps(
         [delta.shared, delta.rows, sorted(delta.removed), delta.full],
+        default=lambda late: orjson.loads(encode_row(late)),
         option=orjson.OPT_SORT_KEYS,
     )
 
