@@ -90,11 +90,44 @@ class Dispatcher:
     async def handle(
         self, responses: Sequence[Response], *, arrival: datetime | None = None
     ) -> list[JournalEntry]:
-        """Act on a batch's responses; returns what was journaled."""
+        """Act on a batch's responses; returns what was journaled.
+
+        A dry run changes nothing but the journal, so a batch's dry runs are journaled
+        together at its end, in one transaction: one each for its decision and its outcome
+        took a disk sync apiece, 0.6 ms, and the 250 responses of a burst held the batch
+        up for 0.4 s. If that write fails, none of them is journaled and the batch fails,
+        so its redelivery finds them undone and journals them again.
+        """
         journaled: list[JournalEntry] = []
+        dry_runs: list[JournalEntry] = []
+        dry_keys: set[str] = set()
         for response in responses:
-            journaled.extend(await self._handle(response, arrival))
+            if not response.dry_run:
+                journaled.extend(await self._handle(response, arrival))
+            elif response.key not in dry_keys:  # the same response twice: journaled once
+                entries = await self._dry_run_entries(response, arrival)
+                if entries:
+                    dry_keys.add(response.key)
+                    dry_runs.extend(entries)
+        if dry_runs:
+            await self._journal(dry_runs)
+            for entry in dry_runs:
+                if entry.outcome != DECIDED:
+                    self._noted(entry, since_event=None, since_arrival=None)
+            journaled.extend(dry_runs)
         return journaled
+
+    async def _dry_run_entries(
+        self, response: Response, arrival: datetime | None
+    ) -> list[JournalEntry]:
+        """A dry run's decision and outcomes, to journal; none when a delivery before
+        already journaled them."""
+        history = await asyncio.to_thread(self.store.journal_entries, response_key=response.key)
+        if any(e.dry_run and e.outcome in FINAL for e in history):
+            return []
+        decided = self._entry(response, DECIDED, None, response.reason)
+        decided = _with(decided, response=response.to_record())
+        return [decided, *self._dry_run_outcomes(response, arrival)]
 
     # --- one response --------------------------------------------------------------------
 
@@ -121,8 +154,6 @@ class Dispatcher:
         decided = self._entry(response, DECIDED, None, response.reason)
         decided = _with(decided, response=response.to_record())
         await self._journal([decided])
-        if response.dry_run:
-            return [decided, *await self._dry_run(response, arrival)]
         if not accepting:
             outcome = ResponseOutcome(
                 outcome=Outcome.REFUSED,
@@ -137,7 +168,7 @@ class Dispatcher:
             held = self._entry(response, HELD, None, "waiting for a second person's approval")
             await self._journal([held])
             await self._emit([_record(held, alert=False)])
-            self._count(response, HELD)
+            self._count(response.action, HELD, dry_run=response.dry_run)
             return [decided, held]
         return [decided, *await self._decided(response, state, remaining, arrival)]
 
@@ -166,7 +197,7 @@ class Dispatcher:
         )
         await self._record(response, outcome, arrival)
 
-    async def _dry_run(self, response: Response, arrival: datetime | None) -> list[JournalEntry]:
+    def _dry_run_outcomes(self, response: Response, arrival: datetime | None) -> list[JournalEntry]:
         accepting: list[Responder | None] = [r for r in self.responders if r.accepts(response)]
         entries = []
         for responder in accepting or [None]:
@@ -186,7 +217,7 @@ class Dispatcher:
                     responder=name,
                     reason="dry run: responses.enabled is false; nothing was changed",
                 )
-            entries.append(await self._record(response, outcome, arrival))
+            entries.append(self._outcome_entry(response, outcome, arrival)[0])
         return entries
 
     async def _act(
@@ -255,6 +286,20 @@ class Dispatcher:
     async def _record(
         self, response: Response, outcome: ResponseOutcome, arrival: datetime | None
     ) -> JournalEntry:
+        entry, since_event, since_arrival = self._outcome_entry(response, outcome, arrival)
+        await self._journal([entry])
+        if not response.dry_run:
+            # Dry runs are the journal's alone: the sinks already carry the dry-run response,
+            # and `trailguard run` writes what `trailguard replay` writes for it.
+            await self._emit([_record(entry, alert=outcome.outcome.alerts)])
+        self._noted(entry, since_event=since_event, since_arrival=since_arrival)
+        return entry
+
+    def _outcome_entry(
+        self, response: Response, outcome: ResponseOutcome, arrival: datetime | None
+    ) -> tuple[JournalEntry, float | None, float | None]:
+        """The journal line of an outcome, and its seconds from the event and from the
+        arrival when it was applied and verified."""
         detail: dict[str, Any] = {
             "event_id": response.event_id,
             "event_time": iso(response.event_time),
@@ -279,22 +324,28 @@ class Dispatcher:
                 detail["arrived_at"] = iso(arrival)
                 detail["seconds_from_arrival"] = since_arrival
         entry = self._entry(response, outcome.outcome.value, outcome.responder, outcome.reason)
-        entry = _with(entry, **detail)
-        await self._journal([entry])
-        if not response.dry_run:
-            # Dry runs are the journal's alone: the sinks already carry the dry-run response,
-            # and `trailguard run` writes what `trailguard replay` writes for it.
-            await self._emit([_record(entry, alert=outcome.outcome.alerts)])
-        self._count(response, outcome.outcome.value, since_event, since_arrival)
-        level = logging.WARNING if outcome.outcome.alerts else logging.INFO
+        return _with(entry, **detail), since_event, since_arrival
+
+    def _noted(
+        self, entry: JournalEntry, *, since_event: float | None, since_arrival: float | None
+    ) -> None:
+        """Count and log an outcome once it is journaled."""
+        outcome = Outcome(entry.outcome)
+        self._count(
+            entry.action,
+            entry.outcome,
+            dry_run=entry.dry_run,
+            since_event=since_event,
+            since_arrival=since_arrival,
+        )
+        level = logging.WARNING if outcome.alerts else logging.INFO
         logger.log(
             level,
             "response %s: %s",
-            outcome.outcome.value,
-            outcome.reason,
-            extra={"session_id": response.session_id, "action": response.action},
+            entry.outcome,
+            entry.reason,
+            extra={"session_id": entry.session_id, "action": entry.action},
         )
-        return entry
 
     def _entry(
         self, response: Response, outcome: str, responder: str | None, reason: str
@@ -319,16 +370,18 @@ class Dispatcher:
 
     def _count(
         self,
-        response: Response,
+        action: str,
         outcome: str,
+        *,
+        dry_run: bool,
         since_event: float | None = None,
         since_arrival: float | None = None,
     ) -> None:
         if self.metrics is not None:
             self.metrics.observe_response(
-                response.action,
+                action,
                 outcome,
-                dry_run=response.dry_run,
+                dry_run=dry_run,
                 since_event=since_event,
                 since_arrival=since_arrival,
             )

@@ -11,6 +11,7 @@ import pytest
 
 from detector.core import revocation_policy as rp
 from detector.core.findings import Response
+from detector.errors import StateError
 from detector.metrics import Metrics
 from detector.responders.approval import ApprovalState, Release
 from detector.responders.base import ResponderError
@@ -117,6 +118,55 @@ async def test_dry_run_is_journaled_without_any_aws_call(
     assert "would be refused: role" in journaled[-1].reason
     assert sink.records == []  # dry runs are the journal's alone
     assert outcome_count(metrics, "dry_run", "true") == 1
+
+
+class CountedStore(SqliteStateStore):
+    """The real store, counting journal writes and failing the next ones when told to."""
+
+    writes = 0
+    fail = 0
+
+    def journal(self, entries: Any) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise StateError("disk full")
+        self.writes += 1
+        super().journal(entries)
+
+
+async def test_a_batch_of_dry_runs_is_journaled_in_one_write_and_whole_or_not_at_all(
+    tmp_path: Any, closed_port: int
+) -> None:
+    role = {"RoleName": "AgentRole", "Arn": f"arn:aws:iam::{ACCOUNT}:role/AgentRole"}
+    responses = [
+        agent_response(role, f"agent-{n}", f"AROAX:agent-{n}", dry_run=True, session_id=f"s{n}")
+        for n in range(40)
+    ]
+    with CountedStore(tmp_path / "state.db") as store:
+        dispatch, _, metrics = dispatcher(
+            store, [revoker(f"http://127.0.0.1:{closed_port}")], enabled=False
+        )
+        # The journal write fails: nothing of the batch is journaled or counted.
+        store.fail = 1
+        with pytest.raises(StateError, match="disk full"):
+            await dispatch.handle(responses)
+        assert store.journal_entries() == []
+        assert outcome_count(metrics, "dry_run", "true") == 0
+
+        # Delivered again, with one response twice: each once, in one write.
+        journaled = await dispatch.handle([*responses, responses[0]])
+        assert store.writes == 1
+        assert len(journaled) == 80
+        assert [e.outcome for e in store.journal_entries(session_id="s7")] == [
+            "decided",
+            "dry_run",
+        ]
+        assert outcome_count(metrics, "dry_run", "true") == 40
+
+        # And again: already journaled, so nothing is written or counted twice.
+        assert await dispatch.handle(responses) == []
+        assert store.writes == 1
+        assert outcome_count(metrics, "dry_run", "true") == 40
 
 
 async def test_outside_the_guardrails_is_refused_and_alerts(
