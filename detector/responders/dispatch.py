@@ -100,15 +100,13 @@ class Dispatcher:
         """
         journaled: list[JournalEntry] = []
         dry_runs: list[JournalEntry] = []
-        dry_keys: set[str] = set()
+        done = await self._dry_runs_done([r.key for r in responses if r.dry_run])
         for response in responses:
             if not response.dry_run:
                 journaled.extend(await self._handle(response, arrival))
-            elif response.key not in dry_keys:  # the same response twice: journaled once
-                entries = await self._dry_run_entries(response, arrival)
-                if entries:
-                    dry_keys.add(response.key)
-                    dry_runs.extend(entries)
+            elif response.key not in done:
+                done.add(response.key)  # the same response twice in a batch: journaled once
+                dry_runs.extend(self._dry_run_entries(response, arrival))
         if dry_runs:
             await self._journal(dry_runs)
             for entry in dry_runs:
@@ -117,14 +115,26 @@ class Dispatcher:
             journaled.extend(dry_runs)
         return journaled
 
-    async def _dry_run_entries(
-        self, response: Response, arrival: datetime | None
-    ) -> list[JournalEntry]:
-        """A dry run's decision and outcomes, to journal; none when a delivery before
-        already journaled them."""
-        history = await asyncio.to_thread(self.store.journal_entries, response_key=response.key)
-        if any(e.dry_run and e.outcome in FINAL for e in history):
-            return []
+    async def _dry_runs_done(self, keys: Sequence[str]) -> set[str]:
+        """The responses among `keys` whose dry run a delivery before journaled, read in
+        one hop to the store's thread."""
+        if not keys:
+            return set()
+
+        def read() -> set[str]:
+            return {
+                key
+                for key in set(keys)
+                if any(
+                    e.dry_run and e.outcome in FINAL
+                    for e in self.store.journal_entries(response_key=key)
+                )
+            }
+
+        return await asyncio.to_thread(read)
+
+    def _dry_run_entries(self, response: Response, arrival: datetime | None) -> list[JournalEntry]:
+        """A dry run's decision and outcomes, to journal."""
         decided = self._entry(response, DECIDED, None, response.reason)
         decided = _with(decided, response=response.to_record())
         return [decided, *self._dry_run_outcomes(response, arrival)]
