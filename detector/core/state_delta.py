@@ -140,13 +140,23 @@ class RowsBuilder:
 
     def sessions(self, prefix: str, part: SessionParts, session_ids: Iterable[str]) -> None:
         """Each session's entries of `part`, under `<prefix>.<collection>`."""
-        names = part.session_collections
-        if not names:
+        heads = [(name, row_key(f"{prefix}.{name}", "")) for name in part.session_collections]
+        if not heads:
             return
+        # `put`, unrolled: most changed sessions have nothing in most collections, and a cut
+        # of 2,000 sessions makes some 13,000 removals.
+        rows, removed = self.rows, self.removed
         for session_id in session_ids:
             entries = part.session_snapshot(session_id)
-            for name in names:
-                self.put(f"{prefix}.{name}", session_id, entries.get(name))
+            for name, head in heads:
+                key = head + session_id
+                value = entries.get(name)
+                if value is None:
+                    rows.pop(key, None)
+                    removed.add(key)
+                else:
+                    removed.discard(key)
+                    rows[key] = value
 
     def delta(self, shared: Mapping[str, Any], *, full: bool = False) -> StateDelta:
         return StateDelta(shared=shared, rows=self.rows, removed=frozenset(self.removed), full=full)
