@@ -11,6 +11,7 @@ automatically; `dry_run` is carried in the response, not decided by whoever perf
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,10 +33,35 @@ MAX_ALERT_EVENT_IDS = 50
 
 @dataclass(slots=True)
 class _OpenAlert:
+    """One open alert. Kept for every session that raised one, up to a million: its event
+    ids are one string until a second arrives (most alerts never get one)."""
+
+    kind: str
     severity: Severity
-    event_ids: list[str]
+    event_ids: str | list[str]
     first_seen: str
     last_seen: str
+
+    def ids(self) -> tuple[str, ...]:
+        ids = self.event_ids
+        return (ids,) if isinstance(ids, str) else tuple(ids)
+
+    def add(self, event_id: str) -> None:
+        ids = self.event_ids
+        if isinstance(ids, str):
+            if event_id != ids:
+                self.event_ids = [ids, event_id]
+        elif event_id not in ids and len(ids) < MAX_ALERT_EVENT_IDS:
+            ids.append(event_id)
+
+
+# A session's open alerts: the alert itself when it has one kind, as most do, else by kind.
+# A dict per session cost more than the alert in it.
+_Held = _OpenAlert | dict[str, _OpenAlert]
+
+
+def _kinds(held: _Held) -> dict[str, _OpenAlert]:
+    return held if isinstance(held, dict) else {held.kind: held}
 
 
 class Decider:
@@ -44,8 +70,8 @@ class Decider:
     def __init__(self, policy: SeverityPolicy, *, responses_enabled: bool) -> None:
         self.policy = policy
         self.responses_enabled = responses_enabled
-        # session id -> finding kind -> its open alert
-        self._alerts: dict[str, dict[str, _OpenAlert]] = {}
+        # session id -> its open alerts (see _Held)
+        self._alerts: dict[str, _Held] = {}
         self._responded: set[str] = set()
 
     def decide(
@@ -69,17 +95,24 @@ class Decider:
     def _alert_for(self, finding: Finding) -> Alert | None:
         if finding.severity < self.policy.alert_min:
             return None
-        key = alert_key(finding.session_id, finding.kind)
+        sid, kind = finding.session_id, finding.kind
+        key = alert_key(sid, kind)
         stamp = _iso(finding)
-        open_alerts = self._alerts.setdefault(finding.session_id, {})
-        current = open_alerts.get(finding.kind)
-        if current is None:
-            current = _OpenAlert(finding.severity, [finding.event_id], stamp, stamp)
-            open_alerts[finding.kind] = current
+        held = self._alerts.get(sid)
+        if held is None or isinstance(held, dict):
+            current = None if held is None else held.get(kind)
         else:
-            ids = current.event_ids
-            if finding.event_id not in ids and len(ids) < MAX_ALERT_EVENT_IDS:
-                ids.append(finding.event_id)
+            current = held if held.kind == kind else None
+        if current is None:
+            current = _OpenAlert(kind, finding.severity, finding.event_id, stamp, stamp)
+            if held is None:
+                self._alerts[sid] = current
+            elif isinstance(held, dict):
+                held[kind] = current
+            else:
+                self._alerts[sid] = {held.kind: held, kind: current}
+        else:
+            current.add(finding.event_id)
             current.first_seen = min(current.first_seen, stamp)
             current.last_seen = max(current.last_seen, stamp)
             if finding.severity <= current.severity:
@@ -91,7 +124,7 @@ class Decider:
             session_id=finding.session_id,
             kind=finding.kind,
             title=_title(finding),
-            finding_event_ids=tuple(current.event_ids),
+            finding_event_ids=current.ids(),
             session_kind=finding.session_kind,
             agent=finding.agent,
             principal=finding.principal,
@@ -141,15 +174,14 @@ class Decider:
     def worst_severities(self) -> dict[str, Severity]:
         """Each session with an open alert, and the highest severity among them."""
         return {
-            sid: max(a.severity for a in kinds.values())
-            for sid, kinds in self._alerts.items()
-            if kinds
+            sid: max(a.severity for a in _kinds(held).values())
+            for sid, held in self._alerts.items()
         }
 
     def snapshot(self) -> dict[str, Any]:
         return {
             **self.shared_snapshot(),
-            "alerts": {sid: _alerts_json(kinds) for sid, kinds in self._alerts.items() if kinds},
+            "alerts": {sid: _alerts_json(held) for sid, held in self._alerts.items()},
             "responded": dict.fromkeys(self._responded, True),
         }
 
@@ -163,36 +195,44 @@ class Decider:
     def session_snapshot(self, session_id: str) -> dict[str, Any]:
         """The session's entries in `snapshot`'s collections (absent where it has none)."""
         found: dict[str, Any] = {}
-        kinds = self._alerts.get(session_id)
-        if kinds:
-            found["alerts"] = _alerts_json(kinds)
+        held = self._alerts.get(session_id)
+        if held is not None:
+            found["alerts"] = _alerts_json(held)
         if session_id in self._responded:
             found["responded"] = True
         return found
 
     def restore(self, data: Mapping[str, Any]) -> None:
-        self._alerts = {}
+        by_session: dict[str, dict[str, _OpenAlert]] = {}
         for key, value in data.get("alerts", {}).items():
             if isinstance(value, Mapping):
-                self._alerts[key] = {kind: _open_alert(a) for kind, a in value.items()}
+                by_session[key] = {kind: _open_alert(kind, a) for kind, a in value.items()}
             else:  # older snapshots: keyed by dedup key, trailguard/<session>/<kind>
                 _, session_id, kind = key.split("/", 2)
-                self._alerts.setdefault(session_id, {})[kind] = _open_alert(value)
+                by_session.setdefault(session_id, {})[kind] = _open_alert(kind, value)
+        self._alerts = {
+            sid: next(iter(kinds.values())) if len(kinds) == 1 else kinds
+            for sid, kinds in by_session.items()
+            if kinds
+        }
         # A list in snapshots from before state rows, {session id: true} since.
         self._responded = set(data.get("responded", ()))
 
 
-def _alerts_json(kinds: Mapping[str, _OpenAlert]) -> dict[str, Any]:
+def _alerts_json(held: _Held) -> dict[str, Any]:
     # A copy of the evidence list: a snapshot is written while later events extend it.
     return {
-        kind: [a.severity.label, list(a.event_ids), a.first_seen, a.last_seen]
-        for kind, a in kinds.items()
+        kind: [a.severity.label, list(a.ids()), a.first_seen, a.last_seen]
+        for kind, a in _kinds(held).items()
     }
 
 
-def _open_alert(stored: Sequence[Any]) -> _OpenAlert:
+def _open_alert(kind: str, stored: Sequence[Any]) -> _OpenAlert:
     severity, ids, first, last = stored
-    return _OpenAlert(Severity.parse(severity), list(ids), first, last)
+    # Interned: a restored shard holds one copy of each kind's name, as a live one does.
+    kind = sys.intern(kind)
+    event_ids: str | list[str] = ids[0] if len(ids) == 1 else list(ids)
+    return _OpenAlert(kind, Severity.parse(severity), event_ids, first, last)
 
 
 def response_action(session: SessionView) -> str:

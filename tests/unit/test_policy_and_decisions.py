@@ -431,6 +431,55 @@ def test_decider_snapshot_restores_dedup() -> None:
     assert alerts == [] and responses == []
 
 
+def test_open_alerts_of_one_or_many_kinds_and_ids_survive_a_restore_and_go_on() -> None:
+    """A session's alerts are held compactly (one alert bare, one id as a string): each
+    shape snapshots, restores and keeps escalating and collecting ids as before."""
+    other = SessionView(session_id="ses-other", kind=SessionKind.AGENT, agent="kiro")
+    decider = Decider(POLICY, responses_enabled=False)
+    for finding, session in [
+        (_finding("out-of-scope-action", Severity.MEDIUM, "e1"), AGENT),
+        (_finding("out-of-scope-action", Severity.MEDIUM, "e1"), AGENT),  # the same id twice
+        (_finding("destructive-action", Severity.HIGH, "e2"), AGENT),
+        (_finding("destructive-action", Severity.HIGH, "e3"), AGENT),
+        (_finding("out-of-scope-action", Severity.MEDIUM, "o1", other), other),
+    ]:
+        decider.decide([finding], session, on_violation="alert")
+    saved = decider.snapshot()
+    assert saved["alerts"][AGENT.session_id] == {
+        "out-of-scope-action": ["medium", ["e1"], "2025-12-08T00:00:00Z", "2025-12-08T00:00:00Z"],
+        "destructive-action": [
+            "high",
+            ["e2", "e3"],
+            "2025-12-08T00:00:00Z",
+            "2025-12-08T00:00:00Z",
+        ],
+    }
+    restored = Decider(POLICY, responses_enabled=False)
+    restored.restore(saved)
+    assert restored.snapshot() == saved
+    assert restored.worst_severities() == {
+        AGENT.session_id: Severity.HIGH,
+        "ses-other": Severity.MEDIUM,
+    }
+    # The one-kind session gains a second kind; both escalate with every id they saw.
+    new_kind, _ = restored.decide(
+        [_finding("unscoped-agent", Severity.HIGH, "o2", other)], other, on_violation="alert"
+    )
+    worse, _ = restored.decide(
+        [_finding("out-of-scope-action", Severity.CRITICAL, "o3", other)],
+        other,
+        on_violation="alert",
+    )
+    assert [a.finding_event_ids for a in new_kind] == [("o2",)]
+    assert [a.finding_event_ids for a in worse] == [("o1", "o3")]
+    escalated, _ = restored.decide(
+        [_finding("destructive-action", Severity.CRITICAL, "e4")], AGENT, on_violation="alert"
+    )
+    assert [a.finding_event_ids for a in escalated] == [("e2", "e3", "e4")]
+    restored.forget("ses-other")
+    assert "ses-other" not in restored.snapshot()["alerts"]
+
+
 def test_a_long_term_user_key_is_disabled_and_a_session_revoked() -> None:
     from detector.core.decide import response_action
     from detector.core.session_view import SessionView
