@@ -110,15 +110,19 @@ class SessionState:
     def keep_read(self, step: Step) -> None:
         """The latest call of each read action is enough to count distinct reads. A list, not
         a dict: most sessions keep one or two, and a dict costs four times as much."""
-        reads = self.reads if isinstance(self.reads, list) else list(self.reads)
+        reads = self.reads
         if reads and reads[-1].action == step.action and reads[-1].at <= step.at:
-            reads[-1] = step  # the same call again, the usual case for a busy session
-            self.reads = reads
+            # The same call again, the usual case for a busy session.
+            if isinstance(reads, list):
+                reads[-1] = step
+            else:
+                self.reads = (*reads[:-1], step)
             return
         for index, current in enumerate(reads):
             if current.action == step.action:
                 if current.at > step.at:
                     return
+                reads = reads if isinstance(reads, list) else list(reads)
                 del reads[index]
                 break
         self.reads = keep(reads, step, MAX_READS)
@@ -202,7 +206,8 @@ class SessionState:
             state.first = step(data["first"])
         for name in _STEP_LISTS:
             if data.get(name):
-                setattr(state, name, [step(s) for s in data[name]])
+                steps = [step(s) for s in data[name]]
+                setattr(state, name, tuple(steps) if len(steps) <= 2 else steps)
         state.bursts = [
             Burst(
                 start=datetime.fromisoformat(start),
@@ -227,9 +232,17 @@ _STEP_LISTS = ("destroys", "creates", "blinds", "grants", "writes", "denied", "c
 
 def keep(
     steps: Sequence[Step], step: Step, cap: int, dropped: Callable[[Step], None] | None = None
-) -> list[Step]:
-    """`steps` with `step` inserted in event-time order, as the list to store back; past
-    `cap` the oldest go (each passed to `dropped`)."""
+) -> Sequence[Step]:
+    """`steps` with `step` inserted in event-time order, to store back; past `cap` the
+    oldest go (each passed to `dropped`).
+
+    Up to two steps are a tuple, more a list grown in place: most sessions keep one or two
+    steps in each list they have, and a tuple of one is 32 bytes less than a list of one."""
+    if len(steps) < 2 <= cap:
+        if not steps:
+            return (step,)
+        only = steps[0]
+        return (only, step) if only.at <= step.at else (step, only)
     kept = steps if isinstance(steps, list) else list(steps)
     if not kept or kept[-1].at <= step.at:
         kept.append(step)  # in order, the usual case

@@ -49,3 +49,34 @@ def test_a_step_survives_saved_state_exactly(step: Step) -> None:
     back = Step.from_list(orjson.loads(orjson.dumps(step.to_list())), "s")
     # No actions of its own means just the action, as a restored step says.
     assert back == step._replace(actions=step.actions or (step.action,))
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=5), max_size=12),
+    st.integers(min_value=2, max_value=6),
+)
+def test_kept_steps_are_the_newest_in_time_order_whatever_holds_them(
+    minutes: list[int], cap: int
+) -> None:
+    """Short lists are tuples, longer ones lists grown in place: the steps are the same."""
+    from datetime import timedelta
+
+    from detector.core.sequence_state import keep
+
+    start = datetime(2025, 12, 8, tzinfo=UTC)
+    steps = [
+        Step(event_id=f"e{n}", at=start + timedelta(minutes=m), session_id="s", action="a",
+             resource=None, marks=0)
+        for n, m in enumerate(minutes)
+    ]  # fmt: skip
+    kept: tuple[Step, ...] | list[Step] = ()
+    dropped: list[Step] = []
+    for step in steps:
+        kept = keep(kept, step, cap, dropped.append)  # type: ignore[assignment]
+        assert len(kept) <= cap
+    # Stable: steps of one time stay in arrival order, as bisect.insort keeps them.
+    ordered = sorted(steps, key=lambda s: s.at)
+    assert list(kept) == ordered[len(ordered) - len(kept) :]
+    assert sorted([*dropped, *kept], key=lambda s: (s.at, s.event_id)) == sorted(
+        steps, key=lambda s: (s.at, s.event_id)
+    )
