@@ -97,8 +97,10 @@ class Pipeline:
                 recon_window_seconds=policy.recon_window_seconds,
             )
         )
-        # session_id -> (the view the binding was computed for, bound scope or None)
-        self._bindings: dict[str, tuple[SessionView, SessionView, Scope | None]] = {}
+        # session_id -> (the view the binding was computed for, the view bound, its scope);
+        # the view alone when nothing bound it (most sessions: a tuple per session costs 80
+        # bytes at a million of them).
+        self._bindings: dict[str, _Binding] = {}
         self._task_of: dict[str, TaskBinding] = {}
         self._flagged_human_credentials: set[str] = set()
         # What each session raised that makes its baseline findings page (core/combine.py).
@@ -194,11 +196,10 @@ class Pipeline:
             if session is None:
                 continue  # left the tracker since: nothing to page or revoke about
             cached = self._bindings.get(finding.session_id)
-            scope = cached[2] if cached is not None else None
+            bound, scope = _bound(cached) if cached is not None else (session, None)
             more_alerts, more_responses = self.decider.decide(
-                [finding], cached[1] if cached else session,
-                on_violation=scope.on_violation if scope else None,
-            )  # fmt: skip
+                [finding], bound, on_violation=scope.on_violation if scope else None
+            )
             alerts.extend(more_alerts)
             responses.extend(more_responses)
         return Drained(findings=tuple(found), alerts=tuple(alerts), responses=tuple(responses))
@@ -233,7 +234,9 @@ class Pipeline:
     def _bind(self, session: SessionView) -> tuple[SessionView, Scope | None]:
         """Bind the session to its task scope; re-bind only when attribution learned more."""
         cached = self._bindings.get(session.session_id)
-        if cached is not None and cached[0] is session:
+        if cached is session:
+            return session, None
+        if isinstance(cached, tuple) and cached[0] is session:
             return cached[1], cached[2]
         observed = session
         bound = self._bind_task(session)
@@ -254,7 +257,9 @@ class Pipeline:
                 scope_binding=scope.name if scope.names_credentials else None,
             )
             observed = session
-        self._bindings[session.session_id] = (observed, session, scope)
+        self._bindings[session.session_id] = (
+            session if scope is None and observed is session else (observed, session, scope)
+        )
         return session, scope
 
     def _bind_task(self, session: SessionView) -> tuple[SessionView, Scope] | None:
@@ -467,3 +472,13 @@ def _task_verdict(verdict: ScopeVerdict, task: TaskBinding) -> ScopeVerdict:
 
 def _session_finding(ctx: EventContext, kind: str, severity: Severity, reason: str) -> Finding:
     return make_finding(ctx, kind=kind, severity=severity, classification=None, reason=reason)
+
+
+_Binding = SessionView | tuple[SessionView, SessionView, Scope | None]
+
+
+def _bound(binding: _Binding) -> tuple[SessionView, Scope | None]:
+    """The view a binding bound, and its scope."""
+    if isinstance(binding, tuple):
+        return binding[1], binding[2]
+    return binding, None
