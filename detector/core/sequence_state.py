@@ -108,8 +108,9 @@ class SessionState:
         return times[0] <= before if same_second else times[0] < before
 
     def keep_read(self, step: Step) -> None:
-        """The latest call of each read action is enough to count distinct reads. A list, not
-        a dict: most sessions keep one or two, and a dict costs four times as much."""
+        """The latest call of each read action is enough to count distinct reads. A sequence,
+        not a dict: most sessions keep one or two (see `keep`), and a dict costs four times
+        as much."""
         reads = self.reads
         if reads and reads[-1].action == step.action and reads[-1].at <= step.at:
             # The same call again, the usual case for a busy session.
