@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from os import PathLike
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -25,6 +25,7 @@ from detector.state import migrations, sqlite_gate, sqlite_tasks
 from detector.state import sqlite_approvals as rows
 from detector.state.approvals import ApprovalRow, SessionSummary, TimelineEntry
 from detector.state.gate_verdicts import GateVerdictRow
+from detector.state.sqlite_time import stamp
 from detector.state.store import (
     NO_CHECKPOINTS,
     EncodedDelta,
@@ -172,7 +173,7 @@ class SqliteStateStore:
     def journal(self, entries: Sequence[JournalEntry]) -> None:
         rows = [
             (
-                _stamp(e.recorded_at),
+                stamp(e.recorded_at),
                 e.response_key,
                 e.session_id,
                 e.action,
@@ -215,7 +216,7 @@ class SqliteStateStore:
             params.append(response_key)
         if since is not None:
             where.append("recorded_at >= ?")
-            params.append(_stamp(since))
+            params.append(stamp(since))
         if outcomes:
             where.append(f"outcome IN ({','.join('?' for _ in outcomes)})")
             params.extend(outcomes)
@@ -468,11 +469,6 @@ def _upsert_checkpoint(conn: sqlite3.Connection, name: str, value: str) -> None:
         "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
         (name, value),
     )
-
-
-def _stamp(value: datetime) -> str:
-    """Fixed-width UTC text, so comparing stamps as text compares the times."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _statements(script: str) -> Iterator[str]:

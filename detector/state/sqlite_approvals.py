@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from detector.core.timestamps import iso_micros
 from detector.state.approvals import PENDING, ApprovalRow, SessionSummary, TimelineEntry
+from detector.state.sqlite_time import parse_stamp, stamp_or_none
 
 # Fixed-width UTC text so that comparing strings compares times.
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 _APPROVAL_COLUMNS = (
     "approval_id, request_key, session_id, action, reason, scope, agent, human, principal, "
@@ -45,12 +44,12 @@ def open_approval(conn: sqlite3.Connection, row: ApprovalRow) -> ApprovalRow:
             orjson.dumps(dict(row.response)).decode(),
             row.status,
             row.outcome,
-            _text(row.requested_at),
-            _text(row.expires_at),
+            stamp_or_none(row.requested_at),
+            stamp_or_none(row.expires_at),
             row.decided_by,
-            _text(row.decided_at),
+            stamp_or_none(row.decided_at),
             row.note,
-            _text(row.released_at),
+            stamp_or_none(row.released_at),
         ),
     )
     found = conn.execute(
@@ -93,7 +92,7 @@ def decide_approval(
     conn.execute(
         "UPDATE approvals SET status = ?, outcome = ?, decided_by = ?, decided_at = ?, note = ? "
         "WHERE approval_id = ? AND status = ?",
-        (status, outcome, decided_by, _text(decided_at), note, approval_id, PENDING),
+        (status, outcome, decided_by, stamp_or_none(decided_at), note, approval_id, PENDING),
     )
     return approval(conn, approval_id)
 
@@ -110,7 +109,7 @@ def unreleased_approvals(conn: sqlite3.Connection, *, limit: int) -> list[Approv
 def mark_released(conn: sqlite3.Connection, approval_id: str, at: datetime) -> None:
     conn.execute(
         "UPDATE approvals SET released_at = ? WHERE approval_id = ? AND released_at IS NULL",
-        (_text(at), approval_id),
+        (stamp_or_none(at), approval_id),
     )
 
 
@@ -128,7 +127,7 @@ def record_timeline(
             (
                 e.session_id,
                 e.entry_key,
-                _text(e.at),
+                stamp_or_none(e.at),
                 e.kind,
                 e.severity,
                 e.title,
@@ -153,7 +152,7 @@ def record_timeline(
                 s.principal,
                 s.scope,
                 int(s.on_human_credentials),
-                _text(s.last_at),
+                stamp_or_none(s.last_at),
             )
             for s in summaries
         ],
@@ -178,7 +177,7 @@ def timeline(conn: sqlite3.Connection, session_id: str, *, limit: int) -> list[T
         TimelineEntry(
             session_id=r[0],
             entry_key=r[1],
-            at=_time(r[2]),
+            at=parse_stamp(r[2]),
             kind=r[3],
             severity=r[4],
             title=r[5],
@@ -212,7 +211,7 @@ def _summaries(conn: sqlite3.Connection, tail: str, args: tuple[Any, ...]) -> li
             principal=r[3],
             scope=r[4],
             on_human_credentials=bool(r[5]),
-            last_at=_time(r[6]),
+            last_at=parse_stamp(r[6]),
             entries=int(r[7]),
         )
         for r in rows
@@ -245,18 +244,10 @@ def _approval(r: Sequence[Any]) -> ApprovalRow:
         response=orjson.loads(r[9]),
         status=r[10],
         outcome=r[11],
-        requested_at=_time(r[12]),
-        expires_at=_time(r[13]),
+        requested_at=parse_stamp(r[12]),
+        expires_at=parse_stamp(r[13]),
         decided_by=r[14],
-        decided_at=_time(r[15]) if r[15] else None,
+        decided_at=parse_stamp(r[15]) if r[15] else None,
         note=r[16],
-        released_at=_time(r[17]) if r[17] else None,
+        released_at=parse_stamp(r[17]) if r[17] else None,
     )
-
-
-def _text(value: datetime | None) -> str | None:
-    return None if value is None else iso_micros(value)
-
-
-def _time(text: str) -> datetime:
-    return datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)

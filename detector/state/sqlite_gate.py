@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -16,9 +15,9 @@ import orjson
 from detector.state import sqlite_approvals
 from detector.state.approvals import SessionSummary
 from detector.state.gate_verdicts import COLUMNS, GateVerdictRow, column_values, from_columns
+from detector.state.sqlite_time import parse_stamp, stamp
 
 # Fixed-width UTC text so that comparing strings compares times.
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def record_verdict(
@@ -28,7 +27,7 @@ def record_verdict(
         conn.execute(
             f"INSERT INTO gate_verdicts ({COLUMNS}) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (verdict_id) DO NOTHING",
-            column_values(row, time=_text, detail=_json),
+            column_values(row, time=stamp, detail=_json),
         ).rowcount
         == 1
     )
@@ -72,16 +71,8 @@ def verdicts(
 
 
 def _row(r: Sequence[Any]) -> GateVerdictRow:
-    return from_columns(r, time=_time, detail=orjson.loads)
+    return from_columns(r, time=parse_stamp, detail=orjson.loads)
 
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
-
-
-def _text(value: datetime) -> str:
-    return value.astimezone(UTC).strftime(_FORMAT)
-
-
-def _time(text: str) -> datetime:
-    return datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)

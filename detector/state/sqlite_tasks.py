@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from detector.state.sqlite_time import parse_stamp, stamp_or_none
 from detector.state.tasks import ACTIVE, ENDED, TaskRow
 
 # Fixed-width UTC text so that comparing strings compares times.
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 COLUMNS = (
     "task_id, agent, owner, scope, role_arn, source_identity, created_at, expires_at, status, "
     "ended_at, access_key_id, principal_id"
@@ -31,10 +31,10 @@ def put_task(conn: sqlite3.Connection, row: TaskRow) -> None:
             row.scope,
             row.role_arn,
             row.source_identity,
-            _text(row.created_at),
-            _text(row.expires_at),
+            stamp_or_none(row.created_at),
+            stamp_or_none(row.expires_at),
             row.status,
-            _text(row.ended_at),
+            stamp_or_none(row.ended_at),
             row.access_key_id,
             row.principal_id,
         ),
@@ -53,7 +53,7 @@ def tasks(
         f"SELECT {COLUMNS} FROM tasks WHERE (? IS NULL OR status = ?) "
         "AND (? IS NULL OR expires_at >= ? OR ended_at >= ?) "
         "ORDER BY created_at DESC, task_id LIMIT ?",
-        (status, status, _text(since), _text(since), _text(since), limit),
+        (status, status, stamp_or_none(since), stamp_or_none(since), stamp_or_none(since), limit),
     ).fetchall()
     return [_row(r) for r in rows]
 
@@ -61,7 +61,7 @@ def tasks(
 def end_task(conn: sqlite3.Connection, task_id: str, at: datetime) -> TaskRow | None:
     conn.execute(
         "UPDATE tasks SET status = ?, ended_at = ? WHERE task_id = ? AND status = ?",
-        (ENDED, _text(at), task_id, ACTIVE),
+        (ENDED, stamp_or_none(at), task_id, ACTIVE),
     )
     return task(conn, task_id)
 
@@ -74,18 +74,10 @@ def _row(r: Sequence[Any]) -> TaskRow:
         scope=r[3],
         role_arn=r[4],
         source_identity=r[5],
-        created_at=_time(r[6]),
-        expires_at=_time(r[7]),
+        created_at=parse_stamp(r[6]),
+        expires_at=parse_stamp(r[7]),
         status=r[8],
-        ended_at=_time(r[9]) if r[9] else None,
+        ended_at=parse_stamp(r[9]) if r[9] else None,
         access_key_id=r[10],
         principal_id=r[11],
     )
-
-
-def _text(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime(_FORMAT)
-
-
-def _time(text: str) -> datetime:
-    return datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)
