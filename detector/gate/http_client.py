@@ -120,7 +120,9 @@ def _with_urllib(
         url, data=body, method=method, headers=dict(headers)
     )
     try:
-        with urllib.request.urlopen(call, timeout=timeout) as answer:  # noqa: S310
+        # An opener of its own, built with the proxy settings of now: `urlopen` builds one
+        # for the whole process on its first call and keeps that call's proxy for ever.
+        with urllib.request.build_opener().open(call, timeout=timeout) as answer:
             payload: bytes = answer.read()
             return payload
     except urllib.error.HTTPError as exc:

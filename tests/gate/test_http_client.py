@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -106,5 +107,10 @@ def test_a_proxy_in_the_environment_goes_through_urllib(monkeypatch: pytest.Monk
         port = probe.getsockname()[1]
     # The proxy is down: urllib, which uses it, fails to reach it.
     monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{port}")
+    # No process-wide opener yet, as in a fresh process.
+    monkeypatch.setattr(urllib.request, "_opener", None)
     with pytest.raises(urllib.error.URLError):
         request("GET", "http://service.invalid/v1/tasks", {}, None, timeout=2)
+    # `urlopen` would have built the process's opener with this proxy and kept it: every
+    # later `urlopen` in the process, the gate's or anyone's, would go to the dead proxy.
+    assert urllib.request._opener is None
