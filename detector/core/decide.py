@@ -11,7 +11,6 @@ automatically; `dry_run` is carried in the response, not decided by whoever perf
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -229,8 +228,6 @@ def _alerts_json(held: _Held) -> dict[str, Any]:
 
 def _open_alert(kind: str, stored: Sequence[Any]) -> _OpenAlert:
     severity, ids, first, last = stored
-    # Interned: a restored shard holds one copy of each kind's name, as a live one does.
-    kind = sys.intern(kind)
     event_ids: str | list[str] = ids[0] if len(ids) == 1 else list(ids)
     return _OpenAlert(kind, Severity.parse(severity), event_ids, first, last)
 
