@@ -142,19 +142,19 @@ class Dispatcher:
     # --- one response --------------------------------------------------------------------
 
     async def _handle(self, response: Response, arrival: datetime | None) -> list[JournalEntry]:
+        """A response meant to act (dry runs are `handle`'s own)."""
         history = await asyncio.to_thread(self.store.journal_entries, response_key=response.key)
-        same = [e for e in history if e.dry_run == response.dry_run]
+        same = [e for e in history if not e.dry_run]
         # Responders that already reached a final outcome for this response (a redelivered
         # batch): only the others act; "-" is an outcome for the response as a whole.
         done = {e.responder for e in same if e.outcome in FINAL}
-        if "-" in done or (response.dry_run and done):
+        if "-" in done:
             return []
         accepting = [r for r in self.responders if r.accepts(response)]
         remaining = [r for r in accepting if r.name not in done]
         if done and not remaining:
             return []
-        held_before = any(e.outcome == HELD for e in same)
-        if held_before and not response.dry_run:
+        if any(e.outcome == HELD for e in same):
             # Still waiting for the second person: ask again (the gate answers for the
             # approval already open) and journal nothing new until it is decided.
             state = await self.gate.check(response)
@@ -296,12 +296,12 @@ class Dispatcher:
     async def _record(
         self, response: Response, outcome: ResponseOutcome, arrival: datetime | None
     ) -> JournalEntry:
+        """Journal, send and count the outcome of a response meant to act. Dry runs are the
+        journal's alone (`handle`): the sinks already carry the dry-run response, and
+        `trailguard run` writes what `trailguard replay` writes for it."""
         entry, since_event, since_arrival = self._outcome_entry(response, outcome, arrival)
         await self._journal([entry])
-        if not response.dry_run:
-            # Dry runs are the journal's alone: the sinks already carry the dry-run response,
-            # and `trailguard run` writes what `trailguard replay` writes for it.
-            await self._emit([_record(entry, alert=outcome.outcome.alerts)])
+        await self._emit([_record(entry, alert=outcome.outcome.alerts)])
         self._noted(entry, since_event=since_event, since_arrival=since_arrival)
         return entry
 
