@@ -14,9 +14,7 @@ from typing import Any
 import orjson
 
 from detector.state.approvals import PENDING, ApprovalRow, SessionSummary, TimelineEntry
-from detector.state.sqlite_time import parse_stamp, stamp_or_none
-
-# Fixed-width UTC text so that comparing strings compares times.
+from detector.state.sqlite_time import parse_stamp, stamp, stamp_or_none
 
 _APPROVAL_COLUMNS = (
     "approval_id, request_key, session_id, action, reason, scope, agent, human, principal, "
@@ -44,8 +42,8 @@ def open_approval(conn: sqlite3.Connection, row: ApprovalRow) -> ApprovalRow:
             orjson.dumps(dict(row.response)).decode(),
             row.status,
             row.outcome,
-            stamp_or_none(row.requested_at),
-            stamp_or_none(row.expires_at),
+            stamp(row.requested_at),
+            stamp(row.expires_at),
             row.decided_by,
             stamp_or_none(row.decided_at),
             row.note,
@@ -109,7 +107,7 @@ def unreleased_approvals(conn: sqlite3.Connection, *, limit: int) -> list[Approv
 def mark_released(conn: sqlite3.Connection, approval_id: str, at: datetime) -> None:
     conn.execute(
         "UPDATE approvals SET released_at = ? WHERE approval_id = ? AND released_at IS NULL",
-        (stamp_or_none(at), approval_id),
+        (stamp(at), approval_id),
     )
 
 
@@ -127,7 +125,7 @@ def record_timeline(
             (
                 e.session_id,
                 e.entry_key,
-                stamp_or_none(e.at),
+                stamp(e.at),
                 e.kind,
                 e.severity,
                 e.title,
@@ -152,7 +150,7 @@ def record_timeline(
                 s.principal,
                 s.scope,
                 int(s.on_human_credentials),
-                stamp_or_none(s.last_at),
+                stamp(s.last_at),
             )
             for s in summaries
         ],

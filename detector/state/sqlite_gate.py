@@ -17,8 +17,6 @@ from detector.state.approvals import SessionSummary
 from detector.state.gate_verdicts import COLUMNS, GateVerdictRow, column_values, from_columns
 from detector.state.sqlite_time import parse_stamp, stamp
 
-# Fixed-width UTC text so that comparing strings compares times.
-
 
 def record_verdict(
     conn: sqlite3.Connection, row: GateVerdictRow, *, cap: int, summary: SessionSummary | None

@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from detector.state.sqlite_time import parse_stamp, stamp_or_none
+from detector.state.sqlite_time import parse_stamp, stamp, stamp_or_none
 from detector.state.tasks import ACTIVE, ENDED, TaskRow
 
-# Fixed-width UTC text so that comparing strings compares times.
 COLUMNS = (
     "task_id, agent, owner, scope, role_arn, source_identity, created_at, expires_at, status, "
     "ended_at, access_key_id, principal_id"
@@ -31,8 +30,8 @@ def put_task(conn: sqlite3.Connection, row: TaskRow) -> None:
             row.scope,
             row.role_arn,
             row.source_identity,
-            stamp_or_none(row.created_at),
-            stamp_or_none(row.expires_at),
+            stamp(row.created_at),
+            stamp(row.expires_at),
             row.status,
             stamp_or_none(row.ended_at),
             row.access_key_id,
@@ -61,7 +60,7 @@ def tasks(
 def end_task(conn: sqlite3.Connection, task_id: str, at: datetime) -> TaskRow | None:
     conn.execute(
         "UPDATE tasks SET status = ?, ended_at = ? WHERE task_id = ? AND status = ?",
-        (ENDED, stamp_or_none(at), task_id, ACTIVE),
+        (ENDED, stamp(at), task_id, ACTIVE),
     )
     return task(conn, task_id)
 
