@@ -3,12 +3,14 @@ a restart must not change what the patterns see."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from detector.core.sequence_state import keep
 from detector.core.sequence_steps import Grant, Step
 
 _text = st.text(min_size=1, max_size=12)
@@ -59,20 +61,16 @@ def test_kept_steps_are_the_newest_in_time_order_whatever_holds_them(
     minutes: list[int], cap: int
 ) -> None:
     """Short lists are tuples, longer ones lists grown in place: the steps are the same."""
-    from datetime import timedelta
-
-    from detector.core.sequence_state import keep
-
     start = datetime(2025, 12, 8, tzinfo=UTC)
     steps = [
         Step(event_id=f"e{n}", at=start + timedelta(minutes=m), session_id="s", action="a",
              resource=None, marks=0)
         for n, m in enumerate(minutes)
     ]  # fmt: skip
-    kept: tuple[Step, ...] | list[Step] = ()
+    kept: Sequence[Step] = ()
     dropped: list[Step] = []
     for step in steps:
-        kept = keep(kept, step, cap, dropped.append)  # type: ignore[assignment]
+        kept = keep(kept, step, cap, dropped.append)
         assert len(kept) <= cap
     # Stable: steps of one time stay in arrival order, as bisect.insort keeps them.
     ordered = sorted(steps, key=lambda s: s.at)
