@@ -202,6 +202,15 @@ class SessionRecord:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, shared(value))
+        # The key brought copies of its own of the account and the principal. The access key
+        # and the issue time are this session's alone: one object each, the field's (a
+        # restored record read the key and the fields as separate strings).
+        account, principal, access_key, issued = self.key
+        if access_key == self.access_key_id:
+            access_key = self.access_key_id
+        if issued == self.issued_at:
+            issued = self.issued_at
+        self.key = (shared(account), shared(principal), access_key, issued)
 
     def add_fas(self, service: str) -> bool:
         """Record a service calling on this session's behalf; True when new."""

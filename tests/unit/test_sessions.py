@@ -625,6 +625,10 @@ def test_sessions_of_one_role_hold_its_strings_once_and_keep_their_own_keys() ->
     assert first.role_arn is second.role_arn
     assert first.principal_type is second.principal_type
     assert first.evidence == second.evidence and first.evidence is second.evidence
+    # The index's keys too: each brought a copy of the account of its own.
+    (first_key, second_key) = tracker._sessions
+    assert first_key[0] is second_key[0] is first.account_id
+    assert first_key[2] is first.access_key_id
 
 
 def test_a_session_that_mints_credentials_gets_children_of_its_own() -> None:
