@@ -87,16 +87,17 @@ def build_view(
     marks = rules.marks(role_arn=role_arn, source_identity=source_identity, tags=tags)
 
     inherited_agent = bool(inherited and inherited.is_agent)
-    is_agent = record.agent is not None or record.promoted or inherited_agent or bool(marks)
-    agent = record.agent
-    confidence = record.agent_confidence
+    own = record.marks
+    is_agent = own.agent is not None or own.promoted or inherited_agent or bool(marks)
+    agent = own.agent
+    confidence = own.agent_confidence
     if agent is None and inherited is not None and inherited.is_agent:
         agent, confidence = inherited.agent, inherited.agent_confidence
     if marks and confidence is None:
         agent, confidence = rules.agent_name(source_identity, tags), MINT_TIME
     if is_agent and confidence is None:
-        agent, confidence = agent or record.promoted_agent, "scope-binding"
-    agent = agent or (record.promoted_agent if is_agent else None)
+        agent, confidence = agent or own.promoted_agent, "scope-binding"
+    agent = agent or (own.promoted_agent if is_agent else None)
 
     base_kind, base_evidence, human, through_chain = _base(record, inherited)
     relation, delegated_by, relation_evidence = CredentialRelation.OWN, None, ""
@@ -106,16 +107,16 @@ def build_view(
         )
     evidence: list[str] = []
     if is_agent:
-        if record.agent_evidence:
-            evidence.append(record.agent_evidence)
+        if own.agent_evidence:
+            evidence.append(own.agent_evidence)
         if inherited is not None and inherited.is_agent:
             evidence.append(
                 f"agent {inherited.agent or 'unidentified'} inherited from session "
                 f"{inherited.session_id}"
             )
         evidence.extend(marks)
-        if record.promoted and record.promoted_evidence:
-            evidence.append(record.promoted_evidence)
+        if own.promoted and own.promoted_evidence:
+            evidence.append(own.promoted_evidence)
     if base_evidence:
         evidence.append(base_evidence)
     if relation_evidence:
@@ -124,8 +125,8 @@ def build_view(
         evidence.append(
             f"credentials minted by {link.minted_by} in session {link.parent_session_id}"
         )
-    if record.login_evidence:
-        evidence.append(f"aws login credentials: {record.login_evidence}")
+    if own.login_evidence:
+        evidence.append(f"aws login credentials: {own.login_evidence}")
     evidence.extend(f"calls made on its behalf by {service}" for service in record.fas)
 
     principal_arn = record.principal_arn or (link.arn if link else None)
@@ -202,18 +203,15 @@ def _relation(
         return CredentialRelation.INHERITED, None, f"on credentials derived from {person}'s own"
     if role_arn == inherited.role_arn or _is_sso(role_arn):
         return CredentialRelation.INHERITED, None, f"on {person}'s own role"
-    if not marks and not record.scope_binding:
+    scope_binding = record.marks.scope_binding
+    if not marks and not scope_binding:
         return (
             CredentialRelation.INHERITED,
             None,
             f"role {last_segment(role_arn)} minted by {person} is not marked for agents and no "
             "task scope names the session: the person's role handed to an agent",
         )
-    scoped = (
-        f"; task scope {record.scope_binding} names these credentials"
-        if record.scope_binding
-        else ""
-    )
+    scoped = f"; task scope {scope_binding} names these credentials" if scope_binding else ""
     return CredentialRelation.DELEGATED, human, f"delegated by {person} into {role_arn}{scoped}"
 
 
@@ -273,7 +271,7 @@ def _base(
         return SessionKind.SERVICE, "Lambda runtime user agent", None, False
     # On a session minted by an STS call we saw, `aws login` flags in the user agent describe
     # the source credentials the call was made with, not this session: the chain decides.
-    if record.login_evidence and not known_chain:
+    if record.marks.login_evidence and not known_chain:
         human = chain_human or record.user_name or record.session_name
         return SessionKind.HUMAN, "console credentials via aws login", human, False
     if inherited is not None and known_chain:

@@ -88,16 +88,61 @@ _IDENTITY_FIELDS = (
 _SHARED_FIELDS = tuple(f for f in _IDENTITY_FIELDS if f not in ("access_key_id", "issued_at"))
 
 
+class SessionMarks:
+    """What marked a session for an agent: a marker in its user agent, a task scope that
+    bound it, `aws login` flags.
+
+    Most sessions have none of it and share NO_MARKS, which is never written: a record
+    takes one of its own (`SessionRecord.marking`) when its first mark arrives.
+    """
+
+    __slots__ = (
+        "agent",
+        "agent_confidence",
+        "agent_evidence",
+        "agent_rank",
+        "login_evidence",
+        "promoted",
+        "promoted_agent",
+        "promoted_evidence",
+        "scope_binding",
+    )
+
+    def __init__(self) -> None:
+        self.agent: str | None = None
+        self.agent_confidence: str | None = None
+        self.agent_evidence: str | None = None
+        # The marker's rank: a better-ranked marker seen later replaces the agent's name.
+        self.agent_rank = 1 << 30
+        self.login_evidence: str | None = None
+        self.promoted = False
+        self.promoted_agent: str | None = None
+        self.promoted_evidence: str | None = None
+        # A task scope whose match names this credential set (role, SourceIdentity, session
+        # name, principal or tags): the binding marks the credentials as minted for the task.
+        self.scope_binding: str | None = None
+
+
+# Persisted with the record's own fields, in snapshot order.
+_MARK_FIELDS = (
+    "agent",
+    "agent_confidence",
+    "agent_evidence",
+    "agent_rank",
+    "login_evidence",
+    "promoted",
+    "promoted_agent",
+    "promoted_evidence",
+)
+NO_MARKS = SessionMarks()
+
+
 class SessionRecord:
     """Mutable facts about one credential set. Owned by the tracker; never handed out."""
 
     __slots__ = (
         "access_key_id",
         "account_id",
-        "agent",
-        "agent_confidence",
-        "agent_evidence",
-        "agent_rank",
         "children",
         "console",
         "credentials_issued_to",
@@ -113,16 +158,12 @@ class SessionRecord:
         "key",
         "last_seen",
         "link",
-        "login_evidence",
+        "marks",
         "on_behalf_of",
         "order",
         "principal_arn",
         "principal_id",
         "principal_type",
-        "promoted",
-        "promoted_agent",
-        "promoted_evidence",
-        "scope_binding",
         "session_id",
         "session_name",
         "sigs",
@@ -153,20 +194,10 @@ class SessionRecord:
         self.identity_provider: str | None = None
         self.credentials_issued_to: str | None = None
         self.invoked_by: str | None = None
-        self.agent: str | None = None
-        self.agent_confidence: str | None = None
-        self.agent_evidence: str | None = None
-        self.agent_rank = 1 << 30
-        self.login_evidence: str | None = None
         self.console = False
         self.hints = 0
         self.fas: tuple[str, ...] = ()
-        self.promoted = False
-        self.promoted_agent: str | None = None
-        self.promoted_evidence: str | None = None
-        # A task scope whose match names this credential set (role, SourceIdentity, session
-        # name, principal or tags): the binding marks the credentials as minted for the task.
-        self.scope_binding: str | None = None
+        self.marks = NO_MARKS
         self.link: CredentialLink | None = None
         self.inherited: Inherited | None = None
         self.children: set[str] | frozenset[str] = NO_CHILDREN
@@ -219,29 +250,25 @@ class SessionRecord:
         self.fas = (*self.fas, service)
         return True
 
+    def marking(self) -> SessionMarks:
+        """The record's own marks, to write to (the first mark replaces the shared empty)."""
+        if self.marks is NO_MARKS:
+            self.marks = SessionMarks()
+        return self.marks
+
     # Persisted fields, in snapshot order. Derived fields (view, export, sigs) are rebuilt.
-    _PERSISTED = (
-        *_IDENTITY_FIELDS,
-        "agent",
-        "agent_confidence",
-        "agent_evidence",
-        "agent_rank",
-        "login_evidence",
-        "console",
-        "hints",
-        "promoted",
-        "promoted_agent",
-        "promoted_evidence",
-    )
+    _PERSISTED = (*_IDENTITY_FIELDS, "console", "hints")
 
     def to_json(self) -> dict[str, Any]:
         # One C call for the plain fields: a cut writes every changed session's record.
         data: dict[str, Any] = dict(zip(self._PERSISTED, _read_persisted(self), strict=True))
+        marks = self.marks
+        data.update(zip(_MARK_FIELDS, _read_marks(marks), strict=True))
         data["session_id"] = self.session_id
         data["key"] = list(self.key)
         data["last_seen"] = iso_instant(self.last_seen)
         data["order"] = self.order
-        data["scope_binding"] = self.scope_binding
+        data["scope_binding"] = marks.scope_binding
         data["fas"] = list(self.fas)
         data["children"] = sorted(self.children)
         data["link"] = self.link.to_json() if self.link else None
@@ -254,10 +281,16 @@ class SessionRecord:
         record = cls(data["session_id"], (a, b, c, d), datetime.fromisoformat(data["last_seen"]))
         for name in cls._PERSISTED:
             setattr(record, name, data[name])
-        # Added after the first snapshot format; older snapshots have none.
-        record.scope_binding = data.get("scope_binding")
-        record.order = int(data.get("order", 0))
+        # scope_binding was added after the first snapshot format; older snapshots have none.
+        scope_binding = data.get("scope_binding")
+        marks = [data[name] for name in _MARK_FIELDS]
+        if scope_binding is not None or marks != _NO_MARK_VALUES:
+            own = record.marking()
+            for name, value in zip(_MARK_FIELDS, marks, strict=True):
+                setattr(own, name, value)
+            own.scope_binding = scope_binding
         record.fas = tuple(data["fas"])
+        record.order = int(data.get("order", 0))
         record.children = set(data["children"]) if data["children"] else NO_CHILDREN
         record.link = CredentialLink.from_json(data["link"]) if data["link"] else None
         record.inherited = _inherited_from_json(data["inherited"]) if data["inherited"] else None
@@ -265,6 +298,8 @@ class SessionRecord:
 
 
 _read_persisted = operator.attrgetter(*SessionRecord._PERSISTED)
+_read_marks = operator.attrgetter(*_MARK_FIELDS)
+_NO_MARK_VALUES = list(_read_marks(NO_MARKS))
 _UNBUILT = SessionView(session_id="", kind=SessionKind.UNKNOWN)
 # Most sessions mint nothing: one empty set for all of them, replaced by a set of their own
 # when they do (an empty set is 216 bytes).

@@ -156,18 +156,20 @@ class SessionTracker:
         Raises KeyError if the session is unknown.
         """
         record = self._by_id[session_id]
+        held = record.marks
         if (
-            record.promoted
-            and record.promoted_evidence == evidence
-            and (scope_binding is None or record.scope_binding == scope_binding)
+            held.promoted
+            and held.promoted_evidence == evidence
+            and (scope_binding is None or held.scope_binding == scope_binding)
         ):
             return record.view
-        record.promoted = True
+        marks = record.marking()
+        marks.promoted = True
         self._mark(record.session_id)
-        record.promoted_agent = record.promoted_agent or agent
-        record.promoted_evidence = evidence
+        marks.promoted_agent = marks.promoted_agent or agent
+        marks.promoted_evidence = evidence
         if scope_binding is not None:
-            record.scope_binding = scope_binding
+            marks.scope_binding = scope_binding
         self._refresh(record)
         return record.view
 
@@ -335,14 +337,15 @@ class SessionTracker:
         changed = False
         facts = self.markers.scan(event.user_agent, actor.invoked_by)
         found = facts.agent
-        if found is not None and found.rank < record.agent_rank:
-            record.agent = found.agent
-            record.agent_confidence = found.marker.confidence
-            record.agent_evidence = found.evidence
-            record.agent_rank = found.rank
+        if found is not None and found.rank < record.marks.agent_rank:
+            marks = record.marking()
+            marks.agent = found.agent
+            marks.agent_confidence = found.marker.confidence
+            marks.agent_evidence = found.evidence
+            marks.agent_rank = found.rank
             changed = True
-        if facts.console_credentials is not None and record.login_evidence is None:
-            record.login_evidence = facts.console_credentials
+        if facts.console_credentials is not None and record.marks.login_evidence is None:
+            record.marking().login_evidence = facts.console_credentials
             changed = True
         if event.console_session and not record.console:
             record.console = True

@@ -593,6 +593,32 @@ def test_snapshot_restore_round_trip() -> None:
     assert hop_c.agent == "kiro"
 
 
+def test_an_agent_mark_stays_on_its_session_live_and_restored() -> None:
+    # Sessions without marks share one empty set of them until their first mark arrives.
+    tracker = SessionTracker(TABLE)
+    first = tracker.observe(record(iam_user("u1", key="AKIAEXAMPLEU1000001")))
+    kiro = tracker.observe(
+        record(iam_user("u2", key="AKIAEXAMPLEU2000001"), userAgent=CLI.format(flags="AQ"))
+    )
+    bound = tracker.observe(record(iam_user("u3", key="AKIAEXAMPLEU3000001")))
+    tracker.promote(bound.session_id, agent="task-bot", evidence="bound to scope s1")
+    later = tracker.observe(record(iam_user("u4", key="AKIAEXAMPLEU4000001")))
+    restored = SessionTracker.restore(json.loads(json.dumps(tracker.snapshot())), TABLE)
+    for live in (tracker, restored):
+        kinds = {
+            name: view.kind if (view := live.get(session.session_id)) else None
+            for name, session in {"u1": first, "u2": kiro, "u3": bound, "u4": later}.items()
+        }
+        assert kinds == {
+            "u1": SessionKind.HUMAN,
+            "u2": SessionKind.AGENT,
+            "u3": SessionKind.AGENT,
+            "u4": SessionKind.HUMAN,
+        }
+    fresh = restored.observe(record(iam_user("u5", key="AKIAEXAMPLEU5000001")))
+    assert fresh.kind is SessionKind.HUMAN and fresh.agent is None
+
+
 def test_restore_rejects_other_versions() -> None:
     with pytest.raises(StateError):
         SessionTracker.restore({"version": 99, "sessions": [], "links": []}, TABLE)
