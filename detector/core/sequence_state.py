@@ -10,10 +10,12 @@ import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from detector.core.sequence_steps import Step
 from detector.core.timestamps import iso_instant
+
+_T = TypeVar("_T")
 
 NEVER = datetime.min.replace(tzinfo=UTC)
 
@@ -70,7 +72,7 @@ class SessionState:
     calls: Sequence[Step] = ()  # steps that assume a role or sign in
     reads: Sequence[Step] = ()
     bursts: Sequence[Burst] = ()
-    created: dict[str, list[datetime]] | None = None
+    created: dict[str, tuple[datetime, ...]] | None = None
     raised: dict[str, datetime] | None = None
 
     @classmethod
@@ -96,8 +98,9 @@ class SessionState:
         if self.created is None:
             self.created = {}
         for key in keys:
-            times = sorted({*self.created.pop(key, []), at})
-            self.created[key] = [times[0], times[-1]] if len(times) > 1 else times
+            times = sorted({*self.created.pop(key, ()), at})
+            # A new tuple each time, never changed in place: a state row may hold it.
+            self.created[key] = (times[0], times[-1]) if len(times) > 1 else (times[0],)
         while len(self.created) > MAX_CREATED:
             del self.created[next(iter(self.created))]
 
@@ -175,10 +178,13 @@ class SessionState:
     def to_dict(self, *, late: bool = False) -> dict[str, Any]:
         """Plain JSON, leaving out what is empty; steps without the session id (the key).
 
-        `late`: the steps as they are, in new lists, for a state row (they are immutable;
-        `encode_row` gives them their plain form)."""
+        `late`: the steps and times as they are, in new containers, for a state row (they
+        are immutable; `encode_row` gives them their plain form, the times as `iso_instant`
+        does). A session that created hundreds of resources is written on each of its
+        changes, and formatting their times cost more than the rest of its row."""
         step: Callable[[Step], Any] = _as_is if late else Step.to_list
-        data: dict[str, Any] = {"high": _iso(self.high), "identities": list(self.identities)}
+        iso: Callable[[datetime], Any] = _as_is if late else _iso
+        data: dict[str, Any] = {"high": iso(self.high), "identities": list(self.identities)}
         if self.first is not None:
             data["first"] = step(self.first)
         for name in _STEP_LISTS:
@@ -187,14 +193,19 @@ class SessionState:
                 data[name] = list(steps) if late else [s.to_list() for s in steps]
         if self.bursts:
             data["bursts"] = [
-                [_iso(b.start), _iso(b.reached), _iso(b.end), [step(s) for s in b.sample],
-                 b.spent]
+                [iso(b.start), iso(b.reached), iso(b.end), [step(s) for s in b.sample], b.spent]
                 for b in self.bursts
             ]  # fmt: skip
         if self.created:
-            data["created"] = {k: [_iso(t) for t in v] for k, v in self.created.items()}
+            data["created"] = (
+                dict(self.created)
+                if late
+                else {k: [_iso(t) for t in v] for k, v in self.created.items()}
+            )
         if self.raised:
-            data["raised"] = {k: _iso(v) for k, v in self.raised.items()}
+            data["raised"] = (
+                dict(self.raised) if late else {k: _iso(v) for k, v in self.raised.items()}
+            )
         return data
 
     @classmethod
@@ -221,7 +232,7 @@ class SessionState:
         ]
         if data.get("created"):
             state.created = {
-                k: [datetime.fromisoformat(t) for t in v] for k, v in data["created"].items()
+                k: tuple(datetime.fromisoformat(t) for t in v) for k, v in data["created"].items()
             }
         if data.get("raised"):
             state.raised = {k: datetime.fromisoformat(v) for k, v in data["raised"].items()}
@@ -274,8 +285,8 @@ def between(steps: Sequence[Step], start: datetime, end: datetime) -> Sequence[S
     return steps[low:high]
 
 
-def _as_is(step: Step) -> Step:
-    return step
+def _as_is(value: _T) -> _T:
+    return value
 
 
 def _iso(at: datetime) -> str:

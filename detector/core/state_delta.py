@@ -11,8 +11,9 @@ more than the keys say, so stores stay ignorant of the pipeline's shape.
 
 A row is JSON once `encode_row` has encoded it. Batches wait while a delta is cut, not while
 it is encoded, so a part may hand over immutable values it keeps by the ten thousand (the
-sequence steps) as they are, in new lists, and they take their plain form (`Late.to_list`)
-as the save encodes them: formatting them was over half of a cut.
+sequence steps, their times) as they are, in new containers, and they take their plain form
+(`Late.to_list`; times as `iso_instant` writes them) as the save encodes them: formatting
+them was over half of a cut.
 """
 
 from __future__ import annotations
@@ -56,9 +57,14 @@ class Late(Protocol):
     def to_list(self) -> list[Any]: ...
 
 
+# A time left in a row (they are all UTC) is written as `iso_instant` writes it:
+# "2025-12-08T00:00:59Z", with the microseconds only when it has any.
+_TIMES_AS_ISO_INSTANT = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
 def encode_row(value: Any) -> bytes:
     """A row's value as JSON: orjson, with each `Late` value in its plain form."""
-    return orjson.dumps(value, default=_plain)
+    return orjson.dumps(value, default=_plain, option=_TIMES_AS_ISO_INSTANT)
 
 
 def _plain(value: Any) -> Any:
