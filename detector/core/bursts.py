@@ -66,10 +66,10 @@ class DeniedBurstDetector:
         found: dict[str, Any] = {}
         times = self._times.get(session_id)
         if times:
-            found["times"] = [iso_instant(t) for t in times]
+            found["times"] = list(times)  # times as they are: `encode_row` writes them
         until = self._reported_until.get(session_id)
         if until is not None:
-            found["reported_until"] = iso_instant(until)
+            found["reported_until"] = until
         return found
 
     def restore(self, data: Mapping[str, Any]) -> None:

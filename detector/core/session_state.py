@@ -259,14 +259,15 @@ class SessionRecord:
     # Persisted fields, in snapshot order. Derived fields (view, export, sigs) are rebuilt.
     _PERSISTED = (*_IDENTITY_FIELDS, "console", "hints")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, late: bool = False) -> dict[str, Any]:
+        """Plain JSON; `late`, for a state row: the time as it is (`encode_row` writes it)."""
         # One C call for the plain fields: a cut writes every changed session's record.
         data: dict[str, Any] = dict(zip(self._PERSISTED, _read_persisted(self), strict=True))
         marks = self.marks
         data.update(zip(_MARK_FIELDS, _read_marks(marks), strict=True))
         data["session_id"] = self.session_id
         data["key"] = list(self.key)
-        data["last_seen"] = iso_instant(self.last_seen)
+        data["last_seen"] = self.last_seen if late else iso_instant(self.last_seen)
         data["order"] = self.order
         data["scope_binding"] = marks.scope_binding
         data["fas"] = list(self.fas)

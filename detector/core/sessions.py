@@ -213,12 +213,13 @@ class SessionTracker:
 
     def changes(self) -> tuple[dict[str, Any | None], dict[str, Any | None]]:
         """Sessions and links changed since `track_changes` or `saved`, by id, as their
-        `snapshot` entries; None for one that is gone."""
+        `snapshot` entries (times left as they are, see `encode_row`); None for one that is
+        gone."""
         if self._changed is None or self._changed_links is None:
             raise StateError("the session tracker is not tracking its changes")
         by_id, links = self._by_id, self._links
         sessions = {
-            sid: record.to_json() if (record := by_id.get(sid)) is not None else None
+            sid: record.to_json(late=True) if (record := by_id.get(sid)) is not None else None
             for sid in self._changed
         }
         linked = {

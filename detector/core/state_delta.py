@@ -151,13 +151,19 @@ class RowsBuilder:
         heads = [(name, row_key(f"{prefix}.{name}", "")) for name in part.session_collections]
         if not heads:
             return
-        # Each collection's key prefix made once: a cut of 2,000 sessions puts some 18,000
-        # rows, most of them removals (a session has nothing in most collections).
-        put = self._put_row
+        # Each collection's key prefix made once, and each row put here rather than through
+        # `_put_row`: a cut of 2,000 sessions puts some 18,000 rows, most of them removals (a
+        # session has nothing in most collections). No other put makes these keys, so none
+        # can be both written and removed (`StateDelta` checks).
+        rows, removed = self.rows, self.removed
         for session_id in session_ids:
             entries = part.session_snapshot(session_id)
             for name, head in heads:
-                put(head + session_id, entries.get(name))
+                value = entries.get(name)
+                if value is None:
+                    removed.add(head + session_id)
+                else:
+                    rows[head + session_id] = value
 
     def delta(self, shared: Mapping[str, Any], *, full: bool = False) -> StateDelta:
         return StateDelta(shared=shared, rows=self.rows, removed=frozenset(self.removed), full=full)

@@ -16,7 +16,9 @@ class Severity(IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        # Read for every finding written and every open alert saved: a lookup, not the
+        # enum's `name` lowered each time.
+        return _SEVERITY_LABELS[self]
 
     @classmethod
     def parse(cls, value: str) -> Severity:
@@ -25,6 +27,9 @@ class Severity(IntEnum):
         except KeyError:
             names = ", ".join(s.label for s in cls)
             raise ValueError(f"unknown severity {value!r} (one of {names})") from None
+
+
+_SEVERITY_LABELS = {severity: severity.name.lower() for severity in Severity}
 
 
 class Category(StrEnum):
