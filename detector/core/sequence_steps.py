@@ -119,6 +119,10 @@ class Step(NamedTuple):
             data.pop()
         return data
 
+    def to_plain(self) -> list[Any]:
+        """Its plain form in a state row (`detector.core.state_delta.Late`)."""
+        return self.to_list()
+
     @classmethod
     def from_list(cls, data: Sequence[Any], session_id: str) -> Step:
         event_id, at, action, resource, marks, *rest = data

@@ -259,22 +259,29 @@ class SessionRecord:
     # Persisted fields, in snapshot order. Derived fields (view, export, sigs) are rebuilt.
     _PERSISTED = (*_IDENTITY_FIELDS, "console", "hints")
 
-    def to_json(self, *, late: bool = False) -> dict[str, Any]:
-        """Plain JSON; `late`, for a state row: the time as it is (`encode_row` writes it)."""
-        # One C call for the plain fields: a cut writes every changed session's record.
-        data: dict[str, Any] = dict(zip(self._PERSISTED, _read_persisted(self), strict=True))
-        marks = self.marks
-        data.update(zip(_MARK_FIELDS, _read_marks(marks), strict=True))
-        data["session_id"] = self.session_id
-        data["key"] = list(self.key)
-        data["last_seen"] = self.last_seen if late else iso_instant(self.last_seen)
-        data["order"] = self.order
-        data["scope_binding"] = marks.scope_binding
-        data["fas"] = list(self.fas)
-        data["children"] = sorted(self.children)
-        data["link"] = self.link.to_json() if self.link else None
-        data["inherited"] = _inherited_json(self.inherited) if self.inherited else None
-        return data
+    def to_json(self) -> dict[str, Any]:
+        return self.row().to_plain()
+
+    def row(self) -> RecordRow:
+        """The record as its state row holds it, taken now (a cut takes every changed
+        session's); made plain JSON when the row is encoded."""
+        children = self.children
+        return RecordRow(
+            (
+                # One C call each for the plain fields.
+                _read_persisted(self),
+                _read_marks(self.marks),
+                self.session_id,
+                self.key,
+                self.last_seen,
+                self.order,
+                self.marks.scope_binding,
+                self.fas,
+                children if isinstance(children, frozenset) else frozenset(children),
+                self.link,
+                self.inherited,
+            )
+        )
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SessionRecord:
@@ -296,6 +303,33 @@ class SessionRecord:
         record.link = CredentialLink.from_json(data["link"]) if data["link"] else None
         record.inherited = _inherited_from_json(data["inherited"]) if data["inherited"] else None
         return record
+
+
+class RecordRow:
+    """A session record's state row: its values as they were when the row was taken, all
+    immutable, given their plain JSON form (`to_json`'s) only when the row is encoded, off
+    the event loop (see `detector.core.state_delta.Late`)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: tuple[Any, ...]) -> None:
+        self._values = values
+
+    def to_plain(self) -> dict[str, Any]:
+        (persisted, marks, session_id, key, last_seen, order, scope_binding, fas, children,
+         link, inherited) = self._values  # fmt: skip
+        data: dict[str, Any] = dict(zip(SessionRecord._PERSISTED, persisted, strict=True))
+        data.update(zip(_MARK_FIELDS, marks, strict=True))
+        data["session_id"] = session_id
+        data["key"] = list(key)
+        data["last_seen"] = iso_instant(last_seen)
+        data["order"] = order
+        data["scope_binding"] = scope_binding
+        data["fas"] = list(fas)
+        data["children"] = sorted(children)
+        data["link"] = link.to_json() if link else None
+        data["inherited"] = _inherited_json(inherited) if inherited else None
+        return data
 
 
 _read_persisted = operator.attrgetter(*SessionRecord._PERSISTED)

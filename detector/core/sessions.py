@@ -24,7 +24,7 @@ from detector.core.credentials import CredentialLink, is_minting, link_from_even
 from detector.core.delegation import DEFAULT_RULES, AgentCredentialRules
 from detector.core.events import CloudTrailEvent
 from detector.core.session_rules import build_view, ua_hints
-from detector.core.session_state import Inherited, SessionKey, SessionRecord
+from detector.core.session_state import Inherited, RecordRow, SessionKey, SessionRecord
 from detector.core.session_view import SessionView
 from detector.core.shared_values import SharedValues
 from detector.core.taxonomy import SessionKind
@@ -211,15 +211,15 @@ class SessionTracker:
         self._changed = set()
         self._changed_links = set()
 
-    def changes(self) -> tuple[dict[str, Any | None], dict[str, Any | None]]:
-        """Sessions and links changed since `track_changes` or `saved`, by id, as their
-        `snapshot` entries (times left as they are, see `encode_row`); None for one that is
-        gone."""
+    def changes(self) -> tuple[dict[str, RecordRow | None], dict[str, Any | None]]:
+        """Sessions and links changed since `track_changes` or `saved`, by id: a session as
+        its state row (`SessionRecord.row`, plain when encoded), a link as its `snapshot`
+        entry; None for one that is gone."""
         if self._changed is None or self._changed_links is None:
             raise StateError("the session tracker is not tracking its changes")
         by_id, links = self._by_id, self._links
         sessions = {
-            sid: record.to_json(late=True) if (record := by_id.get(sid)) is not None else None
+            sid: record.row() if (record := by_id.get(sid)) is not None else None
             for sid in self._changed
         }
         linked = {

@@ -12,7 +12,7 @@ more than the keys say, so stores stay ignorant of the pipeline's shape.
 A row is JSON once `encode_row` has encoded it. Batches wait while a delta is cut, not while
 it is encoded, so a part may hand over immutable values it keeps by the ten thousand (the
 sequence steps, their times) as they are, in new containers, and they take their plain form
-(`Late.to_list`; times as `iso_instant` writes them) as the save encodes them: formatting
+(`Late.to_plain`; times as `iso_instant` writes them) as the save encodes them: formatting
 them was over half of a cut.
 """
 
@@ -54,7 +54,7 @@ class StateDelta:
 class Late(Protocol):
     """An immutable value in a row that gives its plain JSON form when the row is encoded."""
 
-    def to_list(self) -> list[Any]: ...
+    def to_plain(self) -> Any: ...
 
 
 # A time left in a row (they are all UTC) is written as `iso_instant` writes it:
@@ -68,10 +68,10 @@ def encode_row(value: Any) -> bytes:
 
 
 def _plain(value: Any) -> Any:
-    to_list = getattr(value, "to_list", None)
-    if to_list is None:
+    to_plain = getattr(value, "to_plain", None)
+    if to_plain is None:
         raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
-    return to_list()
+    return to_plain()
 
 
 def row_key(path: str, key: str) -> str:

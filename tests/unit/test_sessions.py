@@ -8,12 +8,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from detector.core.agents import DEFAULT_MARKERS, AgentMarkerTable
 from detector.core.events import CloudTrailEvent
 from detector.core.parse import parse_record
 from detector.core.sessions import SessionTracker
+from detector.core.state_delta import encode_row
 from detector.core.taxonomy import SessionKind
 from detector.errors import StateError
 
@@ -617,6 +619,25 @@ def test_an_agent_mark_stays_on_its_session_live_and_restored() -> None:
         }
     fresh = restored.observe(record(iam_user("u5", key="AKIAEXAMPLEU5000001")))
     assert fresh.kind is SessionKind.HUMAN and fresh.agent is None
+
+
+def test_a_session_row_is_the_record_as_it_was_when_taken() -> None:
+    # The save encodes a cut's rows while later events change the records.
+    tracker = SessionTracker(TABLE)
+    tracker.track_changes()
+    alice = tracker.observe(record(ALICE))
+    tracker.observe(assume_role(ALICE, role="deploy", session="a", new_key="ASIAEXAMPLEKEY000008"))
+    sessions, _ = tracker.changes()
+    row = sessions[alice.session_id]
+    assert row is not None
+    before = orjson.dumps(tracker.snapshot()["sessions"][alice.session_id])
+    tracker.observe(assume_role(ALICE, role="deploy", session="b", new_key="ASIAEXAMPLEKEY000009"))
+    tracker.observe(record(ALICE, minute=5, userAgent=CLI.format(flags="AQ")))
+    tracker.promote(alice.session_id, agent="task-bot", evidence="bound to scope s1")
+    after = orjson.dumps(tracker.snapshot()["sessions"][alice.session_id])
+    assert after != before
+    assert encode_row(row) == before
+    assert encode_row(tracker.changes()[0][alice.session_id]) == after
 
 
 def test_restore_rejects_other_versions() -> None:
