@@ -65,7 +65,8 @@ class Inherited:
         )
 
 
-# What `take_identity` sets from the session's first event, in snapshot order.
+# The identity the session's first event gave (`take_identity`, and the key's parts), in
+# snapshot order.
 _IDENTITY_FIELDS = (
     "principal_type",
     "principal_arn",
@@ -83,9 +84,10 @@ _IDENTITY_FIELDS = (
     "credentials_issued_to",
     "invoked_by",
 )
-# Those many sessions share: of one role, user, account or issuer. Access key ids and issue
-# times are each session's own and are not shared.
-_SHARED_FIELDS = tuple(f for f in _IDENTITY_FIELDS if f not in ("access_key_id", "issued_at"))
+# Read from the key (see `SessionRecord.account_id`), never set.
+_KEY_FIELDS = ("account_id", "access_key_id", "issued_at")
+# Those many sessions share: of one role, user or issuer (the account is the key's).
+_SHARED_FIELDS = tuple(f for f in _IDENTITY_FIELDS if f not in _KEY_FIELDS)
 
 
 class SessionMarks:
@@ -141,8 +143,6 @@ class SessionRecord:
     """Mutable facts about one credential set. Owned by the tracker; never handed out."""
 
     __slots__ = (
-        "access_key_id",
-        "account_id",
         "children",
         "console",
         "credentials_issued_to",
@@ -152,7 +152,6 @@ class SessionRecord:
         "identity_provider",
         "inherited",
         "invoked_by",
-        "issued_at",
         "issuer_arn",
         "issuer_type",
         "key",
@@ -182,9 +181,6 @@ class SessionRecord:
         self.principal_type = "Unknown"
         self.principal_arn: str | None = None
         self.principal_id: str | None = None
-        self.account_id: str | None = None
-        self.access_key_id: str | None = None
-        self.issued_at: str | None = None
         self.user_name: str | None = None
         self.issuer_arn: str | None = None
         self.issuer_type: str | None = None
@@ -207,14 +203,26 @@ class SessionRecord:
         # What it passes on to the sessions it minted; None while it has minted none.
         self.export: Inherited | None = None
 
-    def take_identity(self, actor: Actor, account_id: str | None) -> None:
-        """Identity fields, constant for one credential set, from the session's first event."""
+    # The account, the access key and the issue time are parts of the key (`session_key`):
+    # read from it rather than held twice, a million sessions over.
+    @property
+    def account_id(self) -> str | None:
+        return self.key[0] or None
+
+    @property
+    def access_key_id(self) -> str | None:
+        return self.key[2] or None
+
+    @property
+    def issued_at(self) -> str | None:
+        return self.key[3] or None
+
+    def take_identity(self, actor: Actor) -> None:
+        """Identity fields, constant for one credential set, from the session's first event
+        (the account, access key and issue time are the key's)."""
         self.principal_type = actor.type
         self.principal_arn = actor.arn or None
         self.principal_id = actor.principal_id
-        self.account_id = account_id
-        self.access_key_id = actor.access_key_id
-        self.issued_at = actor.session_created_at
         self.user_name = actor.user_name
         self.issuer_arn = actor.session_issuer_arn
         self.issuer_type = actor.session_issuer_type
@@ -233,14 +241,9 @@ class SessionRecord:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, shared(value))
-        # The key brought copies of its own of the account and the principal. The access key
-        # and the issue time are this session's alone: one object each, the field's (a
-        # restored record read the key and the fields as separate strings).
+        # The key brought copies of its own of the account and the principal; the access key
+        # and the issue time are this session's alone.
         account, principal, access_key, issued = self.key
-        if access_key == self.access_key_id:
-            access_key = self.access_key_id
-        if issued == self.issued_at:
-            issued = self.issued_at
         self.key = (shared(account), shared(principal), access_key, issued)
 
     def add_fas(self, service: str) -> bool:
@@ -288,7 +291,8 @@ class SessionRecord:
         a, b, c, d = data["key"]
         record = cls(data["session_id"], (a, b, c, d), datetime.fromisoformat(data["last_seen"]))
         for name in cls._PERSISTED:
-            setattr(record, name, data[name])
+            if name not in _KEY_FIELDS:
+                setattr(record, name, data[name])
         # scope_binding was added after the first snapshot format; older snapshots have none.
         scope_binding = data.get("scope_binding")
         marks = [data[name] for name in _MARK_FIELDS]

@@ -283,7 +283,7 @@ class SessionTracker:
 
     def _create(self, key: SessionKey, event: CloudTrailEvent) -> SessionRecord:
         record = SessionRecord(session_id_for(key), key, event.event_time)
-        record.take_identity(event.actor, key[0] or None)
+        record.take_identity(event.actor)
         record.share(self._shared)
         access_key = record.access_key_id
         if access_key is not None:
