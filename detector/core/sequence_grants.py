@@ -10,7 +10,6 @@ the uses already seen.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from detector.core.sequence_state import SessionState
 from detector.core.sequence_steps import Step
@@ -63,28 +62,28 @@ class GrantIndex:
     def holders_of(self, key: str) -> tuple[str, ...]:
         return tuple(self._holders.get(key, ()))
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "grants": {
-                key: [[sid, grant.event_id] for sid, grant in entries]
-                for key, entries in self._grants.items()
-            },
-            "holders": {key: list(sids) for key, sids in self._holders.items()},
-        }
+    def __len__(self) -> int:
+        """Identity keys that hold grants."""
+        return len(self._grants)
 
-    def restore(self, data: Mapping[str, Any], sessions: Mapping[str, SessionState]) -> None:
-        """The index from `snapshot`, pointing at the grant steps of the restored sessions."""
-        by_id = {
-            (sid, grant.event_id): grant
-            for sid, state in sessions.items()
-            for grant in state.grants
-        }
+    def rebuild(self, sessions: Mapping[str, SessionState]) -> None:
+        """The index of `sessions` as restored: their grants, oldest first, and the sessions
+        that act as each identity, the most recently active last.
+
+        Derived rather than saved: it names every identity a live session acts as, so a
+        snapshot holding it would write it whole at every flush whatever changed.
+        """
         self._grants = {}
-        for key, entries in data.get("grants", {}).items():
-            found = [(sid, by_id[(sid, eid)]) for sid, eid in entries if (sid, eid) in by_id]
-            if found:
-                self._grants[key] = found
-        self._holders = {key: list(sids) for key, sids in data.get("holders", {}).items()}
+        kept = [grant for state in sessions.values() for grant in state.grants]
+        for grant in sorted(kept, key=lambda grant: grant.at):
+            self.add(grant)
+        self._holders = {}
+        for session_id, state in sorted(sessions.items(), key=lambda item: item[1].high):
+            for key in state.identities:
+                self.hold(key, session_id)
+            for call in state.calls:
+                for key in call.uses:
+                    self.hold(key, session_id)
 
 
 def uses_of(state: SessionState, key: str) -> list[Step]:

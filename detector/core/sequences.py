@@ -111,6 +111,11 @@ class SequenceDetector:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    @property
+    def indexed_grants(self) -> int:
+        """Identity keys that hold grants made by live sessions."""
+        return len(self._grants)
+
     def states(self) -> list[SessionState]:
         """The state kept per session, for inspection."""
         return list(self._sessions.values())
@@ -387,12 +392,8 @@ class SequenceDetector:
         }
 
     def shared_snapshot(self) -> dict[str, Any]:
-        return {
-            "version": SNAPSHOT_VERSION,
-            "late_events": self.late_events,
-            "sessions": {},
-            **self._grants.snapshot(),
-        }
+        # The grant index is not saved: `restore` rebuilds it from the sessions' states.
+        return {"version": SNAPSHOT_VERSION, "late_events": self.late_events, "sessions": {}}
 
     def session_snapshot(self, session_id: str) -> dict[str, Any]:
         state = self._sessions.get(session_id)
@@ -406,8 +407,9 @@ class SequenceDetector:
         }
         for state in self._sessions.values():
             state.identities = self._shared(state.identities)
+        # Snapshots from before the index was derived hold it too; it is rebuilt all the same.
         self._grants = GrantIndex()
-        self._grants.restore(data, self._sessions)
+        self._grants.rebuild(self._sessions)
 
 
 def sequence_finding(ctx: EventContext, match: Match, policy: SeverityPolicy) -> Finding:

@@ -19,6 +19,8 @@ from detector.wiring import build_pipeline
 from tests.scenario import DEMO, incident, scenario
 from tests.unit.sequence_events import (
     AGENT,
+    NEW_KEY,
+    agent_creates_key,
     at,
     call,
     pipeline,
@@ -141,6 +143,22 @@ def test_a_restart_mid_sequence_resumes_it_once(tmp_path: Path) -> None:
     assert run(again, retry) == []
 
 
+def test_a_restart_keeps_who_acts_as_an_identity_for_a_grant_that_arrives_late(
+    tmp_path: Path,
+) -> None:
+    # The key's use is delivered before the call that created it; a restart in between.
+    used = call("u1", "s3:ListBuckets", at(3), identity=user("backup", NEW_KEY))
+    continuous = pipeline(tmp_path)
+    assert run(continuous, used) == []
+    expected = [f.to_record() for f in run(continuous, agent_creates_key("k1", at(1)))]
+    assert [r["event_id"] for r in expected] == ["k1"]
+    before = pipeline(tmp_path)
+    run(before, used)
+    after = pipeline(tmp_path)
+    after.restore(orjson.loads(orjson.dumps(before.snapshot())))
+    assert [f.to_record() for f in run(after, agent_creates_key("k1", at(1)))] == expected
+
+
 def test_a_restart_keeps_grants_for_uses_in_other_sessions(tmp_path: Path) -> None:
     before = pipeline(tmp_path)
     run(
@@ -207,9 +225,9 @@ def test_forgotten_sessions_take_their_sequences_with_them(tmp_path: Path) -> No
             call(f"c{index}", "iam:CreateAccessKey", at(index), identity=person, response=key)
         )
     assert len(p.sequences) == 3
-    assert len(p.sequences.snapshot()["grants"]) == 3
+    assert p.sequences.indexed_grants == 3
     p.evict_idle(parse_record(_later()).event_time)
-    assert len(p.sequences) == 0 and p.sequences.snapshot()["grants"] == {}
+    assert len(p.sequences) == 0 and p.sequences.indexed_grants == 0
 
 
 def _later() -> dict[str, Any]:
