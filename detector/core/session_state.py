@@ -125,17 +125,9 @@ class SessionMarks:
         self.scope_binding: str | None = None
 
 
-# Persisted with the record's own fields, in snapshot order.
-_MARK_FIELDS = (
-    "agent",
-    "agent_confidence",
-    "agent_evidence",
-    "agent_rank",
-    "login_evidence",
-    "promoted",
-    "promoted_agent",
-    "promoted_evidence",
-)
+# Persisted with the record's own fields, in snapshot order; the scope binding, added to
+# the snapshot later, on its own.
+_MARK_FIELDS = tuple(name for name in SessionMarks.__slots__ if name != "scope_binding")
 NO_MARKS = SessionMarks()
 
 
@@ -290,9 +282,8 @@ class SessionRecord:
     def from_json(cls, data: Mapping[str, Any]) -> SessionRecord:
         a, b, c, d = data["key"]
         record = cls(data["session_id"], (a, b, c, d), datetime.fromisoformat(data["last_seen"]))
-        for name in cls._PERSISTED:
-            if name not in _KEY_FIELDS:
-                setattr(record, name, data[name])
+        for name in _RESTORED:
+            setattr(record, name, data[name])
         # scope_binding was added after the first snapshot format; older snapshots have none.
         scope_binding = data.get("scope_binding")
         marks = [data[name] for name in _MARK_FIELDS]
@@ -337,6 +328,8 @@ class RecordRow:
 
 
 _read_persisted = operator.attrgetter(*SessionRecord._PERSISTED)
+# What a restore sets; the rest of the persisted fields are the key's.
+_RESTORED = tuple(name for name in SessionRecord._PERSISTED if name not in _KEY_FIELDS)
 _read_marks = operator.attrgetter(*_MARK_FIELDS)
 _NO_MARK_VALUES = list(_read_marks(NO_MARKS))
 _UNBUILT = SessionView(session_id="", kind=SessionKind.UNKNOWN)
